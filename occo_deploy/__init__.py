@@ -1,0 +1,37 @@
+"""occo-deploy: deployment engine for the OCCO infrared + visible image-fusion network.
+
+``from occo_deploy import Fuser`` is the runtime; it never imports torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from occo_deploy.errors import (
+    CheckpointError,
+    EngineError,
+    ExportError,
+    InputError,
+    MissingDependencyError,
+    OccoDeployError,
+    ShapeError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError", "EngineError", "ExportError", "Fuser", "InputError", "MissingDependencyError",
+    "OccoDeployError", "ShapeError", "__version__",
+]
+
+if TYPE_CHECKING:
+    from occo_deploy.runtime.fuser import Fuser
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so `import occo_deploy` stays cheap (no OpenCV/ONNX Runtime until a Fuser is made).
+    if name == "Fuser":
+        from occo_deploy.runtime.fuser import Fuser
+
+        return Fuser
+    raise AttributeError(f"module 'occo_deploy' has no attribute {name!r}")

@@ -1,0 +1,277 @@
+"""The OCCO fusion network (inference part), written for export.
+
+Module and parameter names follow the reference code (GitHub bociic/OCCO, ``models/net.py``, class
+``occo``) so that official checkpoints load with ``load_state_dict`` unchanged. The arithmetic follows
+the reference too, with three deliberate differences that do not change a single output value:
+
+* no Python branching on tensor sizes, so the graph exports with dynamic height and width;
+* the reference's fourth encoder stage max-pools its output and throws it away; we skip that pool;
+* ``Attention_fusion.space_weight2`` is never called by the reference (``space_weight1`` weighs both
+  branches); it is kept here only so its parameters load.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Attention heads per fusion stage, as hard-coded by the reference (not recoverable from weights).
+FUSION_HEADS = (4, 4, 4, 1)
+#: Widths of the published model; checkpoints may use others, see ``checkpoint.infer_widths``.
+DEFAULT_WIDTHS = (32, 64, 112, 160)
+
+
+class ChannelWeights(nn.Module):
+    """Per-channel gates for both branches from global average and max pooling."""
+
+    def __init__(self, dim: int, reduction: int = 1) -> None:
+        super().__init__()
+        self.dim = dim
+        self.mlp = nn.Sequential(
+            nn.Linear(dim * 4, dim * 4 // reduction),
+            nn.ReLU(inplace=True),
+            nn.Linear(dim * 4 // reduction, dim * 2),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat((x1, x2), dim=1)
+        pooled = torch.cat((x.mean(dim=(2, 3)), x.amax(dim=(2, 3))), dim=1)  # B x 4C
+        gates = self.mlp(pooled)  # B x 2C: first C gate x1, next C gate x2
+        w1, w2 = gates.unflatten(1, (2, self.dim)).unbind(1)
+        return w1[:, :, None, None], w2[:, :, None, None]
+
+
+class SpatialWeight(nn.Module):
+    """A per-pixel gate from a two-layer 1x1 convolution."""
+
+    def __init__(self, dim: int, reduction: int = 1) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Conv2d(dim, dim // reduction, kernel_size=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(dim // reduction, 1, kernel_size=1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x)
+
+
+def _pointwise(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+    """A token-wise ``nn.Linear`` applied to an N x C x H x W map, as the 1x1 convolution it equals."""
+    return F.conv2d(x, linear.weight[:, :, None, None], linear.bias)
+
+
+def _layer_norm_channels(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
+    """``nn.LayerNorm`` over the channels of each pixel of an N x C x H x W map (two-pass variance)."""
+    mean = x.mean(dim=1, keepdim=True)
+    centred = x - mean
+    var = (centred * centred).mean(dim=1, keepdim=True)
+    return centred * torch.rsqrt(var + norm.eps) * norm.weight[:, None, None] + norm.bias[:, None, None]
+
+
+class CrossAttention(nn.Module):
+    """Linear ("efficient") attention across the two branches.
+
+    Keys and values of one branch are reduced to a head_dim x head_dim context (softmax over the key
+    axis, as the reference's ``softmax(dim=-2)``); the other branch's features are the queries. Cost
+    is linear in the pixel count, which is why the first stage can run at full resolution.
+
+    The reference works on tokens (N x HW x C) and transposes to and from them around every step. We
+    keep feature maps (N x C x H x W): reshaped to N x heads x head_dim x HW they *are* the transposed
+    keys, values and queries, so ``ctx = k^T v`` and ``q ctx`` become products with small hd x hd
+    matrices and no full-resolution transpose is ever materialised. Same sums, same results up to
+    float summation order.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.kv1 = nn.Linear(dim, dim * 2, bias=qkv_bias)
+        self.kv2 = nn.Linear(dim, dim * 2, bias=qkv_bias)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        """N x C x H x W -> N x heads x head_dim x HW (channel c = head * head_dim + d, as the reference)."""
+        return x.reshape(x.shape[0], self.num_heads, x.shape[1] // self.num_heads, -1)
+
+    def _context(self, x: torch.Tensor, kv: nn.Linear) -> torch.Tensor:
+        k, v = _pointwise(x, kv).chunk(2, dim=1)  # the reference's kv output is [k | v] along channels
+        k_t, v_t = self._split(k), self._split(v)  # k^T and v^T of the reference
+        return ((k_t @ v_t.transpose(-2, -1)) * self.scale).softmax(dim=-2)
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx1 = self._context(x1, self.kv1)
+        ctx2 = self._context(x2, self.kv2)
+        # reference: y1 = q1 @ ctx2 on tokens; transposed: y1^T = ctx2^T @ q1^T.
+        y1 = (ctx2.transpose(-2, -1) @ self._split(x1)).reshape(x1.shape)
+        y2 = (ctx1.transpose(-2, -1) @ self._split(x2)).reshape(x2.shape)
+        return y1, y2
+
+
+class CrossPath_V2(nn.Module):  # noqa: N801 - reference name, part of the state-dict keys
+    """Channel-gated features attend across branches; spatially gated ones join them; LayerNorm.
+
+    Works on N x C x H x W maps; the reference's per-token Linear and LayerNorm act per pixel here.
+    """
+
+    def __init__(self, dim: int, reduction: int = 1, num_heads: int = 1) -> None:
+        super().__init__()
+        self.channel_proj3 = nn.Linear(dim, dim)
+        self.channel_proj4 = nn.Linear(dim, dim)
+        self.act = nn.ReLU(inplace=True)
+        self.end_proj1 = nn.Linear(dim * 2, dim)
+        self.end_proj2 = nn.Linear(dim * 2, dim)
+        self.cross_attn = CrossAttention(dim // reduction, num_heads=num_heads)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+
+    def forward(
+        self,
+        x1: torch.Tensor,
+        x2: torch.Tensor,
+        c1: torch.Tensor,
+        c2: torch.Tensor,
+        s1: torch.Tensor,
+        s2: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        c1, c2 = self.cross_attn(
+            self.act(_pointwise(c1, self.channel_proj3)), self.act(_pointwise(c2, self.channel_proj4))
+        )
+        out1 = _layer_norm_channels(x1 + _pointwise(torch.cat((s1, c1), dim=1), self.end_proj1), self.norm1)
+        out2 = _layer_norm_channels(x2 + _pointwise(torch.cat((s2, c2), dim=1), self.end_proj2), self.norm2)
+        return out1, out2
+
+
+class ChannelEmbed(nn.Module):
+    """Residual 1x1 conv plus a depthwise-separable branch, BatchNorm, on the concatenated branches."""
+
+    def __init__(self, in_channels: int, out_channels: int, reduction: int = 1) -> None:
+        super().__init__()
+        mid = out_channels // reduction
+        self.residual = nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False)
+        self.channel_embed = nn.Sequential(
+            nn.Conv2d(in_channels, mid, kernel_size=1, bias=True),
+            nn.Conv2d(mid, mid, kernel_size=3, stride=1, padding=1, bias=True, groups=mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, out_channels, kernel_size=1, bias=True),
+            nn.BatchNorm2d(out_channels),
+        )
+        self.norm = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.residual(x) + self.channel_embed(x))
+
+
+class Attention_fusion(nn.Module):  # noqa: N801 - reference name, part of the state-dict keys
+    """Fuses the visible and infrared feature maps of one encoder stage."""
+
+    def __init__(self, dim: int, reduction: int = 1, num_heads: int = 1) -> None:
+        super().__init__()
+        self.cross = CrossPath_V2(dim=dim, reduction=reduction, num_heads=num_heads)
+        self.channel_emb = ChannelEmbed(in_channels=dim * 2, out_channels=dim, reduction=reduction)
+        self.channel_weight = ChannelWeights(dim=dim, reduction=reduction)
+        self.space_weight1 = SpatialWeight(dim=dim, reduction=reduction)
+        # Never called: the reference weighs both branches with space_weight1. Kept for the keys.
+        self.space_weight2 = SpatialWeight(dim=dim, reduction=reduction)
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        w1, w2 = self.channel_weight(x1, x2)
+        t1, t2 = self.cross(x1, x2, w1 * x1, w2 * x2, self.space_weight1(x1) * x1, self.space_weight1(x2) * x2)
+        return self.channel_emb(torch.cat((t1, t2), dim=1))
+
+
+class unetUp(nn.Module):  # noqa: N801 - reference name, part of the state-dict keys
+    """Decoder step: upsample x2, match the skip connection's size, concatenate, two 3x3 convs."""
+
+    def __init__(self, in_size: int, out_size: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_size, out_size, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(out_size, out_size, kernel_size=3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, skip: torch.Tensor, deep: torch.Tensor) -> torch.Tensor:
+        # nn.UpsamplingBilinear2d in the reference: bilinear with align_corners=True.
+        up = F.interpolate(deep, scale_factor=2.0, mode="bilinear", align_corners=True)
+        # The skip is s tall, the upsampled map 2*floor(s/2): the reference reflect-pads the
+        # difference (0 or 1) on the bottom/right. Pad amounts computed from the sizes (an ONNX Pad
+        # with runtime pads) keep H and W dynamic without a shape-dependent Python branch.
+        dh = skip.shape[2] - up.shape[2]
+        dw = skip.shape[3] - up.shape[3]
+        up = F.pad(up, (0, dw, 0, dh), mode="reflect")
+        x = self.relu(self.conv1(torch.cat([skip, up], 1)))
+        return self.relu(self.conv2(x))
+
+
+class DownsampleLayer(nn.Module):
+    """Encoder stage: two conv-BN-ReLU, then a 2x2 max pool for the next stage."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.Conv_BN_ReLU_2 = nn.Sequential(
+            nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=1, padding=1),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(),
+            nn.Conv2d(out_ch, out_ch, kernel_size=3, stride=1, padding=1),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.Conv_BN_ReLU_2(x)
+
+    @staticmethod
+    def pool(x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(x, 2, 2)
+
+
+class OCCO(nn.Module):
+    """Dual-branch U-Net: ``forward(y, ir)`` takes visible luminance and infrared, N x 1 x H x W in [0, 1].
+
+    Returns the raw fused luminance (unnormalised; the pipeline min-max normalises it per image).
+    """
+
+    def __init__(self, nb_filter: tuple[int, int, int, int] | list[int] = DEFAULT_WIDTHS) -> None:
+        super().__init__()
+        f = list(nb_filter)
+        self.widths = tuple(f)
+        self.v1 = DownsampleLayer(1, f[0])
+        self.v2 = DownsampleLayer(f[0], f[1])
+        self.v3 = DownsampleLayer(f[1], f[2])
+        self.v4 = DownsampleLayer(f[2], f[3])
+        self.i1 = DownsampleLayer(1, f[0])
+        self.i2 = DownsampleLayer(f[0], f[1])
+        self.i3 = DownsampleLayer(f[1], f[2])
+        self.i4 = DownsampleLayer(f[2], f[3])
+        self.fusion1 = Attention_fusion(dim=f[0], num_heads=FUSION_HEADS[0])
+        self.fusion2 = Attention_fusion(dim=f[1], num_heads=FUSION_HEADS[1])
+        self.fusion3 = Attention_fusion(dim=f[2], num_heads=FUSION_HEADS[2])
+        self.fusion4 = Attention_fusion(dim=f[3], num_heads=FUSION_HEADS[3])
+        self.up_concat3 = unetUp(f[3] + f[2], f[2])
+        self.up_concat2 = unetUp(f[2] + f[1], f[1])
+        self.up_concat1 = unetUp(f[1] + f[0], f[0])
+        self.final = nn.Conv2d(f[0], 1, 1)
+
+    @staticmethod
+    def _encode(stages: list[DownsampleLayer], x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        for k, stage in enumerate(stages):
+            if k:
+                x = stage.pool(x)
+            x = stage(x)
+            feats.append(x)
+        return feats
+
+    def forward(self, y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+        v = self._encode([self.v1, self.v2, self.v3, self.v4], y)
+        i = self._encode([self.i1, self.i2, self.i3, self.i4], ir)
+        fu1 = self.fusion1(v[0], i[0])
+        fu2 = self.fusion2(v[1], i[1])
+        fu3 = self.fusion3(v[2], i[2])
+        fu4 = self.fusion4(v[3], i[3])
+        up3 = self.up_concat3(fu3, fu4)
+        up2 = self.up_concat2(fu2, up3)
+        up1 = self.up_concat1(fu1, up2)
+        return self.final(up1)

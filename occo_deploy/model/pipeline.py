@@ -1,0 +1,63 @@
+"""The reference's whole test-time pipeline around the network, as one module to export.
+
+uint8 frames in, as OpenCV gives them (visible N x H x W x 3 BGR, infrared N x H x W), uint8 fused
+N x H x W x 3 BGR out. The steps and constants are those of the reference ``main.py``: ``RGB2YCrCb``,
+the network on (Y, IR), min-max of the output *per sample*, ``YCbCr2RGB`` with the visible chroma, and
+``np.uint8(x * 255.)``, i.e. truncation. Putting them in the graph keeps every backend end to end.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from occo_deploy.model.net import OCCO
+
+# Guards the min-max division for a constant network output (the reference divides by zero there).
+# Far below any real output range (~1 to 10), so it never changes a real result.
+_RANGE_EPS = 1e-12
+
+
+def rgb_to_ycrcb(r: torch.Tensor, g: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Reference ``RGB2YCrCb`` on [0, 1] planes, same operation order (so the same float rounding)."""
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cr = (r - y) * 0.713 + 0.5
+    cb = (b - y) * 0.564 + 0.5
+    return y.clamp(0.0, 1.0), cr.clamp(0.0, 1.0), cb.clamp(0.0, 1.0)
+
+
+def ycrcb_to_rgb(y: torch.Tensor, cr: torch.Tensor, cb: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Reference ``YCbCr2RGB`` (a 3x3 matrix after a -0.5 chroma bias), clamped to [0, 1]."""
+    cr = cr - 0.5
+    cb = cb - 0.5
+    r = y + 1.403 * cr
+    g = y - 0.714 * cr - 0.344 * cb
+    b = y + 1.773 * cb
+    return r.clamp(0.0, 1.0), g.clamp(0.0, 1.0), b.clamp(0.0, 1.0)
+
+
+def minmax_per_sample(x: torch.Tensor) -> torch.Tensor:
+    """(x - min) / (max - min) over each sample, so a batch of N equals N single calls."""
+    lo = x.amin(dim=(1, 2, 3), keepdim=True)
+    hi = x.amax(dim=(1, 2, 3), keepdim=True)
+    return (x - lo) / (hi - lo).clamp_min(_RANGE_EPS)
+
+
+class FusionPipeline(nn.Module):
+    """``forward(visible, infrared) -> fused`` with the engine I/O contract of every backend."""
+
+    def __init__(self, net: OCCO) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, visible: torch.Tensor, infrared: torch.Tensor) -> torch.Tensor:
+        vis = visible.permute(0, 3, 1, 2).to(torch.float32) / 255.0  # N x 3 x H x W, BGR
+        ir = infrared.unsqueeze(1).to(torch.float32) / 255.0
+        b, g, r = vis[:, 0:1], vis[:, 1:2], vis[:, 2:3]
+        y, cr, cb = rgb_to_ycrcb(r, g, b)
+        fused_y = minmax_per_sample(self.net(y, ir))
+        r, g, b = ycrcb_to_rgb(fused_y, cr, cb)
+        bgr = torch.cat((b, g, r), dim=1).permute(0, 2, 3, 1)
+        # np.uint8(x * 255.) truncates; values are >= 0 after the clamp, so floor is the same and is
+        # defined identically by every backend (a bare float->uint8 cast may round on some).
+        return torch.floor(bgr * 255.0).to(torch.uint8)
