@@ -1,0 +1,191 @@
+"""Checkpoint -> ONNX with the whole pipeline inside, verified against PyTorch, with a sidecar.
+
+The only stage that needs torch (the ``export`` extra); it is imported here and nowhere in the runtime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from occo_deploy.contract import FUSED, INFRARED, MIN_SIDE, VISIBLE, base_sidecar, sidecar_path
+from occo_deploy.errors import ExportError, require
+from occo_deploy.files import atomic_output, check_writable, sha256_file, write_json_atomic
+
+DEFAULT_OPSET = 18  # LayerNormalization is native from 17; TensorRT 10 and ONNX Runtime take 18
+#: Largest |difference| in grey levels between ONNX Runtime and PyTorch that verification accepts:
+#: float reordering can flip the final truncation of a few pixels by one level, never more.
+MAX_GREY_DIFF = 1
+
+
+@dataclass
+class ExportResult:
+    onnx: Path
+    sidecar: Path
+    info: dict[str, Any]
+    seconds: float
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """The torch exporter prints progress and warnings; library code must not print."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _export_graph(pipeline: Any, path: Path, opset: int) -> None:
+    torch = require("torch", "export", "export")
+    # Example batch of 2 and odd sizes: torch.export specialises dimensions whose example is 1, and
+    # odd sizes exercise the decoder's reflection padding while tracing.
+    visible = torch.zeros((2, 37, 53, 3), dtype=torch.uint8)
+    infrared = torch.zeros((2, 37, 53), dtype=torch.uint8)
+    batch = torch.export.Dim("batch", min=1)
+    height = torch.export.Dim("height", min=MIN_SIDE)
+    width = torch.export.Dim("width", min=MIN_SIDE)
+    dims = {0: batch, 1: height, 2: width}
+    with _quiet():
+        program = torch.onnx.export(
+            pipeline,
+            (visible, infrared),
+            dynamo=True,
+            input_names=[VISIBLE, INFRARED],
+            output_names=[FUSED],
+            dynamic_shapes={"visible": dims, "infrared": dims},
+            opset_version=opset,
+            external_data=False,
+        )
+        program.save(str(path))
+
+
+def _verify(pipeline: Any, path: Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """Run ONNX Runtime and PyTorch on real pairs; the fused frames may differ by MAX_GREY_DIFF at most."""
+    import onnxruntime as ort
+
+    torch = require("torch", "export", "export")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    worst = 0
+    differing = 0
+    total = 0
+    checked = []
+    for ir, vis in pairs:
+        feeds = {VISIBLE: np.ascontiguousarray(vis), INFRARED: np.ascontiguousarray(ir)}
+        got = session.run([FUSED], feeds)[0]
+        with torch.no_grad():
+            want = pipeline(torch.from_numpy(feeds[VISIBLE]), torch.from_numpy(feeds[INFRARED])).numpy()
+        if got.shape != want.shape or got.dtype != np.uint8:
+            raise ExportError(f"exported graph returned {got.dtype} {got.shape}, PyTorch {want.shape}")
+        diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
+        worst = max(worst, int(diff.max()))
+        differing += int((diff > 0).sum())
+        total += diff.size
+        checked.append(list(vis.shape[:3]))
+    result = {
+        "reference": "pytorch eager (same checkpoint)",
+        "runtime": f"onnxruntime {ort.__version__} CPU",
+        "inputs_nhw": checked,
+        "metric": "max |fused - reference| in grey levels",
+        "value": worst,
+        "pixels_differing_fraction": differing / total,
+    }
+    if worst > MAX_GREY_DIFF:
+        raise ExportError(
+            f"exported graph differs from PyTorch by {worst} grey levels (at most {MAX_GREY_DIFF} expected); "
+            "report this with the checkpoint and versions"
+        )
+    return result
+
+
+def _verification_pairs(frames: tuple[np.ndarray, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The real pair at full size (batch 1), and a batch of two odd-sized crops of it."""
+    ir, vis = frames
+    crop_a = (ir[:37, :53], vis[:37, :53])
+    crop_b = (ir[-37:, -53:], vis[-37:, -53:])
+    return [
+        (ir[None], vis[None]),
+        (np.stack([crop_a[0], crop_b[0]]), np.stack([crop_a[1], crop_b[1]])),
+    ]
+
+
+def export_onnx(
+    checkpoint: str | Path,
+    output: str | Path,
+    *,
+    verify_with: tuple[np.ndarray, np.ndarray],
+    force: bool = False,
+    opset: int = DEFAULT_OPSET,
+    trusted: bool = False,
+) -> ExportResult:
+    """Export ``checkpoint`` to ``output`` (+ ``output.json``), verified on ``verify_with`` = (ir, vis).
+
+    ``verify_with`` is one real pair in contract form (gray H x W infrared, BGR H x W x 3 visible),
+    at least 37 x 53. Nothing is written unless export and verification both succeed.
+    """
+    start = time.perf_counter()
+    require("torch", "export", "export")
+    require("onnxscript", "export", "export")
+    from occo_deploy.model.checkpoint import load_model
+    from occo_deploy.model.pipeline import FusionPipeline
+
+    output = Path(output)
+    meta = sidecar_path(output)
+    check_writable(output, force)
+    check_writable(meta, force)
+    ir, vis = verify_with
+    if ir.shape[:2] != vis.shape[:2] or ir.shape[0] < 37 or ir.shape[1] < 53:
+        raise ExportError(f"verification pair must be one size, at least 37x53 (got {ir.shape} and {vis.shape})")
+
+    model = load_model(checkpoint, trusted=trusted)
+    pipeline = FusionPipeline(model).eval()
+    with atomic_output(output, force) as tmp:
+        try:
+            _export_graph(pipeline, tmp, opset)
+        except ExportError:
+            raise
+        except Exception as exc:  # the exporter raises many private error types
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ExportError(f"torch.onnx.export failed: {first[:200]}") from exc
+        verification = _verify(pipeline, tmp, _verification_pairs((ir, vis)))
+        info = _sidecar(checkpoint, tmp, opset, model.widths, verification)
+    write_json_atomic(meta, info, force=force)
+    return ExportResult(output, meta, info, time.perf_counter() - start)
+
+
+def _sidecar(checkpoint: str | Path, onnx_path: Path, opset: int, widths: tuple[int, ...],
+             verification: dict[str, Any]) -> dict[str, Any]:
+    import onnx
+    import onnxruntime
+    import onnxscript
+    import torch
+
+    info = base_sidecar(kind="onnx", fmt="onnx", precision="fp32", backend=None)
+    info["shapes"] = {"dynamic": True, "batch": [1, None], "height": [MIN_SIDE, None], "width": [MIN_SIDE, None]}
+    info["model"] = {"network": "occo", "nb_filter": list(widths), "opset": opset}
+    info["source"] = {
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": sha256_file(checkpoint),
+        "onnx_sha256": sha256_file(onnx_path),
+    }
+    info["versions"].update(
+        {"torch": torch.__version__, "onnx": onnx.__version__, "onnxscript": onnxscript.__version__,
+         "onnxruntime": onnxruntime.__version__, "exporter": "torch.onnx.export(dynamo=True)"}
+    )
+    info["verification"] = verification
+    return info
