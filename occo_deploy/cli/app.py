@@ -1,0 +1,54 @@
+"""The ``occo-deploy`` command: one module per verb, registered here."""
+
+from __future__ import annotations
+
+import os
+
+# OpenCV and its FFmpeg print decoder complaints to stderr; the CLI reports each problem itself in
+# one line. Set before OpenCV is imported; users can still ask for them by setting the variables.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+import typer  # noqa: E402
+
+from occo_deploy import __version__  # noqa: E402
+
+app = typer.Typer(
+    name="occo-deploy",
+    help="Deploy OCCO infrared + visible fusion: export a checkpoint to ONNX, fuse images and videos.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts hold literal [brackets]
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"occo-deploy {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Checkpoint -> export/occo.onnx -> fused frames, on ONNX Runtime (CPU) by default."""
+
+
+def _register() -> None:
+    from occo_deploy.cli import export_cmd, fuse_cmd
+
+    app.command("export")(export_cmd.export)
+    app.command("fuse")(fuse_cmd.fuse)
+
+
+_register()
+
+
+def main() -> None:
+    app(prog_name="occo-deploy")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""What every verb shares: one-line errors with exit codes, consoles, rendering of reports."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from occo_deploy.errors import OccoDeployError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# markup off: paths and engine names contain brackets that rich would eat as tags.
+out = Console(highlight=False, markup=False)
+err = Console(stderr=True, highlight=False, markup=False)
+
+EXIT_INTERRUPTED = 130
+
+
+def one_line_errors(func: F) -> F:
+    """Turn library errors into one line on stderr and their exit code, Ctrl-C into 130.
+
+    Anything else is a bug in occo-deploy and keeps its traceback (set OCCO_DEBUG=1 to also see
+    tracebacks of the expected errors).
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except OccoDeployError as exc:
+            if os.environ.get("OCCO_DEBUG"):
+                raise
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: partial outputs were removed", soft_wrap=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def latency_table(latency: dict[str, Any], title: str = "latency per call (ms)") -> Table:
+    """Stage rows in pipeline order with count, mean and percentiles, as trtexec summarises."""
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("stage")
+    for col in ("count", "mean", "p50", "p90", "p99", "max"):
+        table.add_column(col, justify="right")
+    for stage, s in latency.get("stages", {}).items():
+        table.add_row(stage, str(s["count"]), *(f"{s[k]:.1f}" for k in
+                                                ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")))
+    return table
+
+
+def human_bytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"

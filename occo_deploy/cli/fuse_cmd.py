@@ -1,0 +1,99 @@
+"""``occo-deploy fuse``: image pairs, folders of pairs or videos -> fused output and a latency report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from occo_deploy.cli.common import err, latency_table, one_line_errors, out
+from occo_deploy.errors import InputError
+from occo_deploy.files import check_writable, write_json_atomic
+
+
+@one_line_errors
+def fuse(
+    ir: Optional[Path] = typer.Argument(None, help="Infrared image, folder of images, or video."),
+    vis: Optional[Path] = typer.Argument(None, help="Visible image, folder, or video (same kind as IR)."),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output", help="Output image, folder or video [default: fused.png | fused/ | fused.mp4]."),
+    engine: Optional[Path] = typer.Option(
+        None, "--engine", help="Exported .onnx or built engine [default: newest in engines/, else export/occo.onnx]."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Frames per inference call."),
+    offset_ms: float = typer.Option(0.0, "--offset-ms", help="Known lag of the IR stream behind the visible one (ms)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference [default: all]."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write the summary as JSON here."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+    demo: bool = typer.Option(False, "--demo", help="Fuse the bundled sample clips (IR and VIS not needed)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+) -> None:
+    """Fuse infrared + visible pairs: two images, two folders (pairs by file name) or two videos."""
+    from occo_deploy import demo as demo_assets
+    from occo_deploy.runtime.fuser import Fuser
+    from occo_deploy.video import jobs
+    from occo_deploy.workspace import default_engine
+
+    if demo:
+        if ir is not None or vis is not None:
+            raise InputError("--demo fuses the bundled clips; give either IR and VIS or --demo")
+        ir, vis = demo_assets.IR_CLIP, demo_assets.VIS_CLIP
+    if ir is None or vis is None:
+        raise InputError("give IR and VIS inputs (two images, two folders or two videos), or --demo")
+    kind = jobs.input_kind(ir, vis)
+    output = output or jobs.default_output(kind)
+    if report is not None:
+        check_writable(report, force)
+    engine_path = engine or default_engine()
+    with Fuser(engine_path, threads=threads) as fuser:
+        if kind == "image":
+            result = jobs.fuse_image(fuser, ir, vis, output, force=force)
+        else:
+            with _progress(quiet, "video" if kind == "video" else "pairs") as progress:
+                run = jobs.fuse_video if kind == "video" else jobs.fuse_folder
+                extra: dict[str, Any] = {"offset_ms": offset_ms} if kind == "video" else {}
+                result = run(fuser, ir, vis, output, batch=batch, force=force, progress=progress, **extra)
+    for notice in result.notices:
+        err.print(f"note: {notice}", soft_wrap=True)
+    _summary(result)
+    if report is not None:
+        write_json_atomic(report, {"command": "fuse", "ir": str(ir), "vis": str(vis), **result.as_dict()}, force)
+        out.print(f"report: {report}")
+
+
+class _progress:
+    """A rich progress bar as the jobs' callback, or nothing when quiet."""
+
+    def __init__(self, quiet: bool, label: str) -> None:
+        self._bar: Progress | None = None if quiet else Progress(
+            TextColumn(f"fusing {label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=err, transient=True)
+        self._task: Any = None
+
+    def __enter__(self) -> Any:
+        if self._bar is None:
+            return None
+        self._bar.__enter__()
+        self._task = self._bar.add_task("fuse", total=None)
+        return self._update
+
+    def _update(self, done: int, total: int | None) -> None:
+        assert self._bar is not None
+        self._bar.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)  # type: ignore[arg-type]
+
+
+def _summary(result: Any) -> None:
+    p = result.pairing
+    out.print(f"fused {result.frames} frame(s) in {result.wall_s:.2f} s ({result.fps:.2f} fps) -> {result.output}")
+    if result.kind != "image":
+        out.print(f"unpaired: {p.get('vis_unpaired', 0)} visible, {p.get('ir_unpaired', 0)} infrared"
+                  + (f"; {p['ir_reused']} infrared frames reused" if p.get("ir_reused") else "")
+                  + (f" (paired by {p['mode']})" if "mode" in p else ""))
+    e = result.engine
+    out.print(f"engine: {e.get('artifact')} [{e.get('backend')} {e.get('provider')}, {e.get('precision')}]")
+    out.print(latency_table(result.latency))

@@ -1,0 +1,209 @@
+"""The three things ``fuse`` does: an image pair, two folders of pairs, two videos.
+
+Library code: no printing. Progress goes to an optional callback, notices and counts into the
+returned report, which the CLI renders.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from occo_deploy.errors import InputError
+from occo_deploy.files import atomic_output, check_writable
+from occo_deploy.runtime.frames import check_same_scene
+from occo_deploy.runtime.fuser import Fuser
+from occo_deploy.video.media import is_image, pair_folders, read_image, write_image
+from occo_deploy.video.pairing import PairingReport, pair_streams
+from occo_deploy.video.streams import ThreadedReader, ThreadedWriter, probe
+
+TIMESTAMP_JITTER_MS = 1.0
+Progress = Callable[[int, int | None], None]  # (frames done, frames expected or None)
+T = TypeVar("T")
+
+
+@dataclass
+class JobReport:
+    """What a fuse job did; ``as_dict`` is the ``--report`` JSON."""
+
+    kind: str  # "image" | "folder" | "video"
+    output: Path
+    frames: int = 0
+    wall_s: float = 0.0
+    notices: list[str] = field(default_factory=list)
+    pairing: dict[str, Any] = field(default_factory=dict)
+    engine: dict[str, Any] = field(default_factory=dict)
+    latency: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "output": str(self.output), "frames": self.frames,
+            "wall_s": self.wall_s, "fps": self.fps, "engine": self.engine, "pairing": self.pairing,
+            "notices": self.notices, "latency": self.latency,
+        }
+
+
+def input_kind(ir: Path, vis: Path) -> str:
+    """"image", "folder" or "video" from the two inputs, which must be of one kind."""
+    for path, what in ((ir, "infrared"), (vis, "visible")):
+        if not path.exists():
+            raise InputError(f"{what} input not found: {path}")
+    kinds = {"folder" if p.is_dir() else "image" if is_image(p) else "video" for p in (ir, vis)}
+    if len(kinds) != 1:
+        raise InputError(f"infrared {ir} and visible {vis} must both be images, both folders or both videos")
+    return kinds.pop()
+
+
+def default_output(kind: str) -> Path:
+    return Path({"image": "fused.png", "folder": "fused", "video": "fused.mp4"}[kind])
+
+
+def _check_batch(batch: int) -> None:
+    if batch < 1:
+        raise InputError(f"--batch must be at least 1 (got {batch})")
+
+
+def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _finish(report: JobReport, fuser: Fuser, start: float) -> JobReport:
+    report.wall_s = time.perf_counter() - start
+    report.engine = fuser.info()
+    report.latency = fuser.stats.summary()
+    if fuser.ir_resized_from is not None:
+        report.notices.append(
+            f"infrared frames of {fuser.ir_resized_from[1]}x{fuser.ir_resized_from[0]} were resized to the visible size"
+        )
+    return report
+
+
+def fuse_image(fuser: Fuser, ir: Path, vis: Path, output: Path, force: bool = False) -> JobReport:
+    check_writable(output, force)
+    start = time.perf_counter()
+    ir_img = read_image(ir, "infrared")
+    vis_img = read_image(vis, "visible")
+    fused = fuser.fuse(ir_img, vis_img)
+    write_image(output, fused, force)
+    report = JobReport("image", output, frames=1, pairing={"pairs": 1})
+    return _finish(report, fuser, start)
+
+
+def fuse_folder(fuser: Fuser, ir_dir: Path, vis_dir: Path, output: Path, *, batch: int = 1,
+                force: bool = False, progress: Progress | None = None) -> JobReport:
+    """Every pair matched by stem -> ``output/<stem>.png``; each file written whole or not at all."""
+    _check_batch(batch)
+    found = pair_folders(ir_dir, vis_dir)
+    if output.exists() and not output.is_dir():
+        raise InputError(f"output {output} is a file; folder inputs need an output folder")
+    targets = [(output / f"{stem}.png", ir, vis) for stem, ir, vis in found.pairs]
+    if not force:
+        clashes = [t for t, _, _ in targets if t.exists()]
+        if clashes:
+            raise InputError(
+                f"{len(clashes)} outputs exist in {output} (first {clashes[0].name}); pass --force to overwrite"
+            )
+    start = time.perf_counter()
+    report = JobReport("folder", output, pairing={
+        "pairs": len(found.pairs), "ir_unpaired": len(found.ir_only), "vis_unpaired": len(found.vis_only),
+        "ir_only": found.ir_only[:10], "vis_only": found.vis_only[:10]})
+    for group in _decoded_batches(targets, batch):
+        fused = fuser.fuse_batch([ir for _, ir, _ in group], [vis for _, _, vis in group])
+        for (target, _, _), frame in zip(group, fused):
+            write_image(target, frame, force)
+        report.frames += len(group)
+        if progress:
+            progress(report.frames, len(targets))
+    return _finish(report, fuser, start)
+
+
+def _decoded_batches(
+    targets: list[tuple[Path, Path, Path]], batch: int
+) -> Iterator[list[tuple[Path, np.ndarray, np.ndarray]]]:
+    """Decoded (target, ir, vis) in batches of up to ``batch`` consecutive pairs of one visible size."""
+    group: list[tuple[Path, np.ndarray, np.ndarray]] = []
+    for target, ir_path, vis_path in targets:
+        item = (target, read_image(ir_path, "infrared"), read_image(vis_path, "visible"))
+        if group and (item[2].shape[:2] != group[0][2].shape[:2] or len(group) == batch):
+            yield group
+            group = []
+        group.append(item)
+    if group:
+        yield group
+
+
+def fuse_video(fuser: Fuser, ir: Path, vis: Path, output: Path, *, batch: int = 1, offset_ms: float = 0.0,
+               force: bool = False, progress: Progress | None = None) -> JobReport:
+    """Two videos -> one fused video at the visible frame rate and size.
+
+    Decoding (two threads), inference (this thread) and encoding (one thread) overlap. Equal frame
+    rates pair by index, others by timestamp; ``offset_ms`` shifts the infrared stream.
+    """
+    _check_batch(batch)
+    vis_info = probe(vis, "visible")
+    ir_info = probe(ir, "infrared")
+    check_writable(output, force)
+    report = JobReport("video", output)
+    if (ir_info.height, ir_info.width) != (vis_info.height, vis_info.width):
+        check_same_scene((ir_info.height, ir_info.width), (vis_info.height, vis_info.width))
+    for info, what in ((vis_info, "visible"), (ir_info, "infrared")):
+        if info.fps_guessed:
+            report.notices.append(f"{what} video reports no frame rate; assumed {info.fps:g} fps")
+    same_rate = abs(ir_info.fps - vis_info.fps) <= 1e-3 * vis_info.fps
+    pairing = PairingReport(mode="index" if same_rate else "timestamp")
+    # Half the longer frame period: every frame of the faster stream finds its nearest partner. Plus
+    # the jitter of container timestamps (often whole milliseconds), or frames exactly between two
+    # partners would be lost to rounding.
+    tolerance = 0.5 * 1000.0 / min(ir_info.fps, vis_info.fps) + TIMESTAMP_JITTER_MS
+    stats = fuser.stats
+    stats.reset()
+    decode = lambda s: stats.add("decode", s)  # noqa: E731
+    expected = vis_info.frame_count or None
+    start = time.perf_counter()
+    with atomic_output(output, force) as tmp:
+        writer = ThreadedWriter(tmp, vis_info.fps, (vis_info.width, vis_info.height), output.suffix,
+                                on_encode=lambda s: stats.add("encode", s))
+        try:
+            with ThreadedReader(vis_info, "visible", decode, synthetic_time=same_rate) as vis_frames, \
+                    ThreadedReader(ir_info, "infrared", decode, synthetic_time=same_rate) as ir_frames:
+                pairs = pair_streams(vis_frames, ir_frames, tolerance_ms=tolerance, offset_ms=offset_ms,
+                                     report=pairing)
+                for group in _batched(pairs, batch):
+                    fused = fuser.fuse_batch([i.image for _, i in group], [v.image for v, _ in group])
+                    for frame in fused:
+                        writer.write(frame)
+                    report.frames += len(group)
+                    if progress:
+                        progress(report.frames, expected)
+        except BaseException:
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - the first error is the one worth reporting
+                pass
+            raise
+        writer.close()
+        if report.frames == 0:
+            raise InputError(
+                f"no visible frame of {vis} found an infrared partner in {ir} within {tolerance:.0f} ms "
+                f"(offset {offset_ms:g} ms); check the files and --offset-ms"
+            )
+    report.pairing = pairing.as_dict()
+    report.pairing.update(vis_fps=vis_info.fps, ir_fps=ir_info.fps,
+                          vis_frames=vis_frames.frames_read, ir_frames=ir_frames.frames_read)
+    return _finish(report, fuser, start)

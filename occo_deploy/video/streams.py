@@ -1,0 +1,220 @@
+"""Video files in and out: decoding on a background thread, encoding on another, atomic output."""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import cv2
+import numpy as np
+
+from occo_deploy.errors import InputError, OccoDeployError
+
+#: Containers we write, with a codec every OpenCV wheel's FFmpeg has (H.264 is not in them).
+WRITE_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
+DEFAULT_FPS = 30.0  # for streams that report no frame rate
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int
+    t_ms: float  # presentation time
+    image: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class VideoInfo:
+    path: Path
+    fps: float
+    frame_count: int  # as the container says; may be approximate or 0
+    width: int
+    height: int
+    fps_guessed: bool
+    first_frame: np.ndarray  # decoded while probing; handy for checks and previews
+
+
+def probe(path: Path, what: str) -> VideoInfo:
+    """Open ``path`` once to read its rate and size; an ``InputError`` when it is no readable video."""
+    if not path.is_file():
+        raise InputError(f"{what} video not found: {path}")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise InputError(f"cannot open {what} video {path}: not a video OpenCV/FFmpeg can read")
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise InputError(f"{what} video {path} has no frames, or its first frame cannot be decoded")
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        guessed = not (math.isfinite(fps) and 0.0 < fps < 1000.0)
+        return VideoInfo(
+            path=path,
+            fps=DEFAULT_FPS if guessed else fps,
+            frame_count=max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0),
+            width=frame.shape[1],
+            height=frame.shape[0],
+            fps_guessed=guessed,
+            first_frame=frame,
+        )
+    finally:
+        cap.release()
+
+
+_END = object()
+
+
+class ThreadedReader:
+    """Decodes a video on a background thread into a small bounded queue of ``Frame``.
+
+    Timestamps come from the container (``CAP_PROP_POS_MSEC``) while they increase; a stream whose
+    timestamps stall or go back continues at the nominal rate. With ``synthetic_time`` every frame is
+    stamped index / fps, which makes pairing of equal-rate streams pair by index.
+    """
+
+    def __init__(self, info: VideoInfo, what: str, on_decode: Callable[[float], None] | None = None,
+                 synthetic_time: bool = False, depth: int = 8) -> None:
+        self.info = info
+        self.what = what
+        self._on_decode = on_decode
+        self._synthetic = synthetic_time
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"decode-{what}", daemon=True)
+        self.frames_read = 0
+
+    def __enter__(self) -> ThreadedReader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                self._thread.join(timeout=0.05)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        cap = cv2.VideoCapture(str(self.info.path))
+        period = 1000.0 / self.info.fps
+        last_t = -math.inf
+        index = 0
+        try:
+            while not self._stop.is_set():
+                start = time.perf_counter()
+                ok, image = cap.read()
+                if not ok or image is None:
+                    break
+                if self._on_decode:
+                    self._on_decode(time.perf_counter() - start)
+                t = index * period
+                if not self._synthetic:
+                    pos = float(cap.get(cv2.CAP_PROP_POS_MSEC))
+                    t = pos if math.isfinite(pos) and pos > last_t else last_t + period
+                last_t = t
+                if not self._put(Frame(index, t, image)):
+                    return
+                index += 1
+            self._put(_END)
+        except BaseException as exc:  # handed to the consumer, which raises it on its own thread
+            self._put(exc)
+        finally:
+            cap.release()
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise InputError(f"decoding {self.what} video {self.info.path} failed: {item}") from item
+            self.frames_read += 1
+            yield item  # type: ignore[misc]
+
+
+class ThreadedWriter:
+    """Encodes frames with OpenCV on a background thread, so encoding overlaps inference."""
+
+    def __init__(self, path: Path, fps: float, size_wh: tuple[int, int], suffix: str,
+                 on_encode: Callable[[float], None] | None = None, depth: int = 8) -> None:
+        codec = WRITE_CODECS.get(suffix.lower())
+        if codec is None:
+            raise InputError(f"cannot write video as {suffix or 'no extension'}: use {', '.join(WRITE_CODECS)}")
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size_wh)
+        if not self._writer.isOpened():
+            raise InputError(f"OpenCV cannot write {suffix} video ({codec}) at {path.parent}; try .avi")
+        self._on_encode = on_encode
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="encode", daemon=True)
+        self._thread.start()
+        self.frames_written = 0
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if self._error is not None:
+                continue  # drain after a failure so the producer never blocks
+            try:
+                start = time.perf_counter()
+                self._writer.write(item)  # type: ignore[arg-type]
+                if self._on_encode:
+                    self._on_encode(time.perf_counter() - start)
+                self.frames_written += 1
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the producer's thread
+                self._error = exc
+
+    def write(self, frame: np.ndarray) -> None:
+        if self._error is not None:
+            raise OccoDeployError(f"encoding the output video failed: {self._error}")
+        self._queue.put(frame)
+
+    def close(self) -> None:
+        """Flush, finish the file and re-raise an encoding failure."""
+        if self._thread.is_alive():
+            self._queue.put(_END)
+            self._thread.join()
+        self._writer.release()
+        if self._error is not None:
+            raise OccoDeployError(f"encoding the output video failed: {self._error}")
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, force: bool = False) -> int:
+    """Encode ``frames`` (all one size) into a new video at ``path``, atomically; returns the count."""
+    from occo_deploy.files import atomic_output
+
+    path = Path(path)
+    count = 0
+    with atomic_output(path, force) as tmp:
+        writer: ThreadedWriter | None = None
+        try:
+            for frame in frames:
+                if writer is None:
+                    writer = ThreadedWriter(tmp, fps, (frame.shape[1], frame.shape[0]), path.suffix)
+                writer.write(frame)
+                count += 1
+        finally:
+            if writer is not None:
+                writer.close()
+        if count == 0:
+            raise InputError(f"no frames to write to {path}")
+    return count
