@@ -1,0 +1,210 @@
+"""``occo-deploy fuse`` end to end on real pairs and videos, as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from occo_deploy.contract import sidecar_path
+from tests.conftest import PAIRS, bgr, load_case, make_video, run_cli, sequence_frames
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path, exported: Path) -> Path:
+    """A user's folder with export/occo.onnx (+ sidecar) in it, as `occo-deploy export` leaves it."""
+    (tmp_path / "export").mkdir()
+    shutil.copy(exported, tmp_path / "export" / "occo.onnx")
+    shutil.copy(sidecar_path(exported), tmp_path / "export" / "occo.onnx.json")
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Test videos from the real M3SVD frames (160x120 to keep CPU tests fast)."""
+    root = tmp_path_factory.mktemp("videos")
+    ir, vis = sequence_frames("ir"), sequence_frames("vi")
+    return {
+        "ir": make_video(root / "ir.mp4", ir, 30.0),
+        "vis": make_video(root / "vis.mp4", vis, 30.0),
+        "ir15_small": make_video(root / "ir15.avi", [cv2.resize(f, (128, 96)) for f in ir[::2]], 15.0),
+        "ir_short": make_video(root / "ir_short.mp4", ir[:10], 30.0),
+        "ir_wide": make_video(root / "ir_wide.mp4", [cv2.resize(f, (240, 80)) for f in ir], 30.0),
+    }
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return frames
+        frames.append(frame)
+
+
+def _one_line_error(result, *needles: str) -> None:  # noqa: ANN001
+    assert result.returncode != 0, result.stdout
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_image_pair_matches_reference(workspace: Path) -> None:
+    ir = PAIRS / "MSRS" / "ir" / "00016N.png"
+    vis = PAIRS / "MSRS" / "vi" / "00016N.png"
+    result = run_cli("fuse", str(ir), str(vis), "-o", "out.png", cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    assert "fused 1 frame(s)" in result.stdout and "infer" in result.stdout
+    fused = cv2.imread(str(workspace / "out.png"))
+    want = bgr(load_case("msrs_00016N")["fused"])
+    assert np.abs(fused.astype(int) - want.astype(int)).max() <= 1
+
+
+def test_folders_pair_by_stem_and_count_the_rest(workspace: Path) -> None:
+    ir_dir, vis_dir = workspace / "ir", workspace / "vi"
+    ir_dir.mkdir()
+    vis_dir.mkdir()
+    stems = ["FLIR_00006", "FLIR_07504", "FLIR_08021"]
+    for stem in stems:
+        shutil.copy(PAIRS / "RoadScene" / "ir" / f"{stem}.jpg", ir_dir)
+        shutil.copy(PAIRS / "RoadScene" / "vi" / f"{stem}.jpg", vis_dir)
+    shutil.copy(PAIRS / "RoadScene" / "ir" / "FLIR_01022.jpg", ir_dir)  # no visible partner
+    shutil.copy(PAIRS / "RoadScene" / "vi" / "FLIR_03909.jpg", vis_dir)  # no infrared partner
+    result = run_cli("fuse", "ir", "vi", "--report", "r.json", "--batch", "2", cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (workspace / "fused").iterdir()) == [f"{s}.png" for s in stems]
+    report = json.loads((workspace / "r.json").read_text())
+    assert report["frames"] == 3
+    assert report["pairing"]["ir_only"] == ["FLIR_01022"] and report["pairing"]["vis_only"] == ["FLIR_03909"]
+    assert "unpaired: 1 visible, 1 infrared" in result.stdout
+    for stem in stems:  # each output has its own visible image's size
+        vis = cv2.imread(str(vis_dir / f"{stem}.jpg"))
+        assert cv2.imread(str(workspace / "fused" / f"{stem}.png")).shape == vis.shape
+
+
+def test_video_pair_writes_every_frame_and_reports_latency(workspace: Path, videos: dict[str, Path]) -> None:
+    result = run_cli("fuse", str(videos["ir"]), str(videos["vis"]), "--report", "report.json", cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    out = workspace / "fused.mp4"
+    frames = _frames(out)
+    assert len(frames) == 20 and frames[0].shape == (120, 160, 3)
+    report = json.loads((workspace / "report.json").read_text())
+    assert report["frames"] == 20 and report["fps"] > 0
+    assert report["pairing"]["mode"] == "index"
+    assert report["pairing"]["vis_unpaired"] == 0 and report["pairing"]["ir_unpaired"] == 0
+    stages = report["latency"]["stages"]
+    assert list(stages) == ["decode", "prepare", "infer", "finish", "encode", "total"]
+    assert stages["decode"]["count"] == 40 and stages["encode"]["count"] == 20
+    for key in ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms"):
+        assert stages["infer"][key] > 0
+    assert report["engine"]["backend"] == "onnxruntime" and report["engine"]["precision"] == "fp32"
+    # The written frames are the fused frames (up to the video codec), not anything else.
+    from occo_deploy import Fuser
+
+    with Fuser(workspace / "export" / "occo.onnx") as fuser:
+        direct = fuser.fuse(_frames(videos["ir"])[0], _frames(videos["vis"])[0])
+    assert cv2.PSNR(direct, frames[0]) > 28
+
+
+def test_slower_smaller_infrared_is_resized_reused_and_said_once(workspace: Path, videos: dict[str, Path]) -> None:
+    result = run_cli("fuse", str(videos["ir15_small"]), str(videos["vis"]), "-o", "out.avi",
+                     "--report", "r.json", "--batch", "3", cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("resized to the visible size") == 1
+    report = json.loads((workspace / "r.json").read_text())
+    assert report["pairing"]["mode"] == "timestamp"
+    # Every visible frame finds an IR frame and every IR frame is used; visible frames exactly
+    # between two IR frames go to either, so most (not always all) IR frames serve two.
+    assert report["frames"] == 20 and report["pairing"]["vis_unpaired"] == 0
+    assert report["pairing"]["ir_unpaired"] == 0 and 8 <= report["pairing"]["ir_reused"] <= 10
+    assert len(_frames(workspace / "out.avi")) == 20  # the last, partial batch (20 = 6*3 + 2) is written
+
+
+def test_frames_without_partner_are_counted_not_hidden(workspace: Path, videos: dict[str, Path]) -> None:
+    result = run_cli("fuse", str(videos["ir_short"]), str(videos["vis"]), "--batch", "4", "--report", "r.json",
+                     cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((workspace / "r.json").read_text())
+    assert report["frames"] == 10 and report["pairing"]["vis_unpaired"] == 10
+    assert "unpaired: 10 visible, 0 infrared" in result.stdout
+    assert len(_frames(workspace / "fused.mp4")) == 10
+
+
+def test_offset_pairs_later_infrared_frames(workspace: Path, videos: dict[str, Path]) -> None:
+    result = run_cli("fuse", str(videos["ir"]), str(videos["vis"]), "--offset-ms", "100", "--report", "r.json",
+                     cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((workspace / "r.json").read_text())
+    assert report["frames"] == 17 and report["pairing"]["vis_unpaired"] == 3 and report["pairing"]["ir_unpaired"] == 3
+
+
+# -- bad input: one line, non-zero exit, nothing lost or half-written ----------------------------
+
+def test_no_engine_says_which_command_makes_one(tmp_path: Path) -> None:
+    ir = PAIRS / "MSRS" / "ir" / "00016N.png"
+    result = run_cli("fuse", str(ir), str(PAIRS / "MSRS" / "vi" / "00016N.png"), cwd=tmp_path)
+    _one_line_error(result, "occo-deploy export")
+    assert not (tmp_path / "fused.png").exists()
+
+
+def test_missing_input(workspace: Path) -> None:
+    _one_line_error(run_cli("fuse", "nope.png", "vis.png", cwd=workspace), "not found", "nope.png")
+
+
+def test_unreadable_image(workspace: Path) -> None:
+    (workspace / "ir.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    shutil.copy(PAIRS / "MSRS" / "vi" / "00016N.png", workspace / "vis.png")
+    _one_line_error(run_cli("fuse", "ir.png", "vis.png", cwd=workspace), "cannot decode", "ir.png")
+    assert not (workspace / "fused.png").exists()
+
+
+def test_video_without_frames(workspace: Path, videos: dict[str, Path]) -> None:
+    (workspace / "empty.mp4").write_bytes(b"")
+    _one_line_error(run_cli("fuse", "empty.mp4", str(videos["vis"]), cwd=workspace), "empty.mp4")
+    assert not (workspace / "fused.mp4").exists()
+    assert not list(workspace.glob(".fused*"))
+
+
+def test_aspect_ratios_of_different_scenes(workspace: Path, videos: dict[str, Path]) -> None:
+    _one_line_error(run_cli("fuse", str(videos["ir_wide"]), str(videos["vis"]), cwd=workspace), "not the same scene")
+    assert not (workspace / "fused.mp4").exists()
+
+
+def test_existing_output_is_not_overwritten_without_force(workspace: Path, videos: dict[str, Path]) -> None:
+    (workspace / "fused.mp4").write_bytes(b"precious")
+    _one_line_error(run_cli("fuse", str(videos["ir"]), str(videos["vis"]), cwd=workspace), "--force")
+    assert (workspace / "fused.mp4").read_bytes() == b"precious"
+
+
+def test_existing_report_is_not_overwritten_without_force(workspace: Path) -> None:
+    (workspace / "r.json").write_text("mine")
+    ir, vis = PAIRS / "TNO" / "ir" / "07.png", PAIRS / "TNO" / "vi" / "07.png"
+    _one_line_error(run_cli("fuse", str(ir), str(vis), "--report", "r.json", cwd=workspace), "--force")
+    assert (workspace / "r.json").read_text() == "mine" and not (workspace / "fused.png").exists()
+
+
+def test_folders_without_common_stems(workspace: Path) -> None:
+    (workspace / "a").mkdir()
+    (workspace / "b").mkdir()
+    shutil.copy(PAIRS / "TNO" / "ir" / "07.png", workspace / "a" / "x.png")
+    shutil.copy(PAIRS / "TNO" / "vi" / "07.png", workspace / "b" / "y.png")
+    _one_line_error(run_cli("fuse", "a", "b", cwd=workspace), "no image in", "same name")
+
+
+def test_image_and_video_mixed(workspace: Path, videos: dict[str, Path]) -> None:
+    ir = PAIRS / "TNO" / "ir" / "07.png"
+    _one_line_error(run_cli("fuse", str(ir), str(videos["vis"]), cwd=workspace), "must both be images")
+
+
+def test_frames_too_small(workspace: Path) -> None:
+    tiny = np.full((12, 12), 128, np.uint8)
+    cv2.imwrite(str(workspace / "ir.png"), tiny)
+    cv2.imwrite(str(workspace / "vis.png"), cv2.cvtColor(tiny, cv2.COLOR_GRAY2BGR))
+    _one_line_error(run_cli("fuse", "ir.png", "vis.png", cwd=workspace), "too small", ">= 16")

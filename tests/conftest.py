@@ -1,0 +1,79 @@
+"""Shared fixtures: the real data in ../shared, one exported ONNX per test session, test videos."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("OCCO_SHARED", ROOT.parent / "shared"))
+REFERENCE = SHARED / "reference"
+CHECKPOINT = REFERENCE / "occo-demo.pth"
+PAIRS = SHARED / "data" / "pairs"
+SEQUENCE = SHARED / "data" / "sequence"
+
+if not CHECKPOINT.is_file():
+    pytest.exit(f"shared test data not found at {SHARED}; set OCCO_SHARED", returncode=4)
+
+
+def golden_cases() -> list[dict]:
+    return json.loads((REFERENCE / "cases" / "index.json").read_text())
+
+
+def load_case(name: str) -> dict[str, np.ndarray]:
+    with np.load(REFERENCE / "cases" / f"{name}.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+def bgr(rgb: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared checkpoint exported once, through the library, verified on the demo frames."""
+    from occo_deploy import demo
+    from occo_deploy.export.onnx_export import export_onnx
+
+    out = tmp_path_factory.mktemp("export") / "occo.onnx"
+    export_onnx(CHECKPOINT, out, verify_with=demo.first_pair())
+    return out
+
+
+@pytest.fixture(scope="session")
+def fuser(exported: Path) -> Iterator[object]:
+    from occo_deploy import Fuser
+
+    with Fuser(exported) as f:
+        yield f
+
+
+def sequence_frames(what: str, size_wh: tuple[int, int] | None = (160, 120)) -> list[np.ndarray]:
+    """The real M3SVD frames of ../shared/data/sequence, optionally resized (tests stay fast)."""
+    frames = []
+    for path in sorted((SEQUENCE / what).glob("*.png")):
+        image = cv2.imread(str(path))
+        frames.append(image if size_wh is None else cv2.resize(image, size_wh, interpolation=cv2.INTER_AREA))
+    return frames
+
+
+def make_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
+    from occo_deploy.video.streams import write_video
+
+    write_video(path, frames, fps)
+    return path
+
+
+def run_cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m occo_deploy`` as a user would, capturing output."""
+    env = {**os.environ, "COLUMNS": "200", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "occo_deploy", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=900)

@@ -1,0 +1,66 @@
+"""The network and pipeline against the reference implementation's golden outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from occo_deploy.model.checkpoint import load_model
+from occo_deploy.model.pipeline import FusionPipeline
+from tests.conftest import CHECKPOINT, bgr, golden_cases, load_case
+
+CASES = [c["name"] for c in golden_cases()]
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    return load_model(CHECKPOINT)
+
+
+def test_golden_cases_cover_odd_and_tiny_sizes() -> None:
+    sizes = {(c["height"], c["width"]) for c in golden_cases()}
+    assert (16, 16) in sizes and (17, 23) in sizes and (481, 643) in sizes and (1024, 1280) in sizes
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_raw_output_matches_reference(model: torch.nn.Module, name: str) -> None:
+    case = load_case(name)
+    rgb = torch.from_numpy(case["vis"]).permute(2, 0, 1)[None].float() / 255.0
+    y = (0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]).clamp(0, 1)
+    ir = torch.from_numpy(case["ir"])[None, None].float() / 255.0
+    with torch.no_grad():
+        raw = model(y, ir).numpy()
+    want = case["net_out"]
+    assert raw.shape == want.shape
+    rel = np.abs(raw - want).max() / np.abs(want).max()
+    assert rel < 1e-4, f"{name}: relative error {rel:.2e}"
+
+
+@pytest.mark.parametrize("name", ["msrs_00016N", "roadscene_FLIR_07504", "tno_01_crop37x53", "msrs_00055D_crop17x23"])
+def test_pipeline_matches_reference_fused_image(model: torch.nn.Module, name: str) -> None:
+    case = load_case(name)
+    pipeline = FusionPipeline(model)
+    with torch.no_grad():
+        fused = pipeline(torch.from_numpy(bgr(case["vis"]))[None], torch.from_numpy(case["ir"])[None])[0].numpy()
+    diff = np.abs(fused[..., ::-1].astype(int) - case["fused"].astype(int))
+    assert diff.max() <= 1, f"{name}: {diff.max()} grey levels off"
+
+
+def test_pipeline_normalises_each_sample_on_its_own(model: torch.nn.Module) -> None:
+    a, b = load_case("tno_01_crop37x53"), load_case("msrs_00055D_crop17x23")
+    crop = (slice(0, 17), slice(0, 23))
+    vis = torch.from_numpy(np.stack([bgr(a["vis"])[crop], bgr(b["vis"])]))
+    ir = torch.from_numpy(np.stack([a["ir"][crop], b["ir"]]))
+    pipeline = FusionPipeline(model)
+    with torch.no_grad():
+        batch = pipeline(vis, ir).numpy()
+        singles = [pipeline(vis[k : k + 1], ir[k : k + 1]).numpy()[0] for k in range(2)]
+    assert np.array_equal(batch[0], singles[0]) and np.array_equal(batch[1], singles[1])
+    assert not np.array_equal(batch[0], batch[1])
+
+
+def test_state_dict_keys_are_the_reference_keys(model: torch.nn.Module) -> None:
+    official = torch.load(CHECKPOINT, map_location="cpu", weights_only=True)["state_dict"]
+    assert list(model.state_dict().keys()) == list(official.keys())
+    assert len(official) == 298
