@@ -93,10 +93,6 @@ def register_backend(fmt: str, provider: str, target: str, default: bool = False
         _DEFAULT_PROVIDER[fmt] = provider
 
 
-def registered() -> dict[tuple[str, str], str]:
-    return dict(_REGISTRY)
-
-
 def artifact_format(artifact: Path, sidecar: dict[str, Any] | None) -> str:
     """The artifact's format from its sidecar, else from its suffix."""
     if sidecar and sidecar.get("format"):

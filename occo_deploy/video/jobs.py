@@ -84,6 +84,7 @@ def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 def _finish(report: JobReport, fuser: Fuser, start: float) -> JobReport:
+    """Wall time, engine and latency (each job resets the fuser's stats, so they are this job's)."""
     report.wall_s = time.perf_counter() - start
     report.engine = fuser.info()
     report.latency = fuser.stats.summary()
@@ -96,6 +97,7 @@ def _finish(report: JobReport, fuser: Fuser, start: float) -> JobReport:
 
 def fuse_image(fuser: Fuser, ir: Path, vis: Path, output: Path, force: bool = False) -> JobReport:
     check_writable(output, force)
+    fuser.stats.reset()
     start = time.perf_counter()
     ir_img = read_image(ir, "infrared")
     vis_img = read_image(vis, "visible")
@@ -119,6 +121,7 @@ def fuse_folder(fuser: Fuser, ir_dir: Path, vis_dir: Path, output: Path, *, batc
             raise InputError(
                 f"{len(clashes)} outputs exist in {output} (first {clashes[0].name}); pass --force to overwrite"
             )
+    fuser.stats.reset()
     start = time.perf_counter()
     report = JobReport("folder", output, pairing={
         "pairs": len(found.pairs), "ir_unpaired": len(found.ir_only), "vis_unpaired": len(found.vis_only),
