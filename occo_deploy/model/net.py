@@ -64,12 +64,33 @@ def _pointwise(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
     return F.conv2d(x, linear.weight[:, :, None, None], linear.bias)
 
 
-def _layer_norm_channels(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
-    """``nn.LayerNorm`` over the channels of each pixel of an N x C x H x W map (two-pass variance)."""
-    mean = x.mean(dim=1, keepdim=True)
-    centred = x - mean
-    var = (centred * centred).mean(dim=1, keepdim=True)
-    return centred * torch.rsqrt(var + norm.eps) * norm.weight[:, None, None] + norm.bias[:, None, None]
+class ChannelLayerNorm(nn.LayerNorm):
+    """``nn.LayerNorm`` over the channels of each pixel of an N x C x H x W map (two-pass variance).
+
+    Same parameters (and state-dict keys) as the reference's token-wise LayerNorm. Its own class so
+    the exported nodes carry it in their metadata: precision transforms keep it in FP32.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=1, keepdim=True)
+        centred = x - mean
+        var = (centred * centred).mean(dim=1, keepdim=True)
+        return centred * torch.rsqrt(var + self.eps) * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+class AttentionContext(nn.Module):
+    """softmax over keys of (k^T v) * scale: a head_dim x head_dim matrix summed over every pixel.
+
+    The sum runs over H*W products (307 200 at 640x480) and exceeds the FP16 range, so this is its
+    own (parameter-free) class that precision transforms find in the export metadata and keep in FP32.
+    """
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, k_t: torch.Tensor, v_t: torch.Tensor) -> torch.Tensor:
+        return ((k_t @ v_t.transpose(-2, -1)) * self.scale).softmax(dim=-2)
 
 
 class CrossAttention(nn.Module):
@@ -89,7 +110,7 @@ class CrossAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.scale = (dim // num_heads) ** -0.5
+        self.context = AttentionContext((dim // num_heads) ** -0.5)
         self.kv1 = nn.Linear(dim, dim * 2, bias=qkv_bias)
         self.kv2 = nn.Linear(dim, dim * 2, bias=qkv_bias)
 
@@ -100,7 +121,7 @@ class CrossAttention(nn.Module):
     def _context(self, x: torch.Tensor, kv: nn.Linear) -> torch.Tensor:
         k, v = _pointwise(x, kv).chunk(2, dim=1)  # the reference's kv output is [k | v] along channels
         k_t, v_t = self._split(k), self._split(v)  # k^T and v^T of the reference
-        return ((k_t @ v_t.transpose(-2, -1)) * self.scale).softmax(dim=-2)
+        return self.context(k_t, v_t)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ctx1 = self._context(x1, self.kv1)
@@ -125,8 +146,8 @@ class CrossPath_V2(nn.Module):  # noqa: N801 - reference name, part of the state
         self.end_proj1 = nn.Linear(dim * 2, dim)
         self.end_proj2 = nn.Linear(dim * 2, dim)
         self.cross_attn = CrossAttention(dim // reduction, num_heads=num_heads)
-        self.norm1 = nn.LayerNorm(dim)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm1 = ChannelLayerNorm(dim)
+        self.norm2 = ChannelLayerNorm(dim)
 
     def forward(
         self,
@@ -140,8 +161,8 @@ class CrossPath_V2(nn.Module):  # noqa: N801 - reference name, part of the state
         c1, c2 = self.cross_attn(
             self.act(_pointwise(c1, self.channel_proj3)), self.act(_pointwise(c2, self.channel_proj4))
         )
-        out1 = _layer_norm_channels(x1 + _pointwise(torch.cat((s1, c1), dim=1), self.end_proj1), self.norm1)
-        out2 = _layer_norm_channels(x2 + _pointwise(torch.cat((s2, c2), dim=1), self.end_proj2), self.norm2)
+        out1 = self.norm1(x1 + _pointwise(torch.cat((s1, c1), dim=1), self.end_proj1))
+        out2 = self.norm2(x2 + _pointwise(torch.cat((s2, c2), dim=1), self.end_proj2))
         return out1, out2
 
 
