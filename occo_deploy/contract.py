@@ -40,7 +40,8 @@ def sidecar_path(artifact: str | Path) -> Path:
 
 
 def base_sidecar(kind: str, fmt: str, precision: str, backend: str | None) -> dict[str, Any]:
-    """The fields every sidecar starts with; stages add ``source``, ``shapes``, ``verification``..."""
+    """The fields every sidecar starts with; stages add ``sha256`` (of the artifact itself, checked
+    on load), ``source``, ``shapes``, ``verification``..."""
     from occo_deploy import __version__
 
     return {

@@ -188,4 +188,5 @@ def _sidecar(checkpoint: str | Path, onnx_path: Path, opset: int, widths: tuple[
          "onnxruntime": onnxruntime.__version__, "exporter": "torch.onnx.export(dynamo=True)"}
     )
     info["verification"] = verification
+    info["sha256"] = info["source"]["onnx_sha256"]  # the artifact's own hash, checked when loading
     return info

@@ -24,7 +24,7 @@ class OnnxRuntimeBackend(Backend):
         import onnxruntime as ort  # core dependency; imported here so importing occo_deploy stays light
         if not artifact.is_file():
             raise EngineError(f"engine not found: {artifact}")
-        expected_sha = ((sidecar or {}).get("source") or {}).get("onnx_sha256")
+        expected_sha = (sidecar or {}).get("sha256")
         if expected_sha and sha256_file(artifact) != expected_sha:
             raise EngineError(
                 f"{artifact} does not match its sidecar (the file changed after it was written); "

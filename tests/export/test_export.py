@@ -47,7 +47,7 @@ def test_sidecar_records_sources_versions_and_verification(exported: Path) -> No
     meta = json.loads(sidecar_path(exported).read_text())
     assert meta["kind"] == "onnx" and meta["precision"] == "fp32"
     assert meta["source"]["checkpoint_sha256"] == sha256_file(CHECKPOINT)
-    assert meta["source"]["onnx_sha256"] == sha256_file(exported)
+    assert meta["source"]["onnx_sha256"] == meta["sha256"] == sha256_file(exported)
     assert meta["model"]["opset"] == 18 and meta["model"]["nb_filter"] == [32, 64, 112, 160]
     assert {"torch", "onnx", "onnxruntime", "occo_deploy"} <= meta["versions"].keys()
     ver = meta["verification"]
