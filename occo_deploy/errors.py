@@ -40,6 +40,12 @@ class EngineError(OccoDeployError):
     exit_code = 5
 
 
+class BuildError(EngineError):
+    """Building an engine failed, or the engine failed its quality gate; nothing was kept."""
+
+    exit_code = 7
+
+
 class ShapeError(InputError):
     """Frames whose shape the model or engine cannot take."""
 

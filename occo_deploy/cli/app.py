@@ -37,9 +37,10 @@ def _root(
 
 
 def _register() -> None:
-    from occo_deploy.cli import export_cmd, fuse_cmd
+    from occo_deploy.cli import build_cmd, export_cmd, fuse_cmd
 
     app.command("export")(export_cmd.export)
+    app.command("build")(build_cmd.build)
     app.command("fuse")(fuse_cmd.fuse)
 
 

@@ -125,3 +125,4 @@ def open_backend(artifact: Path, sidecar: dict[str, Any] | None, provider: str |
 
 
 register_backend("onnx", "cpu", "occo_deploy.runtime.onnxruntime_backend:OnnxRuntimeBackend", default=True)
+register_backend("plan", "tensorrt", "occo_deploy.runtime.tensorrt_backend:TensorRTBackend", default=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 from occo_deploy.errors import InputError
 from occo_deploy.files import write_bytes_atomic
 
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
 # ANYCOLOR keeps gray as gray and applies EXIF orientation; ANYDEPTH keeps 16-bit as 16-bit so the
 # runtime can refuse it with advice instead of silently dividing it by 256.
@@ -19,6 +21,10 @@ _READ_FLAGS = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
 
 def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
 
 
 def read_image(path: str | Path, what: str) -> np.ndarray:
@@ -56,23 +62,27 @@ class FolderPairs:
     vis_only: list[str] = field(default_factory=list)
 
 
-def _images_by_stem(folder: Path, what: str) -> dict[str, Path]:
+def _files_by_stem(folder: Path, what: str, kind: Callable[[Path], bool] = is_image) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and is_image(path):
+        if path.is_file() and kind(path):
             if path.stem in found:
-                raise InputError(f"{what} folder {folder} holds two images named {path.stem} "
+                raise InputError(f"{what} folder {folder} holds two files named {path.stem} "
                                  f"({found[path.stem].name}, {path.name}); keep one")
             found[path.stem] = path
     return found
 
 
-def pair_folders(ir_dir: Path, vis_dir: Path) -> FolderPairs:
-    """Pairs by stem (``ir/0001.png`` with ``vi/0001.jpg``), sorted; an error when none match."""
-    ir = _images_by_stem(ir_dir, "infrared")
-    vis = _images_by_stem(vis_dir, "visible")
+def pair_folders(ir_dir: Path, vis_dir: Path, *, videos: bool = False, allow_empty: bool = False) -> FolderPairs:
+    """Pairs by stem (``ir/0001.png`` with ``vi/0001.jpg``), sorted; an error when none match.
+
+    ``videos`` pairs video files instead of images; ``allow_empty`` returns no pairs instead of failing.
+    """
+    kind = is_video if videos else is_image
+    ir = _files_by_stem(ir_dir, "infrared", kind)
+    vis = _files_by_stem(vis_dir, "visible", kind)
     common = sorted(ir.keys() & vis.keys())
-    if not common:
+    if not common and not allow_empty:
         raise InputError(
             f"no image in {ir_dir} ({len(ir)} images) has a partner with the same name in {vis_dir} "
             f"({len(vis)} images); pairs are matched by file name without extension"

@@ -1,0 +1,112 @@
+"""Activation ranges for INT8: measured with ONNX Runtime's calibrators, cached by what they depend on.
+
+The cache is one JSON file whose key is the FP32 ONNX hash, the calibration-set hash (contents,
+frame choice, preprocessing size) and the method. A build with the same key reuses the ranges; a
+changed key is reported and the ranges are measured again.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from occo_deploy.contract import INFRARED, VISIBLE
+from occo_deploy.errors import InputError
+from occo_deploy.files import write_json_atomic
+
+METHODS = ("minmax", "entropy", "percentile")
+#: Node types whose inputs get Q/DQ: convolutions and matrix products.
+QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
+CACHE_VERSION = 1
+
+Ranges = dict[str, tuple[float, float]]
+
+
+def _ort_method(method: str) -> Any:
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile}[method]
+
+
+class _OneSample:
+    """A CalibrationDataReader over one pair (ORT's histogram calibrators keep every output of a
+    ``collect_data`` call in memory; feeding them one frame at a time bounds that to one frame)."""
+
+    def __init__(self, ir: np.ndarray, vis: np.ndarray) -> None:
+        self._feed: dict[str, np.ndarray] | None = {VISIBLE: vis[None], INFRARED: ir[None]}
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        feed, self._feed = self._feed, None
+        return feed
+
+
+def measure(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarray]], method: str, symmetric: bool) -> Ranges:
+    """Run the FP32 graph on ``pairs`` and return {tensor: (low, high)} for every quantized input."""
+    from onnxruntime.quantization import create_calibrator
+    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+
+    if method not in METHODS:
+        raise InputError(f"unknown calibration method {method!r}; use one of {', '.join(METHODS)}")
+    with tempfile.TemporaryDirectory(prefix="occo-calib-") as tmp:
+        model = load_model_with_shape_infer(onnx_path)
+        prepared = Path(tmp) / "model.onnx"
+        import onnx
+
+        onnx.save(model, prepared)
+        options: dict[str, Any] = {"symmetric": symmetric}
+        calibrator = create_calibrator(prepared, list(QUANTIZED_OPS), augmented_model_path=str(Path(tmp) / "aug.onnx"),
+                                       calibrate_method=_ort_method(method), extra_options=options)
+        count = 0
+        for ir, vis in pairs:
+            calibrator.collect_data(_OneSample(ir, vis))
+            count += 1
+        if count == 0:
+            raise InputError("no calibration frames to measure ranges on")
+        data = calibrator.compute_data()
+    return {name: (float(np.asarray(t.range_value[0]).min()), float(np.asarray(t.range_value[1]).max()))
+            for name, t in data.data.items()}
+
+
+@dataclass
+class CacheLookup:
+    ranges: Ranges | None
+    message: str  # what happened, for the user
+
+
+def cache_key(onnx_sha256: str, set_sha256: str, method: str, symmetric: bool) -> dict[str, Any]:
+    return {"cache_version": CACHE_VERSION, "onnx_sha256": onnx_sha256, "calibration_set_sha256": set_sha256,
+            "method": method, "symmetric": symmetric}
+
+
+_WHAT = {"onnx_sha256": "the ONNX model", "calibration_set_sha256": "the calibration set",
+         "method": "the calibration method", "symmetric": "the quantization scheme",
+         "cache_version": "the cache format"}
+
+
+def load_cache(path: Path, key: dict[str, Any]) -> CacheLookup:
+    """The cached ranges when ``path`` holds them for exactly ``key``; else None and why."""
+    if not path.is_file():
+        return CacheLookup(None, f"no calibration cache at {path}; measuring ranges")
+    try:
+        data = json.loads(path.read_text())
+        stored = data["key"]
+        ranges = {k: (float(v[0]), float(v[1])) for k, v in data["ranges"].items()}
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return CacheLookup(None, f"calibration cache {path} is unreadable; measuring ranges again")
+    changed = [_WHAT.get(k, k) for k in key if stored.get(k) != key[k]]
+    if changed:
+        return CacheLookup(None, f"calibration cache {path} is stale ({', '.join(changed)} changed); "
+                                 "measuring ranges again")
+    return CacheLookup(ranges, f"reusing cached calibration ranges from {path}")
+
+
+def save_cache(path: Path, key: dict[str, Any], ranges: Ranges) -> None:
+    write_json_atomic(path, {"key": key, "ranges": {k: [lo, hi] for k, (lo, hi) in sorted(ranges.items())}},
+                      force=True)

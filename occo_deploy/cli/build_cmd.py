@@ -1,0 +1,63 @@
+"""``occo-deploy build``: export/occo.onnx -> an FP32, FP16 or INT8 engine, quality-gated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from occo_deploy.cli.common import err, human_bytes, one_line_errors, out
+from occo_deploy.errors import InputError
+from occo_deploy.workspace import CALIBRATION_DIR, DEFAULT_ONNX
+
+CPU_FP16_NOTE = (
+    "note: FP16 on ONNX Runtime's CPU provider is for checking the artifact TensorRT builds, not for speed: "
+    "x86 CPUs have no FP16 arithmetic there, so ONNX Runtime casts to FP32 around most operators "
+    "(slower than --fp32). There is no BF16 path either: ONNX's Conv at opset 18 takes no bfloat16."
+)
+
+
+@one_line_errors
+def build(
+    onnx: Path = typer.Argument(DEFAULT_ONNX, help="FP32 ONNX from occo-deploy export."),
+    fp32: bool = typer.Option(False, "--fp32", help="FP32 engine."),
+    fp16: bool = typer.Option(False, "--fp16", help="Mixed FP16 engine (norms, softmax, reductions, I/O in FP32)."),
+    int8: bool = typer.Option(False, "--int8", help="INT8 Q/DQ engine calibrated on real pairs."),
+    backend: str = typer.Option("auto", "--backend", help="auto | tensorrt | onnxruntime."),
+    calib: Path = typer.Option(CALIBRATION_DIR, "--calib", help="Folder with ir/ and vi/ pairs (or sub-folders that have them)."),
+    calib_method: str = typer.Option("minmax", "--calib-method", help="minmax | entropy | percentile."),
+    calib_size: Optional[int] = typer.Option(None, "--calib-size", min=1, help="Frames to calibrate on [default: all but the check pairs]."),
+    calib_cache: Optional[Path] = typer.Option(None, "--calib-cache", help="Range cache [default: <engine>.calib.json]."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the calibration / check split."),
+    shape: Optional[str] = typer.Option(None, "--shape", help="Static HxW (batch 1)."),
+    min_shape: Optional[str] = typer.Option(None, "--min", help="Profile minimum NxHxW."),
+    opt_shape: Optional[str] = typer.Option(None, "--opt", help="Profile optimum NxHxW (calibration size)."),
+    max_shape: Optional[str] = typer.Option(None, "--max", help="Profile maximum NxHxW."),
+    workspace: Optional[float] = typer.Option(None, "--workspace", min=0.0625, help="TensorRT workspace limit (GiB)."),
+    timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="TensorRT timing cache to load and save."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Engine path [default: engines/occo_<precision>_<backend>...]."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing engine."),
+    min_psnr: Optional[float] = typer.Option(None, "--min-psnr", help="Quality gate in dB vs FP32 [default: 40 FP16/FP32, 35 INT8]."),
+) -> None:
+    """Build an engine for this machine from the exported ONNX; every build passes a quality gate."""
+    from occo_deploy.engines.build import BuildRequest, build_engine
+    from occo_deploy.engines.builders import choose_backend
+    from occo_deploy.engines.profile import Profile
+
+    chosen = [name for name, on in (("fp32", fp32), ("fp16", fp16), ("int8", int8)) if on]
+    if len(chosen) != 1:
+        raise InputError("choose one precision: --fp32, --fp16 or --int8")
+    precision = chosen[0]
+    profile = Profile.from_options(shape, min_shape, opt_shape, max_shape)
+    backend_name, why = choose_backend(backend)
+    out.print(f"backend: {backend_name} ({why})")
+    if backend_name == "onnxruntime" and precision == "fp16":
+        err.print(CPU_FP16_NOTE, soft_wrap=True)
+    request = BuildRequest(onnx=onnx, precision=precision, backend=backend_name, profile=profile, output=output,
+                           force=force, calib_dir=calib, calib_method=calib_method, calib_size=calib_size,
+                           calib_cache=calib_cache, seed=seed, min_psnr=min_psnr, workspace_gib=workspace,
+                           timing_cache=timing_cache)
+    result = build_engine(request, log=lambda message: out.print(message, soft_wrap=True))
+    out.print(f"built {result.engine} ({human_bytes(result.engine.stat().st_size)}) in {result.seconds:.0f} s; "
+              f"sidecar {result.sidecar}")

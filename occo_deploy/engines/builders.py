@@ -1,0 +1,73 @@
+"""Backend builders: one small interface, a registry keyed by backend name, imported lazily.
+
+A builder turns a precision ONNX (FP32, mixed FP16 or Q/DQ INT8, see ``precision``) into an
+engine file for its backend, and can run that engine for the quality gate.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from occo_deploy.engines.gate import Runner
+from occo_deploy.engines.profile import Profile
+from occo_deploy.errors import InputError
+
+
+@dataclass
+class BuildOptions:
+    precision: str  # fp32 | fp16 | int8
+    profile: Profile
+    workspace_gib: float | None = None
+    timing_cache: Path | None = None
+
+
+class EngineBuilder(abc.ABC):
+    backend: ClassVar[str]
+    suffix: ClassVar[str]  # engine file suffix
+    int8_scheme: ClassVar[str]  # precision.SCHEMES key
+    fixed_shapes: ClassVar[bool]  # engines hold a shape profile (TensorRT) or take any shape (ONNX Runtime)
+
+    @classmethod
+    @abc.abstractmethod
+    def unavailable(cls) -> str | None:
+        """None when this builder can run here, else why not (for --backend auto and errors)."""
+
+    @abc.abstractmethod
+    def precision_input(self, precision: str, fp32: Path, fp16: Path | None, int8: Path | None) -> Path:
+        """Which ONNX this backend parses for ``precision`` (TensorRT 10 FP16 parses the FP32 one)."""
+
+    @abc.abstractmethod
+    def build(self, onnx_path: Path, out: Path, options: BuildOptions) -> dict[str, Any]:
+        """Write the engine to ``out``; return the backend's sidecar fields."""
+
+    @abc.abstractmethod
+    def runner(self, engine: Path, sidecar: dict[str, Any] | None) -> Runner:
+        """A callable running ``engine`` (ir, vis) -> fused, for the quality gate."""
+
+
+_BUILDERS = {
+    "onnxruntime": "occo_deploy.engines.onnxruntime_builder:OnnxRuntimeBuilder",
+    "tensorrt": "occo_deploy.engines.tensorrt_builder:TensorRTBuilder",
+}
+
+
+def builder_class(backend: str) -> type[EngineBuilder]:
+    target = _BUILDERS.get(backend)
+    if target is None:
+        raise InputError(f"unknown backend {backend!r}; use auto, {', '.join(_BUILDERS)}")
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
+def choose_backend(requested: str) -> tuple[str, str]:
+    """(backend, why): ``auto`` takes TensorRT when it and a CUDA device are here, else ONNX Runtime."""
+    if requested != "auto":
+        return requested, "as asked"
+    reason = builder_class("tensorrt").unavailable()
+    if reason is None:
+        return "tensorrt", "TensorRT and a CUDA device are present"
+    return "onnxruntime", f"TensorRT not usable here ({reason})"

@@ -1,0 +1,72 @@
+"""The quality gate: a new engine against the FP32 ONNX on real pairs it was not calibrated on."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from occo_deploy.errors import EngineError
+
+Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (ir N x H x W, vis N x H x W x 3) -> fused
+
+#: Default --min-psnr per precision (dB, fused uint8 frames against the FP32 ONNX).
+DEFAULT_MIN_PSNR = {"fp32": 40.0, "fp16": 40.0, "int8": 35.0}
+
+
+def _mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+
+
+def psnr_from_mse(mse: float) -> float:
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two uint8 images (peak 255); inf when identical."""
+    return psnr_from_mse(_mse(a, b))
+
+
+@dataclass
+class GateResult:
+    pairs: int
+    psnr_min: float  # the worst pair: what the gate enforces
+    psnr_all: float  # over all pixels of all pairs (from the pooled squared error)
+    max_abs: int
+    min_psnr: float
+
+    @property
+    def passed(self) -> bool:
+        return self.psnr_min >= self.min_psnr
+
+    def as_dict(self) -> dict[str, Any]:
+        def db(v: float) -> float | None:  # JSON has no infinity: identical frames are null
+            return None if math.isinf(v) else round(v, 3)
+
+        return {"reference": "fp32 onnx on onnxruntime cpu", "metric": "psnr of fused uint8 frames (dB)",
+                "pairs": self.pairs, "psnr_min": db(self.psnr_min), "psnr_all": db(self.psnr_all),
+                "max_abs_error": self.max_abs, "min_psnr": self.min_psnr, "passed": self.passed}
+
+    def describe(self) -> str:
+        def db(v: float) -> str:
+            return "identical" if math.isinf(v) else f"{v:.1f} dB"
+
+        return (f"PSNR vs FP32 on {self.pairs} held-out pairs: worst {db(self.psnr_min)}, all "
+                f"{db(self.psnr_all)}, max error {self.max_abs} grey levels (gate: {self.min_psnr:g} dB)")
+
+
+def compare(reference: Runner, candidate: Runner, pairs: list[tuple[np.ndarray, np.ndarray]],
+            min_psnr: float) -> GateResult:
+    """Run both on every pair (one at a time, at the pairs' size) and summarise; the caller enforces."""
+    if not pairs:
+        raise EngineError("no pairs to check the engine on")
+    errors, worst = [], 0
+    for ir, vis in pairs:
+        want = reference(ir[None], vis[None])[0]
+        got = candidate(ir[None], vis[None])[0]
+        errors.append(_mse(want, got))
+        worst = max(worst, int(np.abs(want.astype(np.int16) - got.astype(np.int16)).max()))
+    return GateResult(len(pairs), psnr_from_mse(max(errors)), psnr_from_mse(float(np.mean(errors))), worst, min_psnr)
