@@ -1,0 +1,144 @@
+"""Profiles, precision transforms and the TensorRT path up to the ``tensorrt`` import (CPU)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import onnx
+import pytest
+
+from occo_deploy import Fuser, MissingDependencyError
+from occo_deploy.engines import precision
+from occo_deploy.engines.builders import builder_class, choose_backend
+from occo_deploy.engines.gate import psnr
+from occo_deploy.engines.profile import Profile
+from occo_deploy.engines.tensorrt_builder import check_plan_compatible
+from occo_deploy.errors import EngineError, InputError, ShapeError
+
+
+def test_profiles_from_options() -> None:
+    static = Profile.from_options(shape="480x640")
+    assert static.static and static.opt == (1, 480, 640) and static.opt_hw == (480, 640)
+    ranged = Profile.from_options(min_="1x256x256", opt="4x480x640", max_="8x1024x1280")
+    assert not ranged.static and ranged.max == (8, 1024, 1280)
+    assert ranged.as_dict() == {"dynamic": False, "min": [1, 256, 256], "opt": [4, 480, 640], "max": [8, 1024, 1280]}
+    default = Profile.from_options()
+    assert default.dynamic and default.opt == (1, 480, 640)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"shape": "8x8"}, ShapeError, ">= 16"),
+        ({"min_": "1x8x8", "opt": "1x64x64", "max_": "1x64x64"}, ShapeError, ">= 16"),
+        ({"min_": "1x64x64", "opt": "1x32x32", "max_": "1x64x64"}, ShapeError, "min <= opt <= max"),
+        ({"shape": "480x640", "opt": "1x480x640"}, InputError, "not both"),
+        ({"opt": "1x480x640"}, InputError, "all three"),
+        ({"shape": "480 by 640"}, InputError, "is not HxW"),
+        ({"min_": "480x640", "opt": "480x640", "max_": "480x640"}, InputError, "is not NxHxW"),
+    ],
+)
+def test_bad_profiles(kwargs: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        Profile.from_options(**kwargs)
+
+
+def test_fp16_keeps_norms_softmax_reductions_and_io_in_fp32(exported: Path) -> None:
+    model = onnx.load(str(exported))
+    keep = set(precision.fp32_nodes(model))
+    by_name = {n.name: n for n in model.graph.node}
+    assert all(n.name in keep for n in model.graph.node if n.op_type in ("Softmax", "ReduceMean", "ReduceMax"))
+    assert any(by_name[k].op_type == "Floor" for k in keep)  # the I/O pipeline
+    assert not any(by_name[k].op_type == "Conv" for k in keep)  # the heavy work goes to FP16
+    mixed = precision.to_fp16(model)
+    # Topologically sorted and type-consistent (TensorRT's parser needs both): strict inference passes.
+    checked = onnx.shape_inference.infer_shapes(mixed, strict_mode=True)
+    types = {v.name: v.type.tensor_type.elem_type for v in
+             list(checked.graph.value_info) + list(checked.graph.input) + list(checked.graph.output)}
+    softmax_inputs = [n.input[0] for n in mixed.graph.node if n.op_type == "Softmax"]
+    assert softmax_inputs and all(types.get(t) == onnx.TensorProto.FLOAT for t in softmax_inputs)
+    # No FP32 tensor makes an FP16 round trip between two FP32 nodes (it would overflow or round).
+    producer = {o: n for n in mixed.graph.node for o in n.output}
+    for node in mixed.graph.node:
+        if node.op_type == "Cast" and node.attribute[0].i == onnx.TensorProto.FLOAT:
+            up = producer.get(node.input[0])
+            if up is not None and up.op_type == "Cast" and up.attribute[0].i == onnx.TensorProto.FLOAT16:
+                source = producer.get(up.input[0])
+                assert source is None or source.name not in keep, f"round trip after {source.name}"
+    conv_weights = {n.input[1] for n in mixed.graph.node if n.op_type == "Conv"}
+    inits = {i.name: i.data_type for i in mixed.graph.initializer}
+    assert any(inits.get(w) == onnx.TensorProto.FLOAT16 for w in conv_weights)
+    assert {i.name: i.type.tensor_type.elem_type for i in mixed.graph.input} == {
+        "visible": onnx.TensorProto.UINT8, "infrared": onnx.TensorProto.UINT8}
+
+
+def test_psnr_values() -> None:
+    import numpy as np
+
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = a.copy()
+    assert psnr(a, b) == float("inf")
+    b[0, 0, 0] = 255  # MSE = 255^2 / 48 -> PSNR = 10 log10(48)
+    assert psnr(a, b) == pytest.approx(16.812, abs=1e-3)
+
+
+def test_auto_backend_falls_back_to_onnxruntime_and_says_why() -> None:
+    pytest.importorskip("onnxruntime")
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        backend, why = choose_backend("auto")
+        assert backend == "onnxruntime" and "occo-deploy[gpu]" in why
+    else:  # pragma: no cover - only on a TensorRT machine
+        pytest.skip("tensorrt is installed here; the fallback is not exercised")
+
+
+def test_tensorrt_builder_without_tensorrt_names_the_extra() -> None:
+    pytest.importorskip("onnxruntime")
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("tensorrt is installed here")
+    except ImportError:
+        pass
+    reason = builder_class("tensorrt").unavailable()
+    assert reason and "pip install 'occo-deploy[gpu]'" in reason
+
+
+def test_plan_compatibility_checks() -> None:
+    sidecar = {"tensorrt": {"version": "10.13.3", "gpu": {"name": "Orin", "compute_capability": "8.7"}}}
+    orin = {"name": "Orin", "compute_capability": "8.7"}
+    check_plan_compatible(sidecar, "10.13.3", orin)
+    with pytest.raises(EngineError, match="built with TensorRT 10.13.3, this is 11.1.0; rebuild"):
+        check_plan_compatible(sidecar, "11.1.0", orin)
+    with pytest.raises(EngineError, match=r"compute capability 8.7.*H100.*9.0.*rebuild"):
+        check_plan_compatible(sidecar, "10.13.3", {"name": "H100", "compute_capability": "9.0"})
+    with pytest.raises(EngineError, match="no sidecar"):
+        check_plan_compatible(None, "10.13.3", orin)
+
+
+def test_loading_a_plan_without_tensorrt_names_the_extra(tmp_path: Path) -> None:
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("tensorrt is installed here")
+    except ImportError:
+        pass
+    plan = tmp_path / "occo_fp16_tensorrt.plan"
+    plan.write_bytes(b"serialized engine bytes")
+    (tmp_path / "occo_fp16_tensorrt.plan.json").write_text(json.dumps(
+        {"format_version": 1, "kind": "engine", "format": "plan", "backend": "tensorrt", "provider": "tensorrt"}))
+    with pytest.raises(MissingDependencyError, match=r"occo-deploy\[gpu\]"):
+        Fuser(plan)
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is None, reason="needs an NVIDIA GPU with TensorRT")
+def test_real_tensorrt_build(exported: Path, tmp_path: Path) -> None:  # pragma: no cover - GPU machines only
+    pytest.importorskip("tensorrt")
+    from occo_deploy.engines.build import BuildRequest, build_engine
+    from tests.conftest import PAIRS
+
+    result = build_engine(BuildRequest(onnx=exported, precision="int8", backend="tensorrt",
+                                       profile=Profile.from_options(shape="240x320"), output=tmp_path / "e.plan",
+                                       calib_dir=PAIRS, calib_size=8))
+    assert result.gate.passed
