@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -54,6 +55,17 @@ def fuser(exported: Path) -> Iterator[object]:
 
     with Fuser(exported) as f:
         yield f
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path, exported: Path) -> Path:
+    """A user's folder with export/occo.onnx (+ sidecar) in it, as `occo-deploy export` leaves it."""
+    from occo_deploy.contract import sidecar_path
+
+    (tmp_path / "export").mkdir()
+    shutil.copy(exported, tmp_path / "export" / "occo.onnx")
+    shutil.copy(sidecar_path(exported), tmp_path / "export" / "occo.onnx.json")
+    return tmp_path
 
 
 def sequence_frames(what: str, size_wh: tuple[int, int] | None = (160, 120)) -> list[np.ndarray]:

@@ -133,17 +133,19 @@ def build_engine(req: BuildRequest, log: Log = lambda _m: None) -> BuildResult:
         fp16_path = int8_path = None
         if req.precision == "fp16":
             fp16_path = tmp / "fp16.onnx"
-            onnx.save(prec.to_fp16(onnx.load(str(req.onnx))), fp16_path)
-            info["mixed_precision"] = {"fp32_nodes": len(prec.fp32_nodes(onnx.load(str(req.onnx))))}
+            fp32_model = onnx.load(str(req.onnx))
+            info["mixed_precision"] = {"fp32_nodes": len(prec.fp32_nodes(fp32_model))}
+            onnx.save(prec.to_fp16(fp32_model), fp16_path)
         if req.precision == "int8":
             assert calib_items is not None
             int8_path = tmp / "int8.onnx"
             info["calibration"] = _quantize(req, builder, hw, calib_items, output, int8_path, log)
         source = builder.precision_input(req.precision, req.onnx, fp16_path, int8_path)
-        reference = builder_class("onnxruntime")().runner(req.onnx, None)
+        cpu = builder_class("onnxruntime")()
+        reference = cpu.runner(req.onnx, None)
         if req.backend != "onnxruntime" and source != req.onnx:
             # The artifact TensorRT parses is checked here too, on the CPU, before the GPU build.
-            pre = compare(reference, builder_class("onnxruntime")().runner(source, None), val_pairs, min_psnr)
+            pre = compare(reference, cpu.runner(source, None), val_pairs, min_psnr)
             log(f"precision ONNX on ONNX Runtime: {pre.describe()}")
             info["precision_onnx_check"] = pre.as_dict()
             if not pre.passed:

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-from occo_deploy.contract import sidecar_path
 from tests.cli.test_fuse_cli import _one_line_error
 from tests.conftest import PAIRS, run_cli
 
 
-def _workspace(tmp_path: Path, exported: Path) -> Path:
-    (tmp_path / "export").mkdir()
-    shutil.copy(exported, tmp_path / "export" / "occo.onnx")
-    shutil.copy(sidecar_path(exported), tmp_path / "export" / "occo.onnx.json")
-    return tmp_path
-
-
-def test_int8_build_then_fuse_uses_it(tmp_path: Path, exported: Path) -> None:
-    ws = _workspace(tmp_path, exported)
+def test_int8_build_then_fuse_uses_it(workspace: Path) -> None:
+    ws = workspace
     result = run_cli("build", "--int8", "--calib", str(PAIRS / "MSRS"), "--calib-size", "4", "--opt", "1x120x160",
                      "--min", "1x16x16", "--max", "4x2048x2048", cwd=ws)
     assert result.returncode == 0, result.stderr
@@ -33,32 +24,32 @@ def test_int8_build_then_fuse_uses_it(tmp_path: Path, exported: Path) -> None:
     assert "engines/occo_int8_onnxruntime.onnx [onnxruntime cpu, int8]" in fused.stdout
 
 
-def test_fp16_on_cpu_says_what_it_means(tmp_path: Path, exported: Path) -> None:
-    ws = _workspace(tmp_path, exported)
+def test_fp16_on_cpu_says_what_it_means(workspace: Path) -> None:
+    ws = workspace
     result = run_cli("build", "--fp16", "--shape", "96x128", cwd=ws)
     assert result.returncode == 0, result.stderr
     assert "not for speed" in result.stderr and "no BF16 path" in result.stderr
     assert "checking on frames of the bundled demo clip" in result.stdout
 
 
-def test_no_precision(tmp_path: Path, exported: Path) -> None:
-    _one_line_error(run_cli("build", cwd=_workspace(tmp_path, exported)), "--fp32, --fp16 or --int8")
+def test_no_precision(workspace: Path) -> None:
+    _one_line_error(run_cli("build", cwd=workspace), "--fp32, --fp16 or --int8")
 
 
-def test_tensorrt_asked_for_where_it_is_missing(tmp_path: Path, exported: Path) -> None:
-    result = run_cli("build", "--fp16", "--backend", "tensorrt", cwd=_workspace(tmp_path, exported))
+def test_tensorrt_asked_for_where_it_is_missing(workspace: Path) -> None:
+    result = run_cli("build", "--fp16", "--backend", "tensorrt", cwd=workspace)
     _one_line_error(result, "cannot build for tensorrt", "occo-deploy[gpu]")
-    assert not (tmp_path / "engines").exists() or not any((tmp_path / "engines").iterdir())
+    assert not (workspace / "engines").exists() or not any((workspace / "engines").iterdir())
 
 
-def test_int8_without_calibration_pairs(tmp_path: Path, exported: Path) -> None:
-    ws = _workspace(tmp_path, exported)
+def test_int8_without_calibration_pairs(workspace: Path) -> None:
+    ws = workspace
     (ws / "calibration").mkdir()
     _one_line_error(run_cli("build", "--int8", cwd=ws), "calibration", "--calib DIR")
 
 
-def test_shape_below_the_model_minimum(tmp_path: Path, exported: Path) -> None:
-    _one_line_error(run_cli("build", "--fp32", "--shape", "8x8", cwd=_workspace(tmp_path, exported)), ">= 16")
+def test_shape_below_the_model_minimum(workspace: Path) -> None:
+    _one_line_error(run_cli("build", "--fp32", "--shape", "8x8", cwd=workspace), ">= 16")
 
 
 def test_missing_onnx(tmp_path: Path) -> None:

@@ -10,17 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from occo_deploy.contract import sidecar_path
 from tests.conftest import PAIRS, bgr, load_case, make_video, run_cli, sequence_frames
-
-
-@pytest.fixture()
-def workspace(tmp_path: Path, exported: Path) -> Path:
-    """A user's folder with export/occo.onnx (+ sidecar) in it, as `occo-deploy export` leaves it."""
-    (tmp_path / "export").mkdir()
-    shutil.copy(exported, tmp_path / "export" / "occo.onnx")
-    shutil.copy(sidecar_path(exported), tmp_path / "export" / "occo.onnx.json")
-    return tmp_path
 
 
 @pytest.fixture(scope="module")
