@@ -23,3 +23,17 @@ def first_pair() -> tuple[np.ndarray, np.ndarray]:
     from occo_deploy.video.streams import probe
 
     return infrared_gray(probe(IR_CLIP, "infrared").first_frame), probe(VIS_CLIP, "visible").first_frame
+
+
+def clip_pairs(count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Up to ``count`` (infrared gray, visible BGR) pairs spread over the bundled clip: real frames
+    for checks and timing when the user gives none."""
+    from occo_deploy.runtime.frames import infrared_gray
+    from occo_deploy.video.streams import ThreadedReader, probe
+
+    frames: list[list[np.ndarray]] = []
+    for clip, what in ((IR_CLIP, "infrared"), (VIS_CLIP, "visible")):
+        with ThreadedReader(probe(clip, what), what) as reader:
+            all_frames = [f.image for f in reader]
+        frames.append(all_frames[:: max(1, len(all_frames) // max(count, 1))][:count])
+    return [(infrared_gray(i), v) for i, v in zip(*frames)]

@@ -26,6 +26,11 @@ from occo_deploy.errors import BuildError, EngineError, InputError
 from occo_deploy.files import atomic_output, check_writable, sha256_file, write_json_atomic
 
 PRECISIONS = ("fp32", "fp16", "int8")
+_GATE_ADVICE = {
+    "int8": "calibrate on more representative pairs, try --calib-method, or lower --min-psnr",
+    "fp16": "some FP16 value overflows or rounds too much; build --fp32 or --int8 and report it",
+    "fp32": "the engine does not reproduce its own ONNX; report it with the versions in the sidecar",
+}
 Log = Callable[[str], None]
 
 
@@ -86,19 +91,6 @@ def check_fp32_onnx(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _demo_pairs(hw: tuple[int, int], count: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Real frames of the bundled clip pair, for the gate when no calibration folder is given."""
-    from occo_deploy import demo
-    from occo_deploy.runtime.frames import infrared_gray
-    from occo_deploy.video.streams import ThreadedReader, probe
-
-    frames: list[list[np.ndarray]] = []
-    for clip, what in ((demo.IR_CLIP, "infrared"), (demo.VIS_CLIP, "visible")):
-        with ThreadedReader(probe(clip, what), what) as reader:
-            frames.append([f.image for f in reader][:: max(1, 20 // count)][:count])
-    return [(calib_data.fit(infrared_gray(i), hw), calib_data.fit(v, hw)) for i, v in zip(*frames)]
-
-
 def build_engine(req: BuildRequest, log: Log = lambda _m: None) -> BuildResult:
     start = time.perf_counter()
     if req.precision not in PRECISIONS:
@@ -125,6 +117,7 @@ def build_engine(req: BuildRequest, log: Log = lambda _m: None) -> BuildResult:
 
     # Pairs: calibration (INT8) and validation (every build), never the same frames.
     val_pairs, calib_items = _pairs(req, hw, log)
+    val_pairs.append(_large_pair(val_pairs[0], _large_hw(req.profile, builder.fixed_shapes)))
 
     with tempfile.TemporaryDirectory(prefix="occo-build-") as tmp_dir:
         tmp = Path(tmp_dir)
@@ -158,12 +151,28 @@ def build_engine(req: BuildRequest, log: Log = lambda _m: None) -> BuildResult:
             log(gate.describe())
             if not gate.passed:
                 raise BuildError(f"engine below the quality gate, nothing kept: {gate.describe()}; "
-                                 "calibrate on more representative pairs, try --calib-method, or lower --min-psnr")
+                                 + _GATE_ADVICE[req.precision])
             info["quality"] = gate.as_dict()
             info["sha256"] = sha256_file(tmp_engine)
             info["build_seconds"] = round(time.perf_counter() - start, 1)
     write_json_atomic(meta_path, info, force=req.force)
     return BuildResult(output, meta_path, info, gate, time.perf_counter() - start)
+
+
+def _large_hw(profile: Profile, fixed: bool) -> tuple[int, int]:
+    """The size of the gate's extra, larger frame: the profile's max (capped at twice opt per side),
+    or twice opt for engines that take any size. Sums over all pixels grow with the frame; a
+    reduced-precision engine that is fine at opt can overflow on a bigger one."""
+    opt_h, opt_w = profile.opt_hw
+    if fixed:
+        return min(profile.max[1], 2 * opt_h), min(profile.max[2], 2 * opt_w)
+    return 2 * opt_h, 2 * opt_w
+
+
+def _large_pair(pair: tuple[np.ndarray, np.ndarray], hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    import cv2
+
+    return tuple(cv2.resize(x, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR) for x in pair)  # type: ignore[return-value]
 
 
 def _pairs(req: BuildRequest, hw: tuple[int, int], log: Log) -> tuple[list[tuple[np.ndarray, np.ndarray]], list | None]:
@@ -177,7 +186,9 @@ def _pairs(req: BuildRequest, hw: tuple[int, int], log: Log) -> tuple[list[tuple
         items = calib_data.discover(req.calib_dir)
     except InputError:
         log(f"no pairs in {req.calib_dir}; checking on frames of the bundled demo clip")
-        return _demo_pairs(hw, req.val_size), None
+        from occo_deploy import demo
+
+        return [(calib_data.fit(ir, hw), calib_data.fit(vis, hw)) for ir, vis in demo.clip_pairs(req.val_size)], None
     _, val = calib_data.split(items, calib_size=None, val_size=req.val_size, seed=req.seed)
     log(f"checking on {len(val)} pairs of {req.calib_dir}")
     return list(calib_data.iter_pairs(val, hw)), None

@@ -54,7 +54,7 @@ class GateResult:
         def db(v: float) -> str:
             return "identical" if math.isinf(v) else f"{v:.1f} dB"
 
-        return (f"PSNR vs FP32 on {self.pairs} held-out pairs: worst {db(self.psnr_min)}, all "
+        return (f"PSNR vs FP32 on {self.pairs} held-out frames (one enlarged): worst {db(self.psnr_min)}, all "
                 f"{db(self.psnr_all)}, max error {self.max_abs} grey levels (gate: {self.min_psnr:g} dB)")
 
 
