@@ -164,3 +164,14 @@ def set_hash(items: list[CalibItem], hw: tuple[int, int]) -> str:
     for item in items:
         digest.update(f"{item.name}|{item.frame}|{sha256_file(item.ir)}|{sha256_file(item.vis)}\n".encode())
     return digest.hexdigest()
+
+
+def sample_pairs(folder: Path | None, hw: tuple[int, int], count: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``count`` real pairs at ``hw``: a seeded choice from ``folder``, or frames of the bundled clip."""
+    if folder is None:
+        from occo_deploy import demo
+
+        return [(fit(ir, hw), fit(vis, hw)) for ir, vis in demo.clip_pairs(count)]
+    items = discover(folder)
+    random.Random(seed).shuffle(items)
+    return [load_pair(item, hw) for item in items[:count]]
