@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,9 +17,16 @@ from occo_deploy.errors import OccoDeployError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+def _width(stream: object) -> int | None:
+    """Terminals report their width; pipes and logs get a wide one so tables are not truncated."""
+    if getattr(stream, "isatty", lambda: False)():
+        return None
+    return int(os.environ.get("COLUMNS", "160"))
+
+
 # markup off: paths and engine names contain brackets that rich would eat as tags.
-out = Console(highlight=False, markup=False)
-err = Console(stderr=True, highlight=False, markup=False)
+out = Console(highlight=False, markup=False, width=_width(sys.stdout))
+err = Console(stderr=True, highlight=False, markup=False, width=_width(sys.stderr))
 
 EXIT_INTERRUPTED = 130
 

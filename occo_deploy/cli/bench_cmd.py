@@ -1,0 +1,76 @@
+"""``occo-deploy bench``: engine-only timing on real pairs, several engines in one table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import typer
+from rich.table import Table
+
+from occo_deploy.cli.common import err, one_line_errors, out
+from occo_deploy.errors import InputError
+from occo_deploy.files import check_writable, write_bytes_atomic, write_json_atomic
+
+
+@one_line_errors
+def bench(
+    engines: Optional[list[Path]] = typer.Argument(None, help="Engines or exported ONNX files [default: the one fuse would use]."),
+    shape: str = typer.Option("480x640", "--shape", help="Frame size HxW (real pairs are resized and cropped to it)."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Frames per call."),
+    warmup: float = typer.Option(2.0, "--warmup", min=0.0, help="Warm-up seconds (at least one call)."),
+    duration: float = typer.Option(10.0, "--duration", min=0.0, help="Measured seconds per engine."),
+    pairs: Optional[Path] = typer.Option(None, "--pairs", help="Folder of real pairs (ir/ + vi/) [default: the bundled clip]."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads [default: all]."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write the results as JSON."),
+    histogram: Optional[Path] = typer.Option(None, "--histogram", help="Write a latency histogram PNG."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing report or histogram."),
+) -> None:
+    """Time engines on real frames: warm-up, then a fixed duration; latency percentiles and throughput."""
+    from occo_deploy.calibration.data import sample_pairs
+    from occo_deploy.engines.profile import Profile
+    from occo_deploy.evaluation.pictures import histogram as draw_histogram
+    from occo_deploy.runtime import bench as bench_lib
+    from occo_deploy.runtime.fuser import Fuser
+    from occo_deploy.workspace import default_engine
+
+    for path in (report, histogram):
+        if path is not None:
+            check_writable(path, force)
+    if histogram is not None and histogram.suffix.lower() != ".png":
+        raise InputError(f"--histogram writes a PNG; name it .png (got {histogram.name})")
+    hw = Profile.from_options(shape=shape).opt_hw
+    frames = sample_pairs(pairs, hw, max(8, batch))
+    results = []
+    for engine in engines or [default_engine()]:
+        with Fuser(engine, threads=threads) as fuser:
+            with out.status(f"timing {engine} ({warmup:g} s warm-up, {duration:g} s)..."):
+                results.append(bench_lib.run(fuser, frames, batch=batch, warmup_s=warmup, duration_s=duration))
+    base = results[0]
+    table = Table(title=f"{len(frames)} real pairs at {hw[0]}x{hw[1]}, batch {batch}", title_justify="left")
+    for col in ("engine", "precision", "calls", "fps", "vs first", "min", "mean", "p50", "p90", "p95", "p99", "max"):
+        table.add_column(col, justify="left" if col in ("engine", "precision") else "right")
+    for r in results:
+        lat = r.latency
+        table.add_row(Path(r.engine["artifact"]).name, str(r.engine.get("precision")), str(r.calls), f"{r.fps:.2f}",
+                      f"{r.fps / base.fps:.2f}x" if base.fps else "-",
+                      *(f"{lat[k]:.1f}" for k in ("min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")))
+    out.print(table)
+    out.print("latency per call in ms; stages per call: " + "; ".join(
+        f"{Path(r.engine['artifact']).name}: " + ", ".join(f"{s} {v['p50_ms']:.1f}" for s, v in r.stages.items())
+        for r in results))
+    for r in results:
+        if r.unstable:
+            err.print(f"warning: {Path(r.engine['artifact']).name}: unstable measurement (coefficient of variation "
+                      f"{100 * r.cov:.0f}% over {r.calls} calls); run longer (--duration) on a quieter machine",
+                      soft_wrap=True)
+    if report is not None:
+        write_json_atomic(report, {"command": "bench", "shape_hw": list(hw), "batch": batch, "warmup_s": warmup,
+                                   "duration_s": duration, "pairs": str(pairs or "bundled clip"),
+                                   "results": [r.as_dict() for r in results]}, force)
+        out.print(f"report: {report}")
+    if histogram is not None:
+        image = draw_histogram({Path(r.engine["artifact"]).name: r.samples_ms for r in results})
+        write_bytes_atomic(histogram, cv2.imencode(".png", image)[1].tobytes(), force)
+        out.print(f"histogram: {histogram}")
