@@ -14,6 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
+from occo_deploy.engines.build import BuildRequest, BuildResult, build_engine
+from occo_deploy.engines.profile import Profile
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OCCO_SHARED", ROOT.parent / "shared"))
 REFERENCE = SHARED / "reference"
@@ -89,3 +92,29 @@ def run_cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None) -> s
     env = {**os.environ, "COLUMNS": "200", **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "occo_deploy", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=900)
+
+
+# -- engines built once per session from the shared checkpoint on real calibration pairs ----------
+
+#: Calibrate and check at 240x320 with a few pairs: the same code paths as 480x640, CI-fast.
+PROFILE = Profile.from_options(min_="1x16x16", opt="1x240x320", max_="8x4096x4096")
+
+
+def request(exported: Path, tmp: Path, **kw: object) -> BuildRequest:
+    base = dict(onnx=exported, precision="int8", backend="onnxruntime", profile=PROFILE, output=tmp / "e.onnx",
+                calib_dir=PAIRS, calib_size=10, val_size=4, seed=0)
+    base.update(kw)
+    return BuildRequest(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def int8_build(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BuildResult, list[str]]]:
+    log: list[str] = []
+    tmp = tmp_path_factory.mktemp("int8")
+    yield build_engine(request(exported, tmp, output=tmp / "occo_int8.onnx"), log.append), log
+
+
+@pytest.fixture(scope="session")
+def fp16_build(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    tmp = tmp_path_factory.mktemp("fp16")
+    return build_engine(request(exported, tmp, precision="fp16", output=tmp / "occo_fp16.onnx"))

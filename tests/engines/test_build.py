@@ -17,7 +17,7 @@ from occo_deploy.engines.gate import psnr
 from occo_deploy.errors import BuildError, InputError, OutputExistsError
 from occo_deploy.files import sha256_file
 from tests.conftest import PAIRS
-from tests.engines.conftest import request
+from tests.conftest import request
 
 
 def _ops(path: Path) -> set[str]:
