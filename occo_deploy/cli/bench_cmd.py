@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import cv2
 import typer
 from rich.table import Table
 
-from occo_deploy.cli.common import err, one_line_errors, out
-from occo_deploy.errors import InputError
-from occo_deploy.files import check_writable, write_bytes_atomic, write_json_atomic
+from occo_deploy.cli.common import check_outputs, err, one_line_errors, out, write_png
+from occo_deploy.files import write_json_atomic
 
 
 @one_line_errors
@@ -35,11 +33,7 @@ def bench(
     from occo_deploy.runtime.fuser import Fuser
     from occo_deploy.workspace import default_engine
 
-    for path in (report, histogram):
-        if path is not None:
-            check_writable(path, force)
-    if histogram is not None and histogram.suffix.lower() != ".png":
-        raise InputError(f"--histogram writes a PNG; name it .png (got {histogram.name})")
+    check_outputs(force, report, histogram, "--histogram")
     hw = Profile.from_options(shape=shape).opt_hw
     frames = sample_pairs(pairs, hw, max(8, batch))
     results = []
@@ -71,6 +65,5 @@ def bench(
                                    "results": [r.as_dict() for r in results]}, force)
         out.print(f"report: {report}")
     if histogram is not None:
-        image = draw_histogram({Path(r.engine["artifact"]).name: r.samples_ms for r in results})
-        write_bytes_atomic(histogram, cv2.imencode(".png", image)[1].tobytes(), force)
+        write_png(histogram, draw_histogram({Path(r.engine["artifact"]).name: r.samples_ms for r in results}), force)
         out.print(f"histogram: {histogram}")

@@ -6,6 +6,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -13,7 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from occo_deploy.errors import OccoDeployError
+from occo_deploy.errors import InputError, OccoDeployError
+from occo_deploy.files import check_writable, write_bytes_atomic
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,3 +70,18 @@ def latency_table(latency: dict[str, Any], title: str = "latency per call (ms)")
 
 def human_bytes(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+def check_outputs(force: bool, report: Path | None, picture: Path | None, picture_option: str) -> None:
+    """Before any work: a report or picture must not overwrite a file without --force; pictures are PNG."""
+    for path in (report, picture):
+        if path is not None:
+            check_writable(path, force)
+    if picture is not None and picture.suffix.lower() != ".png":
+        raise InputError(f"{picture_option} writes a PNG; name it .png (got {picture.name})")
+
+
+def write_png(path: Path, image: Any, force: bool) -> None:
+    import cv2
+
+    write_bytes_atomic(path, cv2.imencode(".png", image)[1].tobytes(), force)

@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import cv2
 import typer
 from rich.table import Table
 
-from occo_deploy.cli.common import one_line_errors, out
-from occo_deploy.errors import InputError
-from occo_deploy.files import check_writable, write_bytes_atomic, write_json_atomic
+from occo_deploy.cli.common import check_outputs, one_line_errors, out, write_png
+from occo_deploy.files import write_json_atomic
 from occo_deploy.workspace import DEFAULT_ONNX
 
 GRID_ROWS = 4
@@ -30,15 +28,12 @@ def evaluate(
 ) -> None:
     """Compare engines with a reference and score their fusions (EN SD SF AG MI SCD VIF Qabf SSIM PSNR)."""
     from occo_deploy.evaluation import evaluate as ev
+    from occo_deploy.evaluation.metrics import FUSION_METRICS
     from occo_deploy.evaluation.pictures import grid as draw_grid
     from occo_deploy.runtime.fuser import Fuser
     from occo_deploy.workspace import default_engine
 
-    for path in (report, grid):
-        if path is not None:
-            check_writable(path, force)
-    if grid is not None and grid.suffix.lower() != ".png":
-        raise InputError(f"--grid writes a PNG; name it .png (got {grid.name})")
+    check_outputs(force, report, grid, "--grid")
     pairs = ev.load_pairs(ir, vis, limit)
     ref_fn, ref_label = ev.reference_runner(reference)
     fusers = [Fuser(p) for p in (engine or [default_engine()])]
@@ -61,7 +56,7 @@ def evaluate(
                     f"{max(p['fidelity']['max_abs'] for p in r.per_pair)}", f"{100 * m['off_by_more_than_1']:.2f}%",
                     f"{100 * m['off_by_more_than_8']:.2f}%")
     out.print(fid)
-    names = ev.metric_names()
+    names = FUSION_METRICS
     met = Table(title="fusion metrics (mean over pairs; MI, SCD, VIF, SSIM summed over IR and visible)",
                 title_justify="left")
     met.add_column("engine")
@@ -79,5 +74,5 @@ def evaluate(
     if grid is not None:
         rows = [[p[1], p[2], *(frames[label][k] for label in labels)] for k, p in enumerate(pairs[:GRID_ROWS])]
         image = draw_grid(rows, ["infrared", "visible", *labels], [p[0] for p in pairs[:GRID_ROWS]])
-        write_bytes_atomic(grid, cv2.imencode(".png", image)[1].tobytes(), force)
+        write_png(grid, image, force)
         out.print(f"grid: {grid} ({image.shape[1]}x{image.shape[0]})")

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from occo_deploy.errors import InputError
-from occo_deploy.evaluation.metrics import FUSION_METRICS, fidelity, fusion_metrics
+from occo_deploy.evaluation.metrics import fidelity, fusion_metrics
 from occo_deploy.runtime.frames import infrared_gray, match_size, visible_bgr
 from occo_deploy.video.media import is_image, pair_folders, read_image
 
@@ -97,7 +97,3 @@ def evaluate(pairs: list[Pair], engines: list[tuple[str, dict[str, Any], FuseFn]
         if progress:
             progress(k + 1, len(pairs))
     return results, frames
-
-
-def metric_names() -> tuple[str, ...]:
-    return FUSION_METRICS
