@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,6 @@ class BuildResult:
     info: dict[str, Any]
     gate: GateResult
     seconds: float
-    messages: list[str] = field(default_factory=list)
 
 
 def default_output(engines_dir: Path, precision: str, builder: EngineBuilder, profile: Profile) -> Path:
