@@ -131,7 +131,8 @@ def build_engine(req: BuildRequest, log: Log = lambda _m: None) -> BuildResult:
         if req.precision == "int8":
             assert calib_items is not None
             int8_path = tmp / "int8.onnx"
-            info["calibration"] = _quantize(req, builder, hw, calib_items, output, int8_path, log)
+            info["calibration"] = _quantize(req, builder, hw, calib_items, info["source"]["onnx_sha256"], output,
+                                            int8_path, log)
         source = builder.precision_input(req.precision, req.onnx, fp16_path, int8_path)
         cpu = builder_class("onnxruntime")()
         reference = cpu.runner(req.onnx, None)
@@ -185,20 +186,18 @@ def _pairs(req: BuildRequest, hw: tuple[int, int], log: Log) -> tuple[list[tuple
         items = calib_data.discover(req.calib_dir)
     except InputError:
         log(f"no pairs in {req.calib_dir}; checking on frames of the bundled demo clip")
-        from occo_deploy import demo
-
-        return [(calib_data.fit(ir, hw), calib_data.fit(vis, hw)) for ir, vis in demo.clip_pairs(req.val_size)], None
+        return calib_data.sample_pairs(None, hw, req.val_size), None
     _, val = calib_data.split(items, calib_size=None, val_size=req.val_size, seed=req.seed)
     log(f"checking on {len(val)} pairs of {req.calib_dir}")
     return list(calib_data.iter_pairs(val, hw)), None
 
 
-def _quantize(req: BuildRequest, builder: EngineBuilder, hw: tuple[int, int], items: list,
+def _quantize(req: BuildRequest, builder: EngineBuilder, hw: tuple[int, int], items: list, onnx_sha256: str,
               output: Path, out_path: Path, log: Log) -> dict[str, Any]:
     scheme = builder.int8_scheme
     symmetric = prec.SCHEMES[scheme][1]
     set_sha = calib_data.set_hash(items, hw)
-    key = calib_ranges.cache_key(sha256_file(req.onnx), set_sha, req.calib_method, symmetric)
+    key = calib_ranges.cache_key(onnx_sha256, set_sha, req.calib_method, symmetric)
     cache_path = req.calib_cache or output.with_name(output.stem + ".calib.json")
     found = calib_ranges.load_cache(cache_path, key)
     log(found.message)

@@ -180,27 +180,18 @@ def fuse_video(fuser: Fuser, ir: Path, vis: Path, output: Path, *, batch: int = 
     expected = vis_info.frame_count or None
     start = time.perf_counter()
     with atomic_output(output, force) as tmp:
-        writer = ThreadedWriter(tmp, vis_info.fps, (vis_info.width, vis_info.height), output.suffix,
-                                on_encode=lambda s: stats.add("encode", s))
-        try:
-            with ThreadedReader(vis_info, "visible", decode, synthetic_time=same_rate) as vis_frames, \
-                    ThreadedReader(ir_info, "infrared", decode, synthetic_time=same_rate) as ir_frames:
-                pairs = pair_streams(vis_frames, ir_frames, tolerance_ms=tolerance, offset_ms=offset_ms,
-                                     report=pairing)
-                for group in _batched(pairs, batch):
-                    fused = fuser.fuse_batch([i.image for _, i in group], [v.image for v, _ in group])
-                    for frame in fused:
-                        writer.write(frame)
-                    report.frames += len(group)
-                    if progress:
-                        progress(report.frames, expected)
-        except BaseException:
-            try:
-                writer.close()
-            except Exception:  # noqa: BLE001 - the first error is the one worth reporting
-                pass
-            raise
-        writer.close()
+        with ThreadedWriter(tmp, vis_info.fps, (vis_info.width, vis_info.height), output.suffix,
+                            on_encode=lambda s: stats.add("encode", s)) as writer, \
+                ThreadedReader(vis_info, "visible", decode, synthetic_time=same_rate) as vis_frames, \
+                ThreadedReader(ir_info, "infrared", decode, synthetic_time=same_rate) as ir_frames:
+            pairs = pair_streams(vis_frames, ir_frames, tolerance_ms=tolerance, offset_ms=offset_ms, report=pairing)
+            for group in _batched(pairs, batch):
+                fused = fuser.fuse_batch([i.image for _, i in group], [v.image for v, _ in group])
+                for frame in fused:
+                    writer.write(frame)
+                report.frames += len(group)
+                if progress:
+                    progress(report.frames, expected)
         if report.frames == 0:
             raise InputError(
                 f"no visible frame of {vis} found an infrared partner in {ir} within {tolerance:.0f} ms "

@@ -188,6 +188,18 @@ class ThreadedWriter:
             raise OccoDeployError(f"encoding the output video failed: {self._error}")
         self._queue.put(frame)
 
+    def __enter__(self) -> ThreadedWriter:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        if et is None:
+            self.close()
+            return
+        try:  # already failing: finish the file, but the first error is the one worth reporting
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
+
     def close(self) -> None:
         """Flush, finish the file and re-raise an encoding failure."""
         if self._thread.is_alive():
@@ -205,16 +217,13 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, forc
     path = Path(path)
     count = 0
     with atomic_output(path, force) as tmp:
-        writer: ThreadedWriter | None = None
-        try:
-            for frame in frames:
-                if writer is None:
-                    writer = ThreadedWriter(tmp, fps, (frame.shape[1], frame.shape[0]), path.suffix)
-                writer.write(frame)
-                count += 1
-        finally:
-            if writer is not None:
-                writer.close()
+        frames = iter(frames)
+        first = next(frames, None)
+        if first is not None:
+            with ThreadedWriter(tmp, fps, (first.shape[1], first.shape[0]), path.suffix) as writer:
+                for frame in (first, *frames):
+                    writer.write(frame)
+                    count += 1
         if count == 0:
             raise InputError(f"no frames to write to {path}")
     return count
