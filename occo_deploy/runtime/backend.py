@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import abc
 import importlib
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,6 +20,10 @@ import numpy as np
 
 from occo_deploy.contract import MIN_SIDE
 from occo_deploy.errors import EngineError, ShapeError
+from occo_deploy.runtime.staging import BufferPlan, Slot, numpy_slot
+
+#: Seconds per engine stage of one batch, as ``Backend.wait`` reports them ("h2d", "infer", "d2h").
+StageTimes = dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -52,16 +59,27 @@ class Backend(abc.ABC):
 
     Implementations open an artifact (and its sidecar, possibly None) in ``__init__``, never print, and
     raise ``EngineError`` subclasses with a message that says what to do.
+
+    Two ways in: ``run`` (numpy in, numpy out) and the staged one the pipeline uses, ``acquire`` a slot,
+    write frames into it, ``submit`` it, later ``wait`` for it. The base class implements the staged
+    calls on top of ``run`` with one pageable slot; GPU backends override them to keep ``in_flight``
+    batches moving through pinned buffers, copies and compute on CUDA streams.
     """
 
     #: Short name for reports, e.g. "onnxruntime-cpu".
     name: ClassVar[str] = "backend"
 
-    def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None) -> None:
+    def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
+                 options: Mapping[str, Any] | None = None) -> None:
         self.artifact = artifact
         self.sidecar = sidecar
         self.provider = provider
         self.threads = threads
+        #: Backend-specific knobs (``in_flight``, ``cuda_graph``, ``batch``); unknown ones are ignored.
+        self.options: dict[str, Any] = dict(options or {})
+        self._slots: list[Slot] = []
+        self._next_slot = 0
+        self._worker: ThreadPoolExecutor | None = None
 
     @property
     def shapes(self) -> ShapeRange:
@@ -72,12 +90,74 @@ class Backend(abc.ABC):
     def run(self, visible: np.ndarray, infrared: np.ndarray) -> np.ndarray:
         """Fuse one batch; inputs are C-contiguous uint8 arrays of the contract's shapes."""
 
+    # -- staged API -------------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        """Batches that may be submitted before the oldest must be waited for.
+
+        For ``run``-based backends more than one means a worker thread runs the batches one after
+        another while the caller fills the next slot (ONNX Runtime releases the GIL while it runs).
+        """
+        return max(1, int(self.options.get("in_flight", 1)))
+
+    def acquire(self, n: int, h: int, w: int) -> Slot:
+        """The next free slot, shaped for an n x h x w batch; grown (reallocated) only when too small."""
+        k = self._next_slot % self.in_flight
+        if k < len(self._slots) and self._slots[k].busy:
+            raise EngineError("internal error: all staging slots are in flight; wait for one first")
+        if k >= len(self._slots) or not self._slots[k].plan.fits(n, h, w):
+            plan = BufferPlan.for_engine(self.shapes, int(self.options.get("batch", n)), n, h, w)
+            slot = self._new_slot(k, plan, self._slots[k] if k < len(self._slots) else None)
+            if k < len(self._slots):
+                self._slots[k] = slot
+            else:
+                self._slots.append(slot)
+        self._next_slot += 1
+        slot = self._slots[k]
+        slot.shape(n, h, w)
+        slot.busy = True
+        return slot
+
+    def _new_slot(self, index: int, plan: BufferPlan, old: Slot | None) -> Slot:
+        """Allocate slot ``index`` (freeing ``old`` first); GPU backends pin it and add device buffers."""
+        return numpy_slot(index, plan)
+
+    def submit(self, slot: Slot) -> None:
+        """Start fusing the slot's batch: here when one is in flight, else on the worker thread."""
+        if self.in_flight == 1:
+            self._run_slot(slot)
+            return
+        if self._worker is None:
+            # One worker: batches still run one at a time, as on one engine; only the host work overlaps.
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="occo-infer")
+        slot.device["future"] = self._worker.submit(self._run_slot, slot)
+
+    def _run_slot(self, slot: Slot) -> None:
+        start = time.perf_counter()
+        slot.output = np.asarray(self.run(slot.visible(), slot.infrared()))
+        slot.staged = False
+        slot.device["times"] = {"infer": time.perf_counter() - start}
+
+    def wait(self, slot: Slot) -> StageTimes:
+        """Block until the slot's batch is fused (``slot.output``); its stage times; the slot is free again."""
+        future = slot.device.pop("future", None)
+        try:
+            if future is not None:
+                future.result()  # re-raises the worker's error here, in the caller's thread
+        finally:
+            slot.busy = False
+        times: StageTimes = slot.device.pop("times", {})
+        return times
+
     def describe(self) -> dict[str, Any]:
         """What a report says about this backend (name, provider, versions)."""
         return {"backend": self.name, "provider": self.provider, "artifact": str(self.artifact)}
 
-    def close(self) -> None:  # noqa: B027 - optional hook, most backends free on GC
-        """Release sessions and device memory."""
+    def close(self) -> None:
+        """Release sessions and device memory (subclasses call this too)."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
 
 
 # (format, provider) -> "module:Class". Only imported when chosen.
@@ -119,10 +199,13 @@ def resolve_backend(
     return getattr(importlib.import_module(module_name), class_name), provider
 
 
-def open_backend(artifact: Path, sidecar: dict[str, Any] | None, provider: str | None, threads: int | None) -> Backend:
+def open_backend(artifact: Path, sidecar: dict[str, Any] | None, provider: str | None, threads: int | None,
+                 options: Mapping[str, Any] | None = None) -> Backend:
     cls, chosen = resolve_backend(artifact, sidecar, provider)
-    return cls(artifact, sidecar, chosen, threads)
+    return cls(artifact, sidecar, chosen, threads, options)
 
 
 register_backend("onnx", "cpu", "occo_deploy.runtime.onnxruntime_backend:OnnxRuntimeBackend", default=True)
+register_backend("onnx", "cuda", "occo_deploy.runtime.onnxruntime_gpu_backend:OnnxRuntimeGpuBackend")
+register_backend("onnx", "tensorrt", "occo_deploy.runtime.onnxruntime_gpu_backend:OnnxRuntimeGpuBackend")
 register_backend("plan", "tensorrt", "occo_deploy.runtime.tensorrt_backend:TensorRTBackend", default=True)

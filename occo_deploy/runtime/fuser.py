@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from occo_deploy.contract import read_sidecar
-from occo_deploy.errors import EngineError, ShapeError
+from occo_deploy.errors import EngineError, InputError, ShapeError
 from occo_deploy.runtime.backend import Backend, open_backend
 from occo_deploy.runtime.frames import infrared_gray, match_size, visible_bgr
+from occo_deploy.runtime.staging import Slot
 from occo_deploy.runtime.stats import LatencyStats
 
 Frames = Sequence[np.ndarray] | np.ndarray
+T = TypeVar("T")
 
 
 class Fuser:
@@ -28,21 +32,29 @@ class Fuser:
     Frames are uint8 as OpenCV gives them: visible BGR (or gray, or BGRA), infrared gray (or 3-channel).
     An infrared frame of another size is resized to the visible one (``ir_resized_from`` records it);
     one of another aspect ratio is refused. The output has the visible frame's size.
+
+    ``fuse_stream`` is the fast path for a sequence of frames: it batches them and keeps as many
+    batches in flight as the backend allows (two on a GPU), writing each frame straight into the
+    backend's (pinned) staging buffer.
     """
 
-    def __init__(self, engine: str | Path, *, provider: str | None = None, threads: int | None = None) -> None:
+    def __init__(self, engine: str | Path, *, provider: str | None = None, threads: int | None = None,
+                 in_flight: int | None = None, cuda_graph: bool = False, batch: int | None = None) -> None:
         self.engine = Path(engine)
         if not self.engine.is_file():
             raise EngineError(
                 f"engine not found: {self.engine}; make one with: occo-deploy export CHECKPOINT"
             )
         self.sidecar = read_sidecar(self.engine)
-        self.backend: Backend = open_backend(self.engine, self.sidecar, provider, threads)
+        options: dict[str, Any] = {"cuda_graph": cuda_graph}
+        if in_flight is not None:
+            options["in_flight"] = in_flight
+        if batch is not None:
+            options["batch"] = batch  # sizes staging buffers for the batches to come
+        self.backend: Backend = open_backend(self.engine, self.sidecar, provider, threads, options)
         self.stats = LatencyStats()
         #: (H, W) of the last infrared frame that had to be resized to the visible size, else None.
         self.ir_resized_from: tuple[int, int] | None = None
-        self._vis_buf: np.ndarray | None = None
-        self._ir_buf: np.ndarray | None = None
 
     # -- public API -------------------------------------------------------------------------
     def fuse(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
@@ -51,21 +63,42 @@ class Fuser:
 
     def fuse_batch(self, ir: Frames, vis: Frames) -> np.ndarray:
         """N pairs of one size -> N x H x W x 3; per-image normalisation, so equal to N ``fuse`` calls."""
+        n = len(vis)
+        if n == 0 or len(ir) != n:
+            raise ShapeError(f"need as many infrared as visible frames, and at least one (got {len(ir)} and {n})")
         start = time.perf_counter()
-        with self.stats.time("prepare"):
-            visible, infrared = self._prepare(ir, vis)
-        with self.stats.time("infer"):
-            fused = self.backend.run(visible, infrared)
-        with self.stats.time("finish"):
-            fused = np.asarray(fused)
-            if fused.shape != visible.shape or fused.dtype != np.uint8:
-                raise EngineError(
-                    f"{self.engine} returned {fused.dtype} {fused.shape} for {visible.shape}; "
-                    "re-export or rebuild it with this occo-deploy"
-                )
-        self.stats.add("total", time.perf_counter() - start)
-        self.stats.count_frames(len(fused))
-        return fused
+        slot = self._launch(list(zip(ir, vis)))
+        return self._retire(slot, start)
+
+    def fuse_stream(self, pairs: Iterable[tuple[T, np.ndarray, np.ndarray]], batch: int = 1
+                    ) -> Iterator[tuple[T, np.ndarray]]:
+        """``(tag, ir, vis)`` in -> ``(tag, fused)`` out, in order, batched and pipelined.
+
+        Consecutive pairs of one visible size form batches of up to ``batch``; a size change or the
+        end of the input closes a shorter one. Up to ``backend.in_flight`` batches run at once: while
+        the engine fuses batch k, this generator decodes (pulls from ``pairs``) and fills batch k+1.
+        Each yielded frame is the caller's to keep.
+        """
+        if batch < 1:
+            raise InputError(f"batch must be at least 1 (got {batch})")
+        pending: deque[tuple[Slot, list[T], float]] = deque()
+        group: list[tuple[T, np.ndarray, np.ndarray]] = []
+        try:
+            for item in pairs:
+                if group and (len(group) == batch or _visible_hw(item[2]) != _visible_hw(group[0][2])):
+                    yield from self._send(group, pending)
+                    group = []
+                group.append(item)
+            if group:
+                yield from self._send(group, pending)
+            while pending:
+                yield from self._receive(pending)
+        finally:
+            # An error or a consumer that stops early: let batches in flight finish, free their slots.
+            while pending:
+                slot = pending.popleft()[0]
+                with contextlib.suppress(Exception):
+                    self.backend.wait(slot)
 
     def info(self) -> dict[str, Any]:
         """Backend, provider, precision and artifact: what a report says about this engine."""
@@ -81,32 +114,61 @@ class Fuser:
         self.close()
 
     # -- internals --------------------------------------------------------------------------
-    def _prepare(self, ir: Frames, vis: Frames) -> tuple[np.ndarray, np.ndarray]:
-        """Contract-shaped contiguous batches, written into reused buffers (no per-call allocation)."""
-        n = len(vis)
-        if n == 0 or len(ir) != n:
-            raise ShapeError(f"need as many infrared as visible frames, and at least one (got {len(ir)} and {n})")
-        first = visible_bgr(vis[0])
-        h, w = first.shape[:2]
-        self.backend.shapes.check(n, h, w)
-        if n == 1 and first.flags.c_contiguous:
-            # A lone contiguous frame is already in contract layout: a view, no copy.
-            ir0 = self._ir_frame(ir[0], (h, w))
-            return first[None], np.ascontiguousarray(ir0)[None]
-        if self._vis_buf is None or self._vis_buf.shape != (n, h, w, 3):
-            self._vis_buf = np.empty((n, h, w, 3), np.uint8)
-            self._ir_buf = np.empty((n, h, w), np.uint8)
-        assert self._ir_buf is not None
-        for k in range(n):
-            frame = first if k == 0 else visible_bgr(vis[k])
-            if frame.shape[:2] != (h, w):
-                raise ShapeError(
-                    f"visible frames in one batch must share a size ({h}x{w} and {frame.shape[0]}x{frame.shape[1]}); "
-                    "fuse them one by one"
+    def _send(self, group: list[tuple[T, np.ndarray, np.ndarray]], pending: deque[tuple[Slot, list[T], float]]
+              ) -> Iterator[tuple[T, np.ndarray]]:
+        while len(pending) >= self.backend.in_flight:
+            yield from self._receive(pending)
+        start = time.perf_counter()
+        slot = self._launch([(ir, vis) for _, ir, vis in group])
+        pending.append((slot, [tag for tag, _, _ in group], start))
+
+    def _receive(self, pending: deque[tuple[Slot, list[T], float]]) -> Iterator[tuple[T, np.ndarray]]:
+        slot, tags, start = pending.popleft()
+        yield from zip(tags, self._retire(slot, start))
+
+    def _launch(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> Slot:
+        """Write a batch into a free slot and submit it."""
+        with self.stats.time("prepare"):
+            first = visible_bgr(pairs[0][1])
+            h, w = first.shape[:2]
+            n = len(pairs)
+            self.backend.shapes.check(n, h, w)
+            slot = self.backend.acquire(n, h, w)
+            try:
+                vis_buf, ir_buf = slot.visible(), slot.infrared()
+                for k, (ir, vis) in enumerate(pairs):
+                    frame = first if k == 0 else visible_bgr(vis)
+                    if frame.shape[:2] != (h, w):
+                        raise ShapeError(
+                            f"visible frames in one batch must share a size ({h}x{w} and "
+                            f"{frame.shape[0]}x{frame.shape[1]}); fuse them one by one"
+                        )
+                    vis_buf[k] = frame
+                    ir_buf[k] = self._ir_frame(ir, (h, w))
+            except BaseException:
+                slot.busy = False
+                raise
+        self.backend.submit(slot)
+        return slot
+
+    def _retire(self, slot: Slot, start: float) -> np.ndarray:
+        """Wait for a slot, record its stage times, and hand out its frames."""
+        for stage, seconds in self.backend.wait(slot).items():
+            self.stats.add(stage, seconds)
+        with self.stats.time("finish"):
+            fused = slot.output
+            expected = (slot.n, slot.h, slot.w, 3)
+            if fused is None or fused.shape != expected or fused.dtype != np.uint8:
+                got = "nothing" if fused is None else f"{fused.dtype} {fused.shape}"
+                raise EngineError(
+                    f"{self.engine} returned {got} for {expected}; re-export or rebuild it with this occo-deploy"
                 )
-            self._vis_buf[k] = frame
-            self._ir_buf[k] = self._ir_frame(ir[k], (h, w))
-        return self._vis_buf, self._ir_buf
+            if slot.staged:
+                fused = fused.copy()  # the slot's buffer is reused by the next batch
+            slot.output = None
+        self.stats.add("total", time.perf_counter() - start)
+        self.stats.count_frames(len(fused))
+        return fused
 
     def _ir_frame(self, frame: np.ndarray, vis_hw: tuple[int, int]) -> np.ndarray:
         gray = infrared_gray(frame)
@@ -114,3 +176,7 @@ class Fuser:
             self.ir_resized_from = gray.shape  # type: ignore[assignment]
             gray = match_size(gray, vis_hw)
         return gray
+
+
+def _visible_hw(frame: np.ndarray) -> tuple[int, int]:
+    return (frame.shape[0], frame.shape[1]) if isinstance(frame, np.ndarray) else (-1, -1)

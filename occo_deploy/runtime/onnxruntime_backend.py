@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,48 +17,59 @@ _PROVIDERS = {"cpu": "CPUExecutionProvider"}
 _EXPECTED = {VISIBLE: ("tensor(uint8)", 4), INFRARED: ("tensor(uint8)", 3)}
 
 
+def open_session(artifact: Path, sidecar: dict[str, Any] | None, providers: list[Any], threads: int | None) -> Any:
+    """An ONNX Runtime session for an occo-deploy model, or one line saying why not.
+
+    Checks the file against its sidecar's hash first (a changed file must not run under old claims)
+    and the I/O contract after.
+    """
+    import onnxruntime as ort  # core dependency; imported here so importing occo_deploy stays light
+
+    if not artifact.is_file():
+        raise EngineError(f"engine not found: {artifact}")
+    expected_sha = (sidecar or {}).get("sha256")
+    if expected_sha and sha256_file(artifact) != expected_sha:
+        raise EngineError(
+            f"{artifact} does not match its sidecar (the file changed after it was written); "
+            "re-export or rebuild it"
+        )
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # warnings about unused initializers are noise for users
+    try:
+        session = ort.InferenceSession(str(artifact), options, providers=providers)
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise EngineError(f"ONNX Runtime cannot load {artifact}: {first[:200]}") from exc
+    inputs = {i.name: (i.type, len(i.shape)) for i in session.get_inputs()}
+    outputs = {o.name for o in session.get_outputs()}
+    if inputs != _EXPECTED or FUSED not in outputs:
+        got = ", ".join(f"{k} {t} rank {r}" for k, (t, r) in inputs.items())
+        raise EngineError(
+            f"{artifact} is not an occo-deploy model (inputs: {got}); "
+            "export one with: occo-deploy export CHECKPOINT"
+        )
+    return session
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None) -> None:
-        super().__init__(artifact, sidecar, provider, threads)
-        import onnxruntime as ort  # core dependency; imported here so importing occo_deploy stays light
-        if not artifact.is_file():
-            raise EngineError(f"engine not found: {artifact}")
-        expected_sha = (sidecar or {}).get("sha256")
-        if expected_sha and sha256_file(artifact) != expected_sha:
-            raise EngineError(
-                f"{artifact} does not match its sidecar (the file changed after it was written); "
-                "re-export or rebuild it"
-            )
+    def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
+                 options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(artifact, sidecar, provider, threads, options)
+        import onnxruntime as ort
+
         ep = _PROVIDERS.get(provider)
         if ep is None or ep not in ort.get_available_providers():
             raise EngineError(
                 f"ONNX Runtime here has no '{provider}' provider (available: "
                 f"{', '.join(ort.get_available_providers())}); install the matching onnxruntime package"
             )
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 3  # warnings about unused initializers are noise for users
-        try:
-            self._session = ort.InferenceSession(str(artifact), options, providers=[ep])
-        except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise EngineError(f"ONNX Runtime cannot load {artifact}: {first[:200]}") from exc
-        self._check_io()
+        self._session = open_session(artifact, sidecar, [ep], threads)
         self._ort_version = ort.__version__
-
-    def _check_io(self) -> None:
-        inputs = {i.name: (i.type, len(i.shape)) for i in self._session.get_inputs()}
-        outputs = {o.name for o in self._session.get_outputs()}
-        if inputs != _EXPECTED or FUSED not in outputs:
-            got = ", ".join(f"{k} {t} rank {r}" for k, (t, r) in inputs.items())
-            raise EngineError(
-                f"{self.artifact} is not an occo-deploy model (inputs: {got}); "
-                "export one with: occo-deploy export CHECKPOINT"
-            )
 
     def run(self, visible: np.ndarray, infrared: np.ndarray) -> np.ndarray:
         return self._session.run([FUSED], {VISIBLE: visible, INFRARED: infrared})[0]
@@ -67,4 +79,5 @@ class OnnxRuntimeBackend(Backend):
                 "precision": (self.sidecar or {}).get("precision", "unknown")}
 
     def close(self) -> None:
+        super().close()
         self._session = None  # type: ignore[assignment]

@@ -7,12 +7,10 @@ returned report, which the CLI renders.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-import numpy as np
+from typing import Any
 
 from occo_deploy.errors import InputError
 from occo_deploy.files import atomic_output, check_writable
@@ -24,7 +22,6 @@ from occo_deploy.video.streams import ThreadedReader, ThreadedWriter, probe
 
 TIMESTAMP_JITTER_MS = 1.0
 Progress = Callable[[int, int | None], None]  # (frames done, frames expected or None)
-T = TypeVar("T")
 
 
 @dataclass
@@ -72,17 +69,6 @@ def _check_batch(batch: int) -> None:
         raise InputError(f"--batch must be at least 1 (got {batch})")
 
 
-def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def _finish(report: JobReport, fuser: Fuser, start: float) -> JobReport:
     """Wall time, engine and latency (each job resets the fuser's stats, so they are this job's)."""
     report.wall_s = time.perf_counter() - start
@@ -126,29 +112,14 @@ def fuse_folder(fuser: Fuser, ir_dir: Path, vis_dir: Path, output: Path, *, batc
     report = JobReport("folder", output, pairing={
         "pairs": len(found.pairs), "ir_unpaired": len(found.ir_only), "vis_unpaired": len(found.vis_only),
         "ir_only": found.ir_only[:10], "vis_only": found.vis_only[:10]})
-    for group in _decoded_batches(targets, batch):
-        fused = fuser.fuse_batch([ir for _, ir, _ in group], [vis for _, _, vis in group])
-        for (target, _, _), frame in zip(group, fused):
-            write_image(target, frame, force)
-        report.frames += len(group)
+    decoded = ((target, read_image(ir_path, "infrared"), read_image(vis_path, "visible"))
+               for target, ir_path, vis_path in targets)
+    for target, frame in fuser.fuse_stream(decoded, batch):
+        write_image(target, frame, force)
+        report.frames += 1
         if progress:
             progress(report.frames, len(targets))
     return _finish(report, fuser, start)
-
-
-def _decoded_batches(
-    targets: list[tuple[Path, Path, Path]], batch: int
-) -> Iterator[list[tuple[Path, np.ndarray, np.ndarray]]]:
-    """Decoded (target, ir, vis) in batches of up to ``batch`` consecutive pairs of one visible size."""
-    group: list[tuple[Path, np.ndarray, np.ndarray]] = []
-    for target, ir_path, vis_path in targets:
-        item = (target, read_image(ir_path, "infrared"), read_image(vis_path, "visible"))
-        if group and (item[2].shape[:2] != group[0][2].shape[:2] or len(group) == batch):
-            yield group
-            group = []
-        group.append(item)
-    if group:
-        yield group
 
 
 def fuse_video(fuser: Fuser, ir: Path, vis: Path, output: Path, *, batch: int = 1, offset_ms: float = 0.0,
@@ -185,11 +156,9 @@ def fuse_video(fuser: Fuser, ir: Path, vis: Path, output: Path, *, batch: int = 
                 ThreadedReader(vis_info, "visible", decode, synthetic_time=same_rate) as vis_frames, \
                 ThreadedReader(ir_info, "infrared", decode, synthetic_time=same_rate) as ir_frames:
             pairs = pair_streams(vis_frames, ir_frames, tolerance_ms=tolerance, offset_ms=offset_ms, report=pairing)
-            for group in _batched(pairs, batch):
-                fused = fuser.fuse_batch([i.image for _, i in group], [v.image for v, _ in group])
-                for frame in fused:
-                    writer.write(frame)
-                report.frames += len(group)
+            for _, frame in fuser.fuse_stream(((None, i.image, v.image) for v, i in pairs), batch):
+                writer.write(frame)
+                report.frames += 1
                 if progress:
                     progress(report.frames, expected)
         if report.frames == 0:
