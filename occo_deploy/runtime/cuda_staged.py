@@ -1,0 +1,178 @@
+"""GPU backends' common half: pinned slots, device buffers, streams, events and CUDA graphs.
+
+Each slot owns page-locked host buffers, device buffers of the same size, a stream and four timing
+events. ``submit`` enqueues on the slot's stream: event, H2D (visible, infrared), event, compute
+(the subclass's ``_enqueue``), event, D2H (fused), event, and returns at once. With two or more slots
+in flight, batch k+1's copies run on the copy engines while batch k computes, and the host decodes
+and fills batch k+2 meanwhile. ``wait`` blocks on the last event and reads the stage times
+off the events, which is how trtexec reports H2D, GPU compute and D2H.
+
+Stage times of overlapping batches overlap too: with two in flight a batch's "infer" can include
+time spent behind the other batch's kernels, so the sum of stages exceeds wall time per batch.
+Throughput is what the pipeline delivers.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from occo_deploy.runtime.backend import Backend, StageTimes
+from occo_deploy.runtime.cuda import Cuda, host_view
+from occo_deploy.runtime.staging import BufferPlan, Slot
+
+DEFAULT_IN_FLIGHT = 2
+
+
+class CudaStagedBackend(Backend):
+    """Base of backends whose engine reads and writes device memory on a CUDA stream."""
+
+    #: Whether slots get their own stream (TensorRT: one execution context per stream). ONNX Runtime
+    #: binds one compute stream per session, so its slots share it.
+    stream_per_slot = True
+
+    def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
+                 options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(artifact, sidecar, provider, threads, options)
+        self.cuda = Cuda(int(self.options.get("device", 0)))
+        self._in_flight = max(1, int(self.options.get("in_flight", DEFAULT_IN_FLIGHT)))
+        self.cuda_graph = bool(self.options.get("cuda_graph", False))
+        self._shared_stream: Any = None if self.stream_per_slot else self.cuda.stream()
+        self._graphs: dict[tuple[int, int, int, int], Any] = {}
+        self._warm: set[tuple[int, int, int, int]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    # -- hooks --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def _enqueue(self, slot: Slot) -> None:
+        """Enqueue the engine on ``slot.device['stream']``: read the slot's device inputs, write its output."""
+
+    def _slot_ready(self, slot: Slot) -> None:  # noqa: B027 - optional hook
+        """Called once per new slot, e.g. to give it an execution context."""
+
+    def _slot_freed(self, slot: Slot) -> None:  # noqa: B027 - optional hook
+        """Called before a slot's memory is released."""
+
+    def _bind(self, slot: Slot) -> None:  # noqa: B027 - optional hook
+        """Tell the engine the slot's batch shape and buffer addresses (before ``_enqueue``)."""
+
+    # -- staged API ---------------------------------------------------------------------------
+    def _new_slot(self, index: int, plan: BufferPlan, old: Slot | None) -> Slot:
+        if old is not None:
+            self._free_slot(old)
+        cuda = self.cuda
+        sizes = {"visible": plan.visible_bytes, "infrared": plan.infrared_bytes, "fused": plan.fused_bytes}
+        host = {name: cuda.malloc_host(size) for name, size in sizes.items()}
+        slot = Slot(index, plan, host_view(host["visible"], sizes["visible"]),
+                    host_view(host["infrared"], sizes["infrared"]), host_view(host["fused"], sizes["fused"]))
+        slot.device.update(
+            host=host,
+            ptr={name: cuda.malloc(size) for name, size in sizes.items()},
+            stream=cuda.stream() if self.stream_per_slot else self._shared_stream,
+            events=[cuda.event() for _ in range(4)],
+        )
+        self._slot_ready(slot)
+        return slot
+
+    def run(self, visible: np.ndarray, infrared: np.ndarray) -> np.ndarray:
+        """One batch through a slot, synchronously (what ``Fuser.fuse_batch`` and the build gate use)."""
+        n, h, w = infrared.shape
+        slot = self.acquire(n, h, w)
+        slot.visible()[...] = visible
+        slot.infrared()[...] = infrared
+        self.submit(slot)
+        self.wait(slot)
+        assert slot.output is not None
+        return slot.output.copy()
+
+    def submit(self, slot: Slot) -> None:
+        try:
+            self._submit(slot)
+        except BaseException:
+            slot.busy = False  # the caller gets the error; the slot must not stay marked in flight
+            self.cuda.sync(slot.device["stream"])
+            raise
+
+    def _submit(self, slot: Slot) -> None:
+        cuda, dev = self.cuda, slot.device
+        stream, ev, ptr, host = dev["stream"], dev["events"], dev["ptr"], dev["host"]
+        n_vis, n_ir = slot.visible().nbytes, slot.infrared().nbytes
+        self._bind(slot)
+        cuda.record(ev[0], stream)
+        cuda.h2d(ptr["visible"], host["visible"], n_vis, stream)
+        cuda.h2d(ptr["infrared"], host["infrared"], n_ir, stream)
+        cuda.record(ev[1], stream)
+        self._compute(slot)
+        cuda.record(ev[2], stream)
+        cuda.d2h(host["fused"], ptr["fused"], slot.fused().nbytes, stream)
+        cuda.record(ev[3], stream)
+
+    def wait(self, slot: Slot) -> StageTimes:
+        ev = slot.device["events"]
+        self.cuda.wait_event(ev[3])
+        slot.busy = False
+        slot.output, slot.staged = slot.fused(), True
+        return {"h2d": self.cuda.elapsed_s(ev[0], ev[1]), "infer": self.cuda.elapsed_s(ev[1], ev[2]),
+                "d2h": self.cuda.elapsed_s(ev[2], ev[3])}
+
+    def _compute(self, slot: Slot) -> None:
+        """The engine, replayed as a CUDA graph once a (slot, shape) has run when graphs are on.
+
+        The first run of a shape is plain: engines finish deferred setup (TensorRT's shape-dependent
+        allocations) on it, which must not land inside a capture.
+        """
+        key = (slot.index, slot.n, slot.h, slot.w)
+        if not self.cuda_graph or key not in self._warm:
+            self._enqueue(slot)
+            self._warm.add(key)
+            return
+        graph = self._graphs.get(key)
+        stream = slot.device["stream"]
+        if graph is None:
+            self.cuda.begin_capture(stream)
+            try:
+                self._enqueue(slot)
+            finally:
+                graph = self.cuda.end_capture(stream)  # always end, or the stream stays in capture mode
+            self._graphs[key] = graph
+        self.cuda.launch(graph[1], stream)
+
+    # -- teardown -----------------------------------------------------------------------------
+    def _free_slot(self, slot: Slot) -> None:
+        self.cuda.sync(slot.device["stream"])
+        for key in [k for k in self._graphs if k[0] == slot.index]:
+            self.cuda.destroy_graph(*self._graphs.pop(key))
+        self._warm = {k for k in self._warm if k[0] != slot.index}
+        self._slot_freed(slot)
+        dev = slot.device
+        for p in dev["ptr"].values():
+            self.cuda.free(p)
+        for p in dev["host"].values():
+            self.cuda.free_host(p)
+        for e in dev["events"]:
+            self.cuda.destroy_event(e)
+        if self.stream_per_slot:
+            self.cuda.destroy_stream(dev["stream"])
+        dev.clear()
+
+    def close(self) -> None:
+        super().close()
+        for slot in self._slots:
+            if slot.device:
+                self._free_slot(slot)
+        self._slots.clear()
+        if self._shared_stream is not None:
+            self.cuda.destroy_stream(self._shared_stream)
+            self._shared_stream = None
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "gpu": self.cuda.info["name"],
+                "compute_capability": self.cuda.info["compute_capability"],
+                "in_flight": self._in_flight, "cuda_graph": self.cuda_graph}

@@ -1,0 +1,112 @@
+"""ONNX Runtime on the GPU: the CUDA and TensorRT execution providers, with I/O binding.
+
+Inputs and outputs are bound to the slot's device buffers, so ONNX Runtime copies nothing itself;
+the copies are ours, on the stream ONNX Runtime computes on (``user_compute_stream``), so they are
+ordered without a host sync. ``run_with_iobinding`` returns only when the GPU is done, so unlike
+TensorRT the host waits during compute; the next batch's decode and fill overlap only the copies.
+
+Asking for a GPU provider that ONNX Runtime cannot give is an error, never a quiet run on the CPU:
+ONNX Runtime itself falls back to the CPU with just a log line when the CUDA libraries fail to load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from occo_deploy.contract import FUSED, INFRARED, VISIBLE
+from occo_deploy.errors import EngineError, MissingDependencyError
+from occo_deploy.runtime.cuda_staged import CudaStagedBackend
+from occo_deploy.runtime.onnxruntime_backend import open_session
+from occo_deploy.runtime.staging import Slot
+
+EXECUTION_PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+INSTALL_HINT = "pip uninstall -y onnxruntime && pip install 'occo-deploy[ort-gpu]'"
+
+
+def gpu_provider(provider: str, available: list[str], version: str) -> str:
+    """The execution provider's name for ``provider``, or an error naming the package to install."""
+    ep = EXECUTION_PROVIDERS.get(provider)
+    if ep is None:
+        raise EngineError(f"unknown ONNX Runtime GPU provider '{provider}'; use one of {sorted(EXECUTION_PROVIDERS)}")
+    if ep not in available:
+        raise MissingDependencyError(
+            f"ONNX Runtime {version} here has no {ep} (it has {', '.join(available)}); "
+            f"the GPU build is a separate package: {INSTALL_HINT}"
+        )
+    return ep
+
+
+def check_active(ep: str, active: list[str], artifact: Path) -> None:
+    """Refuse a session where ONNX Runtime dropped the asked-for provider and went on without it."""
+    if ep not in active:
+        raise EngineError(
+            f"ONNX Runtime could not start {ep} for {artifact} and would run on {', '.join(active)} instead; "
+            "check that the CUDA and cuDNN libraries it was built for are installed (see its log with "
+            "ORT_LOGGING_LEVEL=0), or run on the CPU with --provider cpu"
+        )
+
+
+class OnnxRuntimeGpuBackend(CudaStagedBackend):
+    name = "onnxruntime"
+    stream_per_slot = False  # a session computes on one stream, ours
+
+    def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
+                 options: Mapping[str, Any] | None = None) -> None:
+        import onnxruntime as ort
+
+        ep = gpu_provider(provider, ort.get_available_providers(), ort.__version__)
+        super().__init__(artifact, sidecar, provider, threads, options)
+        if hasattr(ort, "preload_dlls"):  # 1.21+: load CUDA/cuDNN from the nvidia-* wheels when present
+            ort.preload_dlls()
+        # 1.31 warns "No registered plugin EP device found" on the default logger for every session
+        # with a classic provider; errors still come through.
+        ort.set_default_logger_severity(3)
+        common = {"device_id": str(self.cuda.device), "user_compute_stream": str(int(self._shared_stream))}
+        cuda_opts = dict(common)
+        if self.cuda_graph:
+            # Our stream capture cannot wrap run_with_iobinding (it synchronizes), so ask ONNX Runtime
+            # for its own graph; it needs a fixed shape and every node on the GPU.
+            cuda_opts["enable_cuda_graph"] = "1"
+            self.cuda_graph = False
+        providers: list[Any] = [("CUDAExecutionProvider", cuda_opts)]
+        if ep == "TensorrtExecutionProvider":
+            cache = artifact.with_name(artifact.name + ".ort-trt-cache")
+            providers.insert(0, (ep, {**common, "trt_engine_cache_enable": "True",
+                                      "trt_engine_cache_path": str(cache)}))
+        self._session = open_session(artifact, sidecar, providers + ["CPUExecutionProvider"], threads)
+        check_active(ep, self._session.get_providers(), artifact)
+        self._ep = ep
+        self._ort_version = ort.__version__
+
+    def _slot_ready(self, slot: Slot) -> None:
+        slot.device["binding"] = self._session.io_binding()
+        slot.device["bound"] = None
+
+    def _bind(self, slot: Slot) -> None:
+        shape = (slot.n, slot.h, slot.w)
+        if slot.device["bound"] == shape:
+            return
+        binding, ptr, dev = slot.device["binding"], slot.device["ptr"], self.cuda.device
+        binding.bind_input(VISIBLE, "cuda", dev, np.uint8, [*shape, 3], ptr["visible"])
+        binding.bind_input(INFRARED, "cuda", dev, np.uint8, list(shape), ptr["infrared"])
+        binding.bind_output(FUSED, "cuda", dev, np.uint8, [*shape, 3], ptr["fused"])
+        slot.device["bound"] = shape
+
+    def _enqueue(self, slot: Slot) -> None:
+        try:
+            self._session.run_with_iobinding(slot.device["binding"])
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise EngineError(f"ONNX Runtime ({self._ep}) failed on a {slot.n}x{slot.h}x{slot.w} batch: {first[:200]}") from exc
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "onnxruntime": self._ort_version, "execution_provider": self._ep,
+                "precision": (self.sidecar or {}).get("precision", "unknown")}
+
+    def close(self) -> None:
+        super().close()
+        self._session = None
