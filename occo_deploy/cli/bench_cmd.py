@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
 
 from occo_deploy.cli.common import check_outputs, err, one_line_errors, out, write_png
+from occo_deploy.errors import InputError
 from occo_deploy.files import write_json_atomic
 
 
@@ -16,7 +17,10 @@ from occo_deploy.files import write_json_atomic
 def bench(
     engines: Optional[list[Path]] = typer.Argument(None, help="Engines or exported ONNX files [default: the one fuse would use]."),
     shape: str = typer.Option("480x640", "--shape", help="Frame size HxW (real pairs are resized and cropped to it)."),
-    batch: int = typer.Option(1, "--batch", min=1, help="Frames per call."),
+    batch: str = typer.Option("1", "--batch", help="Frames per call; a comma list sweeps, e.g. 1,2,4,8."),
+    provider: Optional[str] = typer.Option(None, "--provider", help="Where an .onnx runs: cpu, cuda or tensorrt (ONNX Runtime)."),
+    in_flight: Optional[int] = typer.Option(None, "--in-flight", min=1, help="Batches in flight [default: 2 on a GPU, 1 on the CPU]."),
+    cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Replay the engine as a CUDA graph (GPU, fixed shape)."),
     warmup: float = typer.Option(2.0, "--warmup", min=0.0, help="Warm-up seconds (at least one call)."),
     duration: float = typer.Option(10.0, "--duration", min=0.0, help="Measured seconds per engine."),
     pairs: Optional[Path] = typer.Option(None, "--pairs", help="Folder of real pairs (ir/ + vi/) [default: the bundled clip]."),
@@ -34,25 +38,30 @@ def bench(
     from occo_deploy.workspace import default_engine
 
     check_outputs(force, report, histogram, "--histogram")
+    batches = parse_batches(batch)
     hw = Profile.from_options(shape=shape).opt_hw
-    frames = sample_pairs(pairs, hw, max(8, batch))
+    frames = sample_pairs(pairs, hw, max(8, *batches))
     results = []
     for engine in engines or [default_engine()]:
-        with Fuser(engine, threads=threads) as fuser:
-            with out.status(f"timing {engine} ({warmup:g} s warm-up, {duration:g} s)..."):
-                results.append(bench_lib.run(fuser, frames, batch=batch, warmup_s=warmup, duration_s=duration))
+        with Fuser(engine, threads=threads, provider=provider, in_flight=in_flight, cuda_graph=cuda_graph,
+                   batch=max(batches)) as fuser:
+            for n in batches:
+                with out.status(f"timing {engine}, batch {n} ({warmup:g} s warm-up, {duration:g} s)..."):
+                    results.append(bench_lib.run(fuser, frames, batch=n, warmup_s=warmup, duration_s=duration))
     base = results[0]
-    table = Table(title=f"{len(frames)} real pairs at {hw[0]}x{hw[1]}, batch {batch}", title_justify="left")
-    for col in ("engine", "precision", "calls", "fps", "vs first", "min", "mean", "p50", "p90", "p95", "p99", "max"):
+    table = Table(title=f"{len(frames)} real pairs at {hw[0]}x{hw[1]}; latency per batch, submit to frames out",
+                  title_justify="left")
+    for col in ("engine", "precision", "batch", "calls", "fps", "vs first", "min", "mean", "p50", "p90", "p95", "p99", "max"):
         table.add_column(col, justify="left" if col in ("engine", "precision") else "right")
     for r in results:
         lat = r.latency
-        table.add_row(Path(r.engine["artifact"]).name, str(r.engine.get("precision")), str(r.calls), f"{r.fps:.2f}",
+        table.add_row(Path(r.engine["artifact"]).name, str(r.engine.get("precision")), str(r.shape[0]), str(r.calls),
+                      f"{r.fps:.2f}",
                       f"{r.fps / base.fps:.2f}x" if base.fps else "-",
                       *(f"{lat[k]:.1f}" for k in ("min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")))
     out.print(table)
-    out.print("latency per call in ms; stages per call: " + "; ".join(
-        f"{Path(r.engine['artifact']).name}: " + ", ".join(f"{s} {v['p50_ms']:.1f}" for s, v in r.stages.items())
+    out.print("latency in ms; stages p50 per batch: " + "; ".join(
+        f"{_label(r, len(batches) > 1)}: " + ", ".join(f"{s} {v['p50_ms']:.1f}" for s, v in r.stages.items())
         for r in results))
     for r in results:
         if r.unstable:
@@ -60,10 +69,27 @@ def bench(
                       f"{100 * r.cov:.0f}% over {r.calls} calls); run longer (--duration) on a quieter machine",
                       soft_wrap=True)
     if report is not None:
-        write_json_atomic(report, {"command": "bench", "shape_hw": list(hw), "batch": batch, "warmup_s": warmup,
+        write_json_atomic(report, {"command": "bench", "shape_hw": list(hw), "batches": batches, "warmup_s": warmup,
                                    "duration_s": duration, "pairs": str(pairs or "bundled clip"),
                                    "results": [r.as_dict() for r in results]}, force)
         out.print(f"report: {report}")
     if histogram is not None:
-        write_png(histogram, draw_histogram({Path(r.engine["artifact"]).name: r.samples_ms for r in results}), force)
+        write_png(histogram, draw_histogram({_label(r, len(batches) > 1): r.samples_ms for r in results}), force)
         out.print(f"histogram: {histogram}")
+
+
+def parse_batches(text: str) -> list[int]:
+    """"4" or "1,2,4,8" -> batch sizes, each at least 1."""
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise InputError(f"--batch takes positive integers, one or a comma list like 1,2,4 (got {text!r})")
+    return values
+
+
+def _label(result: Any, with_batch: bool) -> str:
+    """A result's name in tables and histograms (a ``BenchResult``)."""
+    name = Path(result.engine["artifact"]).name
+    return f"{name} b{result.shape[0]}" if with_batch else name
