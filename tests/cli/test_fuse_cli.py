@@ -198,3 +198,26 @@ def test_frames_too_small(workspace: Path) -> None:
     cv2.imwrite(str(workspace / "ir.png"), tiny)
     cv2.imwrite(str(workspace / "vis.png"), cv2.cvtColor(tiny, cv2.COLOR_GRAY2BGR))
     _one_line_error(run_cli("fuse", "ir.png", "vis.png", cwd=workspace), "too small", ">= 16")
+
+
+def test_two_batches_in_flight_give_the_same_video(workspace: Path, videos: dict[str, Path]) -> None:
+    # Same batches, same engine calls: only the overlap differs, so the decoded frames are identical.
+    for in_flight, out in (("1", "one.avi"), ("2", "two.avi")):
+        result = run_cli("fuse", str(videos["ir"]), str(videos["vis"]), "-o", out, "--batch", "3",
+                         "--in-flight", in_flight, "-q", cwd=workspace)
+        assert result.returncode == 0, result.stderr
+    one, two = _frames(workspace / "one.avi"), _frames(workspace / "two.avi")
+    assert len(one) == len(two) == 20
+    assert all(np.array_equal(a, b) for a, b in zip(one, two))
+
+
+def test_a_gpu_provider_that_is_not_there_is_one_line_not_a_cpu_run(workspace: Path) -> None:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider")
+    ir = PAIRS / "MSRS" / "ir" / "00016N.png"
+    vis = PAIRS / "MSRS" / "vi" / "00016N.png"
+    result = run_cli("fuse", str(ir), str(vis), "--provider", "cuda", cwd=workspace)
+    _one_line_error(result, "CUDAExecutionProvider", "occo-deploy[ort-gpu]")
+    assert result.returncode == 6 and not (workspace / "fused.png").exists()

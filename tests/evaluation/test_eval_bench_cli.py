@@ -82,6 +82,20 @@ def test_bench_defaults_to_the_bundled_clip_and_refuses_overwrites(workspace: Pa
     assert "real pairs at 64x80" in result.stdout
 
 
+def test_bench_sweeps_batch_sizes_through_the_pipeline(workspace: Path) -> None:
+    result = run_cli("bench", "--shape", "64x80", "--batch", "1,3", "--in-flight", "2", "--warmup", "0",
+                     "--duration", "0.6", "--report", "sweep.json", cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((workspace / "sweep.json").read_text())
+    assert report["batches"] == [1, 3]
+    one, three = report["results"]
+    assert one["shape_nhw"] == [1, 64, 80] and three["shape_nhw"] == [3, 64, 80]
+    for r in (one, three):
+        assert r["calls"] >= 1 and r["throughput_fps"] > 0
+        assert r["stages"]["infer"]["count"] == r["stages"]["total"]["count"] == r["calls"]
+    _one_line_error(run_cli("bench", "--batch", "2,0", cwd=workspace), "--batch", "1,2,4")
+
+
 def test_eval_bad_inputs(workspace: Path) -> None:
     ir = PAIRS / "TNO" / "ir" / "07.png"
     _one_line_error(run_cli("eval", str(ir), str(PAIRS / "TNO" / "vi"), cwd=workspace), "two images or two folders")
