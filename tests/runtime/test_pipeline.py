@@ -140,10 +140,8 @@ def _cuda_device() -> bool:
         return False
 
 
-gpu = pytest.mark.skipif(not _cuda_device(), reason="needs cuda-python and an NVIDIA GPU")
-
-
-@gpu
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_device(), reason="needs cuda-python and an NVIDIA GPU")
 def test_gpu_onnxruntime_cuda_matches_the_cpu(exported: Path) -> None:
     import onnxruntime as ort
 
