@@ -25,21 +25,20 @@ from occo_deploy.runtime.backend import Backend, StageTimes
 from occo_deploy.runtime.cuda import Cuda, host_view
 from occo_deploy.runtime.staging import BufferPlan, Slot
 
-DEFAULT_IN_FLIGHT = 2
-
-
 class CudaStagedBackend(Backend):
     """Base of backends whose engine reads and writes device memory on a CUDA stream."""
 
     #: Whether slots get their own stream (TensorRT: one execution context per stream). ONNX Runtime
     #: binds one compute stream per session, so its slots share it.
     stream_per_slot = True
+    #: Batches in flight unless the caller says: two, so one computes while the next is copied in.
+    default_in_flight = 2
 
     def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> None:
         super().__init__(artifact, sidecar, provider, threads, options)
         self.cuda = Cuda(int(self.options.get("device", 0)))
-        self._in_flight = max(1, int(self.options.get("in_flight", DEFAULT_IN_FLIGHT)))
+        self._in_flight = max(1, int(self.options.get("in_flight") or self.default_in_flight))
         self.cuda_graph = bool(self.options.get("cuda_graph", False))
         self._shared_stream: Any = None if self.stream_per_slot else self.cuda.stream()
         self._graphs: dict[tuple[int, int, int, int], Any] = {}

@@ -34,7 +34,7 @@ class Fuser:
     one of another aspect ratio is refused. The output has the visible frame's size.
 
     ``fuse_stream`` is the fast path for a sequence of frames: it batches them and keeps as many
-    batches in flight as the backend allows (two on a GPU), writing each frame straight into the
+    batches in flight as the backend allows (two with TensorRT), writing each frame straight into the
     backend's (pinned) staging buffer.
     """
 

@@ -53,6 +53,9 @@ def check_active(ep: str, active: list[str], artifact: Path) -> None:
 class OnnxRuntimeGpuBackend(CudaStagedBackend):
     name = "onnxruntime"
     stream_per_slot = False  # a session computes on one stream, ours
+    # run_with_iobinding blocks until the GPU is done, so a second batch in flight only queues: on an
+    # H100 it gave 0.98-1.03x the throughput at twice the latency.
+    default_in_flight = 1
 
     def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> None:
