@@ -73,3 +73,17 @@ def read_sidecar(artifact: str | Path) -> dict[str, Any] | None:
             "upgrade occo-deploy"
         )
     return data
+
+
+def verify_artifact(artifact: Path, sidecar: dict[str, Any] | None) -> None:
+    """Refuse an artifact that changed after its sidecar was written: it must not run under old claims."""
+    from occo_deploy.files import sha256_file
+
+    if not artifact.is_file():
+        raise EngineError(f"engine not found: {artifact}")
+    expected = (sidecar or {}).get("sha256")
+    if expected and sha256_file(artifact) != expected:
+        raise EngineError(
+            f"{artifact} does not match its sidecar (the file changed after it was written); "
+            "re-export or rebuild it"
+        )

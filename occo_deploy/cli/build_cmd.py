@@ -14,7 +14,7 @@ from occo_deploy.workspace import CALIBRATION_DIR, DEFAULT_ONNX
 CPU_FP16_NOTE = (
     "note: FP16 on ONNX Runtime's CPU provider is for checking the artifact TensorRT builds, not for speed: "
     "x86 CPUs have no FP16 arithmetic there, so ONNX Runtime casts to FP32 around most operators "
-    "(slower than --fp32). There is no BF16 path either: ONNX's Conv at opset 18 takes no bfloat16."
+    "(slower than --fp32). For speed on a CPU: --backend openvino with --bf16 or --int8 (pip install 'occo-deploy[openvino]')."
 )
 
 
@@ -23,8 +23,9 @@ def build(
     onnx: Path = typer.Argument(DEFAULT_ONNX, help="FP32 ONNX from occo-deploy export."),
     fp32: bool = typer.Option(False, "--fp32", help="FP32 engine."),
     fp16: bool = typer.Option(False, "--fp16", help="Mixed FP16 engine (norms, softmax, reductions, I/O in FP32)."),
+    bf16: bool = typer.Option(False, "--bf16", help="BF16 compute on a CPU that has it (OpenVINO)."),
     int8: bool = typer.Option(False, "--int8", help="INT8 Q/DQ engine calibrated on real pairs."),
-    backend: str = typer.Option("auto", "--backend", help="auto | tensorrt | onnxruntime."),
+    backend: str = typer.Option("auto", "--backend", help="auto | tensorrt | onnxruntime | openvino."),
     calib: Path = typer.Option(CALIBRATION_DIR, "--calib", help="Folder with ir/ and vi/ pairs (or sub-folders that have them)."),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax | entropy | percentile."),
     calib_size: Optional[int] = typer.Option(None, "--calib-size", min=1, help="Frames to calibrate on [default: all but the check pairs]."),
@@ -45,9 +46,9 @@ def build(
     from occo_deploy.engines.builders import choose_backend
     from occo_deploy.engines.profile import Profile
 
-    chosen = [name for name, on in (("fp32", fp32), ("fp16", fp16), ("int8", int8)) if on]
+    chosen = [name for name, on in (("fp32", fp32), ("fp16", fp16), ("bf16", bf16), ("int8", int8)) if on]
     if len(chosen) != 1:
-        raise InputError("choose one precision: --fp32, --fp16 or --int8")
+        raise InputError("choose one precision: --fp32, --fp16, --bf16 or --int8")
     precision = chosen[0]
     profile = Profile.from_options(shape, min_shape, opt_shape, max_shape)
     backend_name, why = choose_backend(backend)

@@ -25,10 +25,11 @@ from occo_deploy.engines.profile import Profile
 from occo_deploy.errors import BuildError, EngineError, InputError
 from occo_deploy.files import atomic_output, check_writable, sha256_file, write_json_atomic
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 _GATE_ADVICE = {
     "int8": "calibrate on more representative pairs, try --calib-method, or lower --min-psnr",
     "fp16": "some FP16 value overflows or rounds too much; build --fp32 or --int8 and report it",
+    "bf16": "BF16 rounds too much for this gate; build --fp32 or --int8, or lower --min-psnr",
     "fp32": "the engine does not reproduce its own ONNX; report it with the versions in the sidecar",
 }
 Log = Callable[[str], None]
@@ -93,13 +94,16 @@ def check_fp32_onnx(path: Path) -> dict[str, Any]:
 def build_engine(req: BuildRequest, log: Log = lambda _m: None) -> BuildResult:
     start = time.perf_counter()
     if req.precision not in PRECISIONS:
-        raise InputError(f"unknown precision {req.precision!r}; use --fp32, --fp16 or --int8")
+        raise InputError(f"unknown precision {req.precision!r}; use --fp32, --fp16, --bf16 or --int8")
     fp32_meta = check_fp32_onnx(req.onnx)
     builder_cls = builder_class(req.backend)
     why_not = builder_cls.unavailable()
     if why_not:
         raise EngineError(f"cannot build for {req.backend}: {why_not}")
     builder: EngineBuilder = builder_cls()
+    if req.precision not in builder.precisions:
+        hint = " (BF16 engines are OpenVINO's: --backend openvino)" if req.precision == "bf16" else ""
+        raise InputError(f"{req.backend} builds {', '.join(builder.precisions)} engines, not {req.precision}{hint}")
     output = req.output or default_output(Path("engines"), req.precision, builder, req.profile)
     meta_path = sidecar_path(output)
     check_writable(output, req.force)

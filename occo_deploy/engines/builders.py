@@ -30,6 +30,7 @@ class EngineBuilder(abc.ABC):
     suffix: ClassVar[str]  # engine file suffix
     int8_scheme: ClassVar[str]  # precision.SCHEMES key
     fixed_shapes: ClassVar[bool]  # engines hold a shape profile (TensorRT) or take any shape (ONNX Runtime)
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "int8")
 
     @classmethod
     @abc.abstractmethod
@@ -52,6 +53,7 @@ class EngineBuilder(abc.ABC):
 _BUILDERS = {
     "onnxruntime": "occo_deploy.engines.onnxruntime_builder:OnnxRuntimeBuilder",
     "tensorrt": "occo_deploy.engines.tensorrt_builder:TensorRTBuilder",
+    "openvino": "occo_deploy.engines.openvino_builder:OpenVinoBuilder",
 }
 
 

@@ -14,7 +14,7 @@ from occo_deploy.errors import EngineError
 Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (ir N x H x W, vis N x H x W x 3) -> fused
 
 #: Default --min-psnr per precision (dB, fused uint8 frames against the FP32 ONNX).
-DEFAULT_MIN_PSNR = {"fp32": 40.0, "fp16": 40.0, "int8": 35.0}
+DEFAULT_MIN_PSNR = {"fp32": 40.0, "fp16": 40.0, "bf16": 40.0, "int8": 35.0}
 
 
 def _mse(a: np.ndarray, b: np.ndarray) -> float:

@@ -206,6 +206,7 @@ def open_backend(artifact: Path, sidecar: dict[str, Any] | None, provider: str |
 
 
 register_backend("onnx", "cpu", "occo_deploy.runtime.onnxruntime_backend:OnnxRuntimeBackend", default=True)
+register_backend("onnx", "openvino", "occo_deploy.runtime.openvino_backend:OpenVinoBackend")
 register_backend("onnx", "cuda", "occo_deploy.runtime.onnxruntime_gpu_backend:OnnxRuntimeGpuBackend")
 register_backend("onnx", "tensorrt", "occo_deploy.runtime.onnxruntime_gpu_backend:OnnxRuntimeGpuBackend")
 register_backend("plan", "tensorrt", "occo_deploy.runtime.tensorrt_backend:TensorRTBackend", default=True)

@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from occo_deploy.contract import FUSED, INFRARED, VISIBLE
+from occo_deploy.contract import FUSED, INFRARED, VISIBLE, verify_artifact
 from occo_deploy.errors import EngineError
-from occo_deploy.files import sha256_file
 from occo_deploy.runtime.backend import Backend
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider"}
@@ -25,14 +24,7 @@ def open_session(artifact: Path, sidecar: dict[str, Any] | None, providers: list
     """
     import onnxruntime as ort  # core dependency; imported here so importing occo_deploy stays light
 
-    if not artifact.is_file():
-        raise EngineError(f"engine not found: {artifact}")
-    expected_sha = (sidecar or {}).get("sha256")
-    if expected_sha and sha256_file(artifact) != expected_sha:
-        raise EngineError(
-            f"{artifact} does not match its sidecar (the file changed after it was written); "
-            "re-export or rebuild it"
-        )
+    verify_artifact(artifact, sidecar)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:

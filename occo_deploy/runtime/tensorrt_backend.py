@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from occo_deploy.contract import FUSED, INFRARED, VISIBLE
+from occo_deploy.contract import FUSED, INFRARED, VISIBLE, verify_artifact
 from occo_deploy.errors import EngineError
-from occo_deploy.files import sha256_file
 from occo_deploy.runtime.backend import ShapeRange
 from occo_deploy.runtime.cuda_staged import CudaStagedBackend
 from occo_deploy.runtime.staging import Slot
@@ -39,9 +38,7 @@ class TensorRTBackend(CudaStagedBackend):
         from occo_deploy.engines.tensorrt_builder import _tensorrt, check_plan_compatible
 
         trt = _tensorrt()  # before CUDA: a missing tensorrt names the extra to install
-        expected_sha = (sidecar or {}).get("sha256")
-        if expected_sha and sha256_file(artifact) != expected_sha:
-            raise EngineError(f"{artifact} does not match its sidecar (changed after the build); rebuild it")
+        verify_artifact(artifact, sidecar)
         super().__init__(artifact, sidecar, provider, threads, options)
         check_plan_compatible(sidecar, trt.__version__, self.cuda.info)
         self._logger = trt.Logger(trt.Logger.WARNING)

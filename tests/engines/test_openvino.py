@@ -1,0 +1,89 @@
+"""OpenVINO engines: built, gated and run for real (the `openvino` extra; CI installs it with `dev`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from occo_deploy import Fuser
+from occo_deploy.engines.build import BuildResult, build_engine
+from occo_deploy.errors import InputError
+from tests.conftest import ROOT, request, sequence_frames
+
+ov = pytest.importorskip("openvino")
+
+
+def _pairs(size_wh: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    return list(zip(sequence_frames("ir", size_wh), sequence_frames("vi", size_wh)))[:3]
+
+
+def _worst_psnr(engine: Path, reference: Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    from occo_deploy.engines.gate import psnr
+
+    with Fuser(engine) as got, Fuser(reference) as want:
+        return min(psnr(got.fuse(ir, vis), want.fuse(ir, vis)) for ir, vis in pairs)
+
+
+def test_fp32_engine_matches_onnxruntime_at_two_sizes(exported: Path, tmp_path: Path) -> None:
+    result = build_engine(request(exported, tmp_path, precision="fp32", backend="openvino",
+                                  output=tmp_path / "occo_fp32_openvino.onnx"))
+    assert result.info["provider"] == "openvino" and result.info["inference_precision"] == "f32"
+    assert result.gate.passed and result.gate.psnr_min > 50
+    with Fuser(result.engine) as fuser, Fuser(exported) as cpu:
+        assert fuser.info()["backend"] == "openvino"
+        for size in ((160, 120), (96, 64)):  # a second size compiles a second static model
+            for ir, vis in _pairs(size):
+                diff = np.abs(fuser.fuse(ir, vis).astype(int) - cpu.fuse(ir, vis).astype(int))
+                assert diff.max() <= 1
+
+
+def test_int8_engine_passes_its_gate_with_static_shapes(
+    exported: Path, tmp_path: Path, int8_build: tuple[BuildResult, list[str]]
+) -> None:
+    # The ranges ONNX Runtime's u8s8 build measured are reused (same ONNX, set, method, symmetry).
+    cache = Path(int8_build[0].info["calibration"]["cache"])
+    log: list[str] = []
+    result = build_engine(request(exported, tmp_path, backend="openvino", output=tmp_path / "occo_int8_openvino.onnx",
+                                  calib_cache=cache), log.append)
+    assert any("reusing cached calibration ranges" in m for m in log)
+    assert result.gate.passed and result.gate.psnr_min >= 35  # 8 dB if OpenVINO compiled it with dynamic shapes
+    assert _worst_psnr(result.engine, exported, _pairs((160, 120))) >= 35
+    sidecar = json.loads(result.sidecar.read_text())
+    assert sidecar["precision"] == "int8" and sidecar["calibration"]["scheme"] == "u8s8"
+
+
+def test_bf16_engine_or_a_clear_refusal(exported: Path, tmp_path: Path) -> None:
+    from occo_deploy.runtime.openvino_backend import cpu_has_bf16
+
+    req = request(exported, tmp_path, precision="bf16", backend="openvino", output=tmp_path / "b.onnx")
+    if not cpu_has_bf16(ov.Core()):
+        with pytest.raises(Exception, match="no BF16"):
+            build_engine(req)
+        assert not (tmp_path / "b.onnx").exists()
+        return
+    result = build_engine(req)
+    assert result.info["inference_precision"] == "bf16" and 40 <= result.gate.psnr_min < 90  # rounded, not FP32
+    with pytest.raises(InputError, match="--backend openvino"):
+        build_engine(request(exported, tmp_path, precision="bf16", output=tmp_path / "c.onnx"))
+
+
+def test_missing_openvino_names_the_extra(workspace: Path) -> None:
+    code = ("import sys; sys.modules['openvino'] = None\n"
+            "from occo_deploy.engines.builders import builder_class\n"
+            "print(builder_class('openvino').unavailable())\n"
+            "from occo_deploy.runtime.openvino_backend import openvino\n"
+            "openvino()\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert "pip install 'occo-deploy[openvino]'" in result.stdout
+    assert "MissingDependencyError" in result.stderr and "occo-deploy[openvino]" in result.stderr
+    cli = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.modules['openvino'] = None\n"
+         "from occo_deploy.cli.app import main; sys.argv = ['occo-deploy', 'build', '--fp32', '--backend', 'openvino']\n"
+         "main()"], capture_output=True, text=True, cwd=workspace)
+    lines = [ln for ln in cli.stderr.splitlines() if ln.strip()]
+    assert cli.returncode == 5 and len(lines) == 1 and "occo-deploy[openvino]" in lines[0], cli.stderr
