@@ -28,7 +28,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from cpu_fp32 import load_pairs  # noqa: E402
+from cpu_fp32 import calibration_folder, load_pairs  # noqa: E402
 
 
 def main() -> None:
@@ -52,10 +52,7 @@ def main() -> None:
     from occo_deploy.engines.profile import Profile
 
     tmp = Path(tempfile.mkdtemp(prefix="occo-bench-"))
-    calib_root = tmp / "calib"
-    calib_root.mkdir()
-    for group in ("TNO", "RoadScene", "LLVIP"):  # MSRS stays out: it is what we time and compare on
-        (calib_root / group).symlink_to(args.shared / group)
+    calib_root = calibration_folder(args.shared, tmp)
     profile = Profile.from_options()  # dynamic, calibrated at 480x640
     built = {}
     for precision_name in ("int8", "fp16"):

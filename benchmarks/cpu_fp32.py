@@ -40,6 +40,16 @@ def load_pairs(folder: Path, size_wh: tuple[int, int]) -> list[tuple[np.ndarray,
     return pairs
 
 
+def calibration_folder(shared_pairs: Path, tmp: Path) -> Path:
+    """A folder of TNO, RoadScene and LLVIP (links): calibration data that leaves MSRS, what the
+    CPU benchmarks time and compare on, unseen."""
+    root = tmp / "calib"
+    root.mkdir()
+    for group in ("TNO", "RoadScene", "LLVIP"):
+        (root / group).symlink_to(shared_pairs / group)
+    return root
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--onnx", type=Path, default=ROOT / "export" / "occo.onnx")

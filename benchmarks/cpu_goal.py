@@ -34,7 +34,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from cpu_fp32 import load_pairs  # noqa: E402
+from cpu_fp32 import calibration_folder, load_pairs  # noqa: E402
 
 Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -107,10 +107,7 @@ def main() -> None:
     from occo_deploy.video.jobs import fuse_video
 
     tmp = Path(tempfile.mkdtemp(prefix="occo-goal-"))
-    calib_root = tmp / "calib"
-    calib_root.mkdir()
-    for group in ("TNO", "RoadScene", "LLVIP"):  # MSRS stays out: it is what we time and compare on
-        (calib_root / group).symlink_to(args.shared / group)
+    calib_root = calibration_folder(args.shared, tmp)
     built: dict[str, Path] = {}
     for name, precision, backend in (("ort_int8", "int8", "onnxruntime"), ("ov_bf16", "bf16", "openvino"),
                                      ("ov_int8", "int8", "openvino")):
