@@ -33,7 +33,7 @@ def test_fp16_on_cpu_says_what_it_means(workspace: Path) -> None:
 
 
 def test_no_precision(workspace: Path) -> None:
-    _one_line_error(run_cli("build", cwd=workspace), "--fp32, --fp16 or --int8")
+    _one_line_error(run_cli("build", cwd=workspace), "--fp32, --fp16, --bf16 or --int8")
 
 
 def test_tensorrt_asked_for_where_it_is_missing(workspace: Path) -> None:
