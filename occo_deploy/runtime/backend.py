@@ -68,6 +68,8 @@ class Backend(abc.ABC):
 
     #: Short name for reports, e.g. "onnxruntime-cpu".
     name: ClassVar[str] = "backend"
+    #: Whether ``options["cuda_graph"]`` means anything here (GPU backends only).
+    cuda_graphs: ClassVar[bool] = False
 
     def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> None:

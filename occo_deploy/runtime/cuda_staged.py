@@ -31,6 +31,7 @@ class CudaStagedBackend(Backend):
     #: Whether slots get their own stream (TensorRT: one execution context per stream). ONNX Runtime
     #: binds one compute stream per session, so its slots share it.
     stream_per_slot = True
+    cuda_graphs = True
     #: Batches in flight unless the caller says: two, so one computes while the next is copied in.
     default_in_flight = 2
 

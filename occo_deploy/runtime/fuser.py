@@ -52,6 +52,10 @@ class Fuser:
         if batch is not None:
             options["batch"] = batch  # sizes staging buffers for the batches to come
         self.backend: Backend = open_backend(self.engine, self.sidecar, provider, threads, options)
+        if cuda_graph and not self.backend.cuda_graphs:
+            self.backend.close()
+            raise InputError(f"CUDA graphs need a GPU backend; {self.engine} runs on {self.backend.name} "
+                             f"({self.backend.provider}): drop --cuda-graph, or use a TensorRT plan or --provider cuda")
         self.stats = LatencyStats()
         #: (H, W) of the last infrared frame that had to be resized to the visible size, else None.
         self.ir_resized_from: tuple[int, int] | None = None

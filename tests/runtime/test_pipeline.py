@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from occo_deploy import EngineError, Fuser, ShapeError
-from occo_deploy.errors import MissingDependencyError
+from occo_deploy.errors import InputError, MissingDependencyError
 from occo_deploy.runtime.backend import ShapeRange
 from occo_deploy.runtime.onnxruntime_gpu_backend import check_active, gpu_provider
 from occo_deploy.runtime.staging import MAX_PREALLOCATED_BYTES, BufferPlan
@@ -104,6 +104,8 @@ def test_a_bad_frame_mid_stream_raises_and_leaves_the_fuser_usable(exported: Pat
     assert len(out) == 4
     with Fuser(exported) as fuser, pytest.raises(Exception, match="at least 1"):
         list(fuser.fuse_stream(iter(pairs), batch=0))
+    with pytest.raises(InputError, match="CUDA graphs need a GPU backend"):
+        Fuser(exported, cuda_graph=True)  # not ignored quietly on the CPU
 
 
 def test_asking_for_a_gpu_provider_without_one_is_an_error_not_a_cpu_run(exported: Path) -> None:
