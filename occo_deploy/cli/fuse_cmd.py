@@ -22,8 +22,8 @@ def fuse(
     engine: Optional[Path] = typer.Option(
         None, "--engine", help="Exported .onnx or built engine [default: newest in engines/, else export/occo.onnx]."),
     batch: int = typer.Option(1, "--batch", min=1, help="Frames per inference call."),
-    provider: Optional[str] = typer.Option(None, "--provider", help="Where an .onnx runs: cpu, cuda or tensorrt (ONNX Runtime) [default: cpu]."),
-    in_flight: Optional[int] = typer.Option(None, "--in-flight", min=1, help="Batches in flight [default: 2 on a GPU, 1 on the CPU]."),
+    provider: Optional[str] = typer.Option(None, "--provider", help="Where an .onnx runs: cpu, cuda, tensorrt (ONNX Runtime) or openvino [default: from the sidecar, else cpu]."),
+    in_flight: Optional[int] = typer.Option(None, "--in-flight", min=1, help="Batches in flight [default: 2 for TensorRT plans, else 1]."),
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Replay the engine as a CUDA graph (GPU, fixed frame size)."),
     offset_ms: float = typer.Option(0.0, "--offset-ms", help="Known lag of the IR stream behind the visible one (ms)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference [default: all]."),
