@@ -67,3 +67,9 @@ def require(module: str, extra: str, purpose: str):  # noqa: ANN201 - returns a 
             f"{purpose} needs '{module}', which is not installed: "
             f"pip install 'occo-deploy[{extra}]' ({exc})"
         ) from exc
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type's name): libraries raise multi-line
+    C++ traces, and a user gets one line."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

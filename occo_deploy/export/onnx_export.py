@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from occo_deploy.contract import FUSED, INFRARED, MIN_SIDE, VISIBLE, base_sidecar, sidecar_path
-from occo_deploy.errors import ExportError, require
+from occo_deploy.errors import ExportError, first_line, require
 from occo_deploy.files import atomic_output, check_writable, sha256_file, write_json_atomic
 
 DEFAULT_OPSET = 18  # LayerNormalization is native from 17; TensorRT 10 and ONNX Runtime take 18
@@ -160,8 +160,7 @@ def export_onnx(
         except ExportError:
             raise
         except Exception as exc:  # the exporter raises many private error types
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ExportError(f"torch.onnx.export failed: {first[:200]}") from exc
+            raise ExportError(f"torch.onnx.export failed: {first_line(exc)[:200]}") from exc
         verification = _verify(pipeline, tmp, _verification_pairs((ir, vis)))
         info = _sidecar(checkpoint, tmp, opset, model.widths, verification)
     write_json_atomic(meta, info, force=force)

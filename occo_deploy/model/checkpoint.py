@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from occo_deploy.errors import CheckpointError
+from occo_deploy.errors import CheckpointError, first_line
 from occo_deploy.model.net import OCCO
 
 #: Where each width of ``nb_filter`` can be read: output channels of the first conv of each visible stage.
@@ -25,7 +25,7 @@ def _read(path: Path, trusted: bool) -> Any:
         # dicts and numbers, so this is the safe default.
         return torch.load(path, map_location="cpu", weights_only=not trusted)
     except Exception as exc:  # noqa: BLE001 - unpickling arbitrary bytes raises almost anything
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        first = first_line(exc)[:160]
         if not trusted and isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
             raise CheckpointError(
                 f"{path} holds Python objects besides weights ({first}); "

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE, verify_artifact
-from occo_deploy.errors import EngineError
+from occo_deploy.errors import EngineError, first_line
 from occo_deploy.runtime.backend import Backend
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider"}
@@ -33,8 +33,7 @@ def open_session(artifact: Path, sidecar: dict[str, Any] | None, providers: list
     try:
         session = ort.InferenceSession(str(artifact), options, providers=providers)
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise EngineError(f"ONNX Runtime cannot load {artifact}: {first[:200]}") from exc
+        raise EngineError(f"ONNX Runtime cannot load {artifact}: {first_line(exc)[:200]}") from exc
     inputs = {i.name: (i.type, len(i.shape)) for i in session.get_inputs()}
     outputs = {o.name for o in session.get_outputs()}
     if inputs != _EXPECTED or FUSED not in outputs:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE, verify_artifact
-from occo_deploy.errors import EngineError, require
+from occo_deploy.errors import EngineError, first_line, require
 from occo_deploy.runtime.backend import Backend
 
 #: Compiled shapes kept; a compile costs 1-2 s, a kept one some tens of MB.
@@ -47,8 +47,7 @@ class OpenVinoBackend(Backend):
         try:
             self._model = self._core.read_model(str(artifact))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long C++ traces
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise EngineError(f"OpenVINO cannot read {artifact}: {first[:200]}") from exc
+            raise EngineError(f"OpenVINO cannot read {artifact}: {first_line(exc)[:200]}") from exc
         inputs = {i.get_any_name() for i in self._model.inputs}
         outputs = {o.get_any_name() for o in self._model.outputs}
         if inputs != {VISIBLE, INFRARED} or FUSED not in outputs:
@@ -74,8 +73,7 @@ class OpenVinoBackend(Backend):
         try:
             compiled = self._core.compile_model(model, "CPU", self._config)
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise EngineError(f"OpenVINO cannot compile {self.artifact} for {n}x{h}x{w}: {first[:200]}") from exc
+            raise EngineError(f"OpenVINO cannot compile {self.artifact} for {n}x{h}x{w}: {first_line(exc)[:200]}") from exc
         request = compiled.create_infer_request()
         self._compiled[key] = request
         while len(self._compiled) > KEPT_SHAPES:
