@@ -61,7 +61,8 @@ class CudaStagedBackend(Backend):
         """Called before a slot's memory is released."""
 
     def _bind(self, slot: Slot) -> None:  # noqa: B027 - optional hook
-        """Tell the engine the slot's batch shape and buffer addresses (before ``_enqueue``)."""
+        """Tell the engine the slot's batch shape and buffer addresses; called when the shape changes
+        (a slot's addresses never move: a regrown slot is a new slot)."""
 
     # -- staged API ---------------------------------------------------------------------------
     def _new_slot(self, index: int, plan: BufferPlan, old: Slot | None) -> Slot:
@@ -104,7 +105,9 @@ class CudaStagedBackend(Backend):
         cuda, dev = self.cuda, slot.device
         stream, ev, ptr, host = dev["stream"], dev["events"], dev["ptr"], dev["host"]
         n_vis, n_ir = slot.visible().nbytes, slot.infrared().nbytes
-        self._bind(slot)
+        if dev.get("bound") != (slot.n, slot.h, slot.w):
+            self._bind(slot)
+            dev["bound"] = (slot.n, slot.h, slot.w)
         cuda.record(ev[0], stream)
         cuda.h2d(ptr["visible"], host["visible"], n_vis, stream)
         cuda.h2d(ptr["infrared"], host["infrared"], n_ir, stream)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE
-from occo_deploy.errors import EngineError, MissingDependencyError
+from occo_deploy.errors import EngineError, MissingDependencyError, first_line
 from occo_deploy.runtime.cuda_staged import CudaStagedBackend
 from occo_deploy.runtime.onnxruntime_backend import open_session
 from occo_deploy.runtime.staging import Slot
@@ -87,24 +87,19 @@ class OnnxRuntimeGpuBackend(CudaStagedBackend):
 
     def _slot_ready(self, slot: Slot) -> None:
         slot.device["binding"] = self._session.io_binding()
-        slot.device["bound"] = None
 
     def _bind(self, slot: Slot) -> None:
         shape = (slot.n, slot.h, slot.w)
-        if slot.device["bound"] == shape:
-            return
         binding, ptr, dev = slot.device["binding"], slot.device["ptr"], self.cuda.device
         binding.bind_input(VISIBLE, "cuda", dev, np.uint8, [*shape, 3], ptr["visible"])
         binding.bind_input(INFRARED, "cuda", dev, np.uint8, list(shape), ptr["infrared"])
         binding.bind_output(FUSED, "cuda", dev, np.uint8, [*shape, 3], ptr["fused"])
-        slot.device["bound"] = shape
 
     def _enqueue(self, slot: Slot) -> None:
         try:
             self._session.run_with_iobinding(slot.device["binding"])
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise EngineError(f"ONNX Runtime ({self._ep}) failed on a {slot.n}x{slot.h}x{slot.w} batch: {first[:200]}") from exc
+            raise EngineError(f"ONNX Runtime ({self._ep}) failed on a {slot.n}x{slot.h}x{slot.w} batch: {first_line(exc)[:200]}") from exc
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "onnxruntime": self._ort_version, "execution_provider": self._ep,

@@ -57,21 +57,17 @@ class TensorRTBackend(CudaStagedBackend):
         if context is None:
             raise EngineError("TensorRT could not create an execution context (GPU memory full?)")
         slot.device["context"] = context
-        slot.device["bound"] = None
 
     def _slot_freed(self, slot: Slot) -> None:
         slot.device.pop("context", None)
 
     def _bind(self, slot: Slot) -> None:
         shape = (slot.n, slot.h, slot.w)
-        if slot.device["bound"] == shape:
-            return  # addresses never move for a slot; shapes only change with the frame size
         context, ptr = slot.device["context"], slot.device["ptr"]
         if not context.set_input_shape(VISIBLE, (*shape, 3)) or not context.set_input_shape(INFRARED, shape):
             raise EngineError(f"this engine's profile does not take a batch of {shape}; rebuild with --max")
         for name, key in ((VISIBLE, "visible"), (INFRARED, "infrared"), (FUSED, "fused")):
             context.set_tensor_address(name, ptr[key])
-        slot.device["bound"] = shape
 
     def _enqueue(self, slot: Slot) -> None:
         if not slot.device["context"].execute_async_v3(int(slot.device["stream"])):
