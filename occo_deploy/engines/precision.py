@@ -149,6 +149,18 @@ def quantized_nodes(model: onnx.ModelProto) -> list[str]:
             and not any(s in _meta(n).get("pkg.torch.onnx.name_scopes", "") for s in INT8_FP32_SCOPES)]
 
 
+def _check_constant_weights(model: onnx.ModelProto) -> None:
+    """Convolution weights must be initializers: the quantizer takes computed ones for activations
+    (per-tensor, calibrated) and OpenVINO then runs those convolutions in FP32."""
+    constants = {i.name for i in model.graph.initializer}
+    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    computed = [n.name for n in model.graph.node if n.op_type == "Conv" and n.input[1] not in constants]
+    if computed:
+        raise EngineError(f"{len(computed)} convolutions of this ONNX compute their weights at run time "
+                          f"(first: {computed[0]}), so INT8 would quantize them as activations; re-export "
+                          "it with this version: occo-deploy export CHECKPOINT --force")
+
+
 def to_int8(model_path: Path, ranges: Ranges, scheme: str) -> onnx.ModelProto:
     """Q/DQ (explicit quantization) with the given activation ranges; per-channel INT8 weights."""
     import numpy as np
@@ -158,6 +170,7 @@ def to_int8(model_path: Path, ranges: Ranges, scheme: str) -> onnx.ModelProto:
 
     act_type, act_symmetric = SCHEMES[scheme]
     model = load_model_with_shape_infer(model_path)
+    _check_constant_weights(model)
     tensors = TensorsData(CalibrationMethod.MinMax, {
         name: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for name, (lo, hi) in ranges.items()
     })

@@ -16,6 +16,7 @@ from occo_deploy.engines.gate import psnr
 from occo_deploy.engines.profile import Profile
 from occo_deploy.engines.tensorrt_builder import check_plan_compatible
 from occo_deploy.errors import EngineError, InputError, ShapeError
+from tests.conftest import PAIRS
 
 
 def test_profiles_from_options() -> None:
@@ -72,6 +73,39 @@ def test_fp16_keeps_norms_softmax_reductions_and_io_in_fp32(exported: Path) -> N
     assert any(inits.get(w) == onnx.TensorProto.FLOAT16 for w in conv_weights)
     assert {i.name: i.type.tensor_type.elem_type for i in mixed.graph.input} == {
         "visible": onnx.TensorProto.UINT8, "infrared": onnx.TensorProto.UINT8}
+
+
+def test_export_folds_every_weight_so_int8_quantizes_each_conv_per_channel(exported: Path, tmp_path: Path) -> None:
+    from onnx import numpy_helper
+
+    model = onnx.load(str(exported))
+    inits = {i.name: i for i in model.graph.initializer}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert len(convs) > 80 and all(n.input[1] in inits for n in convs)
+    # Per channel means one scale per output channel, taken from the weight itself; weights
+    # quantized as activations (what a computed weight got) carry one calibrated scale.
+    from occo_deploy.calibration import data as calib_data
+    from occo_deploy.calibration.ranges import measure
+
+    pair = calib_data.load_pair(calib_data.discover(PAIRS / "MSRS")[0], (48, 64))
+    int8 = precision.to_int8(exported, measure(exported, [pair], "minmax", False), "u8s8")
+    inits = {i.name: numpy_helper.to_array(i) for i in int8.graph.initializer}
+    producer = {o: n for n in int8.graph.node for o in n.output}
+    quantized = [n for n in int8.graph.node if n.op_type == "Conv" and n.input[1] in producer]
+    assert len(quantized) == len(convs) - 1  # all but net.final
+    for conv in quantized:
+        dq = producer[conv.input[1]]
+        weight, scale = inits[dq.input[0]], inits[dq.input[1]]
+        assert dq.op_type == "DequantizeLinear" and weight.dtype == "int8", conv.name
+        assert scale.shape == (weight.shape[0],), conv.name
+
+    # An ONNX from an older export, with a weight computed at run time, is refused with the fix.
+    first = convs[0]
+    first.input[1], old = "computed_weight", first.input[1]
+    model.graph.node.insert(0, onnx.helper.make_node("Identity", [old], ["computed_weight"]))
+    onnx.save(model, tmp_path / "old.onnx")
+    with pytest.raises(EngineError, match="re-export"):
+        precision.to_int8(tmp_path / "old.onnx", {}, "u8s8")
 
 
 def test_psnr_values() -> None:
