@@ -8,6 +8,13 @@ the reference too, with three deliberate differences that do not change a single
 * the reference's fourth encoder stage max-pools its output and throws it away; we skip that pool;
 * ``Attention_fusion.space_weight2`` is never called by the reference (``space_weight1`` weighs both
   branches); it is kept here only so its parameters load.
+
+and one that computes the same sums in another order (so results agree to float rounding, within
+the one grey level the golden tests allow): the cross-attention works on feature maps in token
+order with all heads in one masked C x C matrix, taken from the Gram matrix of its input instead of
+from full-resolution keys and values, and its output projection is folded into that matrix (see
+``AttentionContext`` and ``CrossPath_V2._end_proj``). That is less arithmetic and the layout CPU
+runtimes run fastest; the reference's per-head views cost full-resolution reorders.
 """
 
 from __future__ import annotations
@@ -78,65 +85,81 @@ class ChannelLayerNorm(nn.LayerNorm):
         return centred * torch.rsqrt(var + self.eps) * self.weight[:, None, None] + self.bias[:, None, None]
 
 
+def tokens(x: torch.Tensor) -> torch.Tensor:
+    """N x C x H x W -> N x HW x C, the reference's token layout.
+
+    On a CPU runtime whose convolutions keep channels last (OpenVINO's INT8 and BF16 kernels do),
+    this permute is the memory order the map already has, so it costs nothing; the N x heads x
+    head_dim x HW view of an earlier version of this file forced a full-resolution reorder per tensor.
+    """
+    return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, x.shape[1])
+
+
+def from_tokens(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """N x HW x C -> N x C x H x W, with the size of ``like``."""
+    return t.reshape(like.shape[0], like.shape[2], like.shape[3], like.shape[1]).permute(0, 3, 1, 2)
+
+
 class AttentionContext(nn.Module):
-    """softmax over keys of (k^T v) * scale: a head_dim x head_dim matrix summed over every pixel.
+    """The attention matrix of one branch: softmax over keys of (K^T V) * scale, per head.
+
+    K and V are the two halves of a 1x1 projection of the same map X (K = X W_k^T, V = X W_v^T on
+    tokens), so ``K^T V = W_k (X^T X) W_v^T``: the C x C sum over every pixel is taken once on X, and
+    the full-resolution K and V maps are never computed (biases, absent from the reference's model,
+    add rank-one terms). All heads come out of one C x C matrix whose off-head blocks are set to
+    -inf before the softmax, which makes them exactly 0 and leaves each head's block as the
+    reference computes it (softmax over the key axis, its ``softmax(dim=-2)``).
 
     The sum runs over H*W products (307 200 at 640x480) and exceeds the FP16 range, so this is its
-    own (parameter-free) class that precision transforms find in the export metadata and keep in FP32.
+    own class that precision transforms find in the export metadata and keep in FP32.
     """
 
-    def __init__(self, scale: float) -> None:
+    def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
-        self.scale = scale
+        self.scale = (dim // num_heads) ** -0.5
+        head = torch.arange(dim) // (dim // num_heads)
+        off_head = torch.where(head[:, None] == head[None, :], 0.0, float("-inf"))
+        # Not in the state dict: official checkpoints have no such key.
+        self.register_buffer("off_head", off_head if num_heads > 1 else None, persistent=False)
 
-    def forward(self, k_t: torch.Tensor, v_t: torch.Tensor) -> torch.Tensor:
-        return ((k_t @ v_t.transpose(-2, -1)) * self.scale).softmax(dim=-2)
+    def forward(self, x: torch.Tensor, kv: nn.Linear) -> torch.Tensor:
+        """x: N x C x H x W; kv: the Linear whose output is [k | v] -> N x C x C (keys along rows)."""
+        dim = x.shape[1]
+        w_k, w_v = kv.weight[:dim], kv.weight[dim:]
+        t = tokens(x)
+        gram = w_k @ (t.transpose(1, 2) @ t) @ w_v.transpose(0, 1)
+        if kv.bias is not None:  # sum_p (W_k x_p + b_k)(W_v x_p + b_v)^T
+            b_k, b_v = kv.bias[:dim], kv.bias[dim:]
+            total = t.sum(dim=1)  # N x C
+            k_sum, v_sum = total @ w_k.transpose(0, 1), total @ w_v.transpose(0, 1)
+            gram = (gram + k_sum[:, :, None] * b_v + b_k[:, None] * v_sum[:, None, :]
+                    + t.shape[1] * (b_k[:, None] * b_v))
+        gram = gram * self.scale
+        if self.off_head is not None:
+            gram = gram + self.off_head
+        return gram.softmax(dim=-2)
 
 
 class CrossAttention(nn.Module):
     """Linear ("efficient") attention across the two branches.
 
-    Keys and values of one branch are reduced to a head_dim x head_dim context (softmax over the key
-    axis, as the reference's ``softmax(dim=-2)``); the other branch's features are the queries. Cost
-    is linear in the pixel count, which is why the first stage can run at full resolution.
-
-    The reference works on tokens (N x HW x C) and transposes to and from them around every step. We
-    keep feature maps (N x C x H x W): reshaped to N x heads x head_dim x HW they *are* the transposed
-    keys, values and queries, so ``ctx = k^T v`` and ``q ctx`` become products with small hd x hd
-    matrices and no full-resolution transpose is ever materialised. Same sums, same results up to
-    float summation order.
+    Keys and values of one branch are reduced to a C x C attention matrix (``AttentionContext``);
+    the other branch's features are the queries, and the reference's output for them is
+    ``tokens(q) @ A``. Cost is linear in the pixel count, which is why the first stage can run at
+    full resolution. ``forward`` returns the two matrices; ``CrossPath_V2`` applies them.
     """
 
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.context = AttentionContext((dim // num_heads) ** -0.5)
+        self.context = AttentionContext(dim, num_heads)
         self.kv1 = nn.Linear(dim, dim * 2, bias=qkv_bias)
         self.kv2 = nn.Linear(dim, dim * 2, bias=qkv_bias)
 
-    def _split(self, x: torch.Tensor) -> torch.Tensor:
-        """N x C x H x W -> N x heads x head_dim x HW (channel c = head * head_dim + d, as the reference)."""
-        return x.reshape(x.shape[0], self.num_heads, x.shape[1] // self.num_heads, -1)
-
-    def _context(self, x: torch.Tensor, kv: nn.Linear) -> torch.Tensor:
-        # The reference's kv output is [k | v] along channels. Two 1x1 convolutions on the two halves
-        # of the weight give the same k and v without a full-resolution channel Split, which
-        # OpenVINO's CPU plugin runs in a reference kernel (20% of its BF16 time at 640x480).
-        dim = x.shape[1]
-        w = kv.weight[:, :, None, None]
-        b = kv.bias
-        k = F.conv2d(x, w[:dim], None if b is None else b[:dim])
-        v = F.conv2d(x, w[dim:], None if b is None else b[dim:])
-        k_t, v_t = self._split(k), self._split(v)  # k^T and v^T of the reference
-        return self.context(k_t, v_t)
-
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ctx1 = self._context(x1, self.kv1)
-        ctx2 = self._context(x2, self.kv2)
-        # reference: y1 = q1 @ ctx2 on tokens; transposed: y1^T = ctx2^T @ q1^T.
-        y1 = (ctx2.transpose(-2, -1) @ self._split(x1)).reshape(x1.shape)
-        y2 = (ctx1.transpose(-2, -1) @ self._split(x2)).reshape(x2.shape)
-        return y1, y2
+        """The attention matrices (A1 from branch 1's keys, A2 from branch 2's): the reference
+        attends branch 1's queries with A2 and branch 2's with A1."""
+        return self.context(x1, self.kv1), self.context(x2, self.kv2)
 
 
 class CrossPath_V2(nn.Module):  # noqa: N801 - reference name, part of the state-dict keys
@@ -156,6 +179,19 @@ class CrossPath_V2(nn.Module):  # noqa: N801 - reference name, part of the state
         self.norm1 = ChannelLayerNorm(dim)
         self.norm2 = ChannelLayerNorm(dim)
 
+    @staticmethod
+    def _end_proj(proj: nn.Linear, s: torch.Tensor, q: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        """The reference's ``proj(cat(s, q @ A))`` on tokens, without forming ``q @ A``.
+
+        With the weight split as [W_s | W_c]: ``s W_s^T + (q A) W_c^T + b = s W_s^T + q (A W_c^T) + b``.
+        ``A W_c^T`` is a C x C matrix per image, so one full-resolution product replaces two, and the
+        concatenation goes away.
+        """
+        dim = s.shape[1]
+        mixed = attention @ proj.weight[:, dim:].transpose(0, 1)  # N x C x C
+        attended = from_tokens(tokens(q) @ mixed, q)
+        return F.conv2d(s, proj.weight[:, :dim, None, None], proj.bias) + attended
+
     def forward(
         self,
         x1: torch.Tensor,
@@ -165,11 +201,11 @@ class CrossPath_V2(nn.Module):  # noqa: N801 - reference name, part of the state
         s1: torch.Tensor,
         s2: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        c1, c2 = self.cross_attn(
-            self.act(_pointwise(c1, self.channel_proj3)), self.act(_pointwise(c2, self.channel_proj4))
-        )
-        out1 = self.norm1(x1 + _pointwise(torch.cat((s1, c1), dim=1), self.end_proj1))
-        out2 = self.norm2(x2 + _pointwise(torch.cat((s2, c2), dim=1), self.end_proj2))
+        q1 = self.act(_pointwise(c1, self.channel_proj3))
+        q2 = self.act(_pointwise(c2, self.channel_proj4))
+        a1, a2 = self.cross_attn(q1, q2)
+        out1 = self.norm1(x1 + self._end_proj(self.end_proj1, s1, q1, a2))
+        out2 = self.norm2(x2 + self._end_proj(self.end_proj2, s2, q2, a1))
         return out1, out2
 
 

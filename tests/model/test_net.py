@@ -64,3 +64,36 @@ def test_state_dict_keys_are_the_reference_keys(model: torch.nn.Module) -> None:
     official = torch.load(CHECKPOINT, map_location="cpu", weights_only=True)["state_dict"]
     assert list(model.state_dict().keys()) == list(official.keys())
     assert len(official) == 298
+
+
+def _reference_cross_attention(ca: torch.nn.Module, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The reference's CrossAttention on tokens (B x N x C), per-head views and all, as it is written there."""
+    b, n, c = x1.shape
+    h = ca.num_heads
+
+    def heads(x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(b, -1, h, c // h).permute(0, 2, 1, 3)
+
+    k1, v1 = ca.kv1(x1).reshape(b, -1, 2, h, c // h).permute(2, 0, 3, 1, 4)
+    k2, v2 = ca.kv2(x2).reshape(b, -1, 2, h, c // h).permute(2, 0, 3, 1, 4)
+    ctx1 = ((k1.transpose(-2, -1) @ v1) * (c // h) ** -0.5).softmax(dim=-2)
+    ctx2 = ((k2.transpose(-2, -1) @ v2) * (c // h) ** -0.5).softmax(dim=-2)
+    y1 = (heads(x1) @ ctx2).permute(0, 2, 1, 3).reshape(b, n, c)
+    y2 = (heads(x2) @ ctx1).permute(0, 2, 1, 3).reshape(b, n, c)
+    return y1, y2
+
+
+@pytest.mark.parametrize(("heads", "bias"), [(1, False), (4, False), (4, True)])
+def test_attention_from_the_gram_matrix_equals_the_reference_per_head_form(heads: int, bias: bool) -> None:
+    from occo_deploy.model.net import CrossAttention, tokens
+
+    torch.manual_seed(0)
+    ca = CrossAttention(32, num_heads=heads, qkv_bias=bias).double()
+    x1, x2 = torch.rand(2, 32, 9, 13, dtype=torch.float64), torch.rand(2, 32, 9, 13, dtype=torch.float64)
+    a1, a2 = ca(x1, x2)
+    want1, want2 = _reference_cross_attention(ca, tokens(x1), tokens(x2))
+    assert torch.allclose(tokens(x1) @ a2, want1, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(tokens(x2) @ a1, want2, rtol=1e-10, atol=1e-12)
+    if heads > 1:  # off-head blocks are exactly zero, so no head sees another's channels
+        block = torch.arange(32)[:, None] // 8 != torch.arange(32)[None, :] // 8
+        assert (a1[:, block] == 0).all()
