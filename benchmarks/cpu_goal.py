@@ -7,7 +7,7 @@ shared by both INT8 builds): the ONNX Runtime INT8 engine and the OpenVINO BF16 
 Then times, on the 10 MSRS 640x480 pairs none of them saw, in blocks rotated each round:
 
   * PyTorch eager under ``torch.no_grad()`` (the baseline of every ratio; in its own process, see
-    ``eager_baseline``),
+    ``eager_block``; one block per round, in the rotation),
   * the exported FP32 ONNX on ONNX Runtime, and the INT8 ONNX Runtime engine,
   * OpenVINO BF16 on the exported ONNX as a user would run it directly (dynamic shapes): the peer,
   * occo-deploy's OpenVINO BF16 and INT8 engines (``Fuser``, static shape per frame size).
@@ -39,8 +39,7 @@ from cpu_fp32 import calibration_folder, load_pairs  # noqa: E402
 Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def eager_no_grad_stub(ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-    raise AssertionError("eager runs in its own process")
+EAGER = "pytorch eager, no_grad (baseline)"
 
 
 _EAGER_CHILD = """
@@ -68,21 +67,23 @@ print(json.dumps(times))
 """
 
 
-def eager_baseline(args: argparse.Namespace) -> list[float]:
-    """PyTorch eager under no_grad, ms per frame, in a process of its own, at its fastest.
+def eager_block(args: argparse.Namespace) -> list[float]:
+    """One block of PyTorch eager under no_grad, s per frame, in a process of its own, at its fastest.
 
     Its speed depends on the process: glibc's malloc faults in fresh pages for every 40 MB
     activation until its mmap/trim thresholds rise, which one forward with autograd on (as the
     reference main.py runs) makes them do: 1.3 s per frame here instead of 2.8 s. After ONNX Runtime
     has run in the same process, eager fell back to 2.2-2.6 s. So the baseline runs alone, warmed
-    that way: the faster eager, and the more conservative ratios.
+    that way: the faster eager, and the more conservative ratios. One such process per round, in
+    the rotation with the other runners, because this shared machine's speed drifts by 10-25%
+    over minutes and a baseline timed apart would carry that drift into every ratio.
     """
     import subprocess
 
     code = _EAGER_CHILD.format(benchmarks=str(ROOT / "benchmarks"), root=str(ROOT), threads=args.threads,
-                               onnx=str(args.onnx), msrs=str(args.shared / "MSRS"), rounds=args.rounds)
+                               onnx=str(args.onnx), msrs=str(args.shared / "MSRS"), rounds=1)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return [ms / 1e3 for ms in json.loads(result.stdout.strip().splitlines()[-1])]
 
 
 def main() -> None:
@@ -144,32 +145,35 @@ def main() -> None:
     pairs = load_pairs(args.shared / "MSRS", (640, 480))
     for run in runners.values():
         run(*pairs[0])  # warm-up: first-call allocation and per-shape compiles never count
-    times: dict[str, list[float]] = {k: [] for k in runners}
+    times: dict[str, list[float]] = {k: [] for k in (EAGER, *runners)}
     quality: dict[str, list[float]] = {k: [] for k in runners}
+    quality[EAGER] = [float("nan")]
     reference = [runners[reference_name](ir, vis) for ir, vis in pairs]
-    names = list(runners)
+    names = [EAGER, *runners]
+    eager_blocks: list[float] = []
     for r in range(args.rounds):
         # Blocks of all pairs per runner, the order rotated each round. Not pair-by-pair: ONNX
         # Runtime's and OpenVINO's worker threads spin for a while after each call, and on two
         # cores that halved the speed of whatever ran next (eager measured 3283 instead of ~1500 ms).
         for name in names[r % len(names):] + names[: r % len(names)]:
+            if name == EAGER:
+                block = eager_block(args)
+                times[EAGER] += block
+                eager_blocks.append(statistics.median(block))
+                continue
             for (ir, vis), want in zip(pairs, reference):
                 start = time.perf_counter()
                 out = runners[name](ir, vis)
                 times[name].append(time.perf_counter() - start)
                 if r == 0:
                     quality[name].append(psnr(want, out))
-    eager_ms = eager_baseline(args)
-    times = {"pytorch eager, no_grad (baseline)": [ms / 1e3 for ms in eager_ms], **times}
-    quality = {"pytorch eager, no_grad (baseline)": [float("nan")], **quality}
-    runners = {"pytorch eager, no_grad (baseline)": eager_no_grad_stub, **runners}
-    base = statistics.median(times["pytorch eager, no_grad (baseline)"])
+    base = statistics.median(times[EAGER])
     print(f"\nmachine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cpus, threads={args.threads}; "
           f"torch {version('torch')}, onnxruntime {ort.__version__}, openvino {ov.__version__}")
     print(f"{len(pairs)} MSRS 640x480 pairs x {args.rounds} rounds, one block per runner, order rotated; INT8 calibrated on "
           f"{args.calib_size} TNO/RoadScene/LLVIP frames\n")
     print(f"| runner | ms/frame | vs eager no_grad | PSNR vs FP32 ONNX, worst / median |\n|---|---|---|---|")
-    for name in runners:
+    for name in names:
         med = statistics.median(times[name])
         q = quality[name]
         worst = ("within 1 grey level (see cpu_fp32.py)" if q[0] != q[0] else "identical" if min(q) == float("inf")
@@ -185,6 +189,9 @@ def main() -> None:
             report = fuse_video(fuser, demo.IR_CLIP, demo.VIS_CLIP, tmp / "fused.mp4", force=True)
         per_frame = report.wall_s / report.frames
         print(f"| {name} | {per_frame * 1e3:.0f} | {base / per_frame:.2f}x |")
+    after = statistics.median(eager_block(args))
+    print(f"\neager blocks, ms/frame: {', '.join(f'{b * 1e3:.0f}' for b in eager_blocks)} (table rounds); "
+          f"{after * 1e3:.0f} after the fuse jobs (drift; the fuse ratios use the table's median)")
     for fuser in fusers.values():
         fuser.close()
 

@@ -53,8 +53,11 @@ class OpenVinoBackend(Backend):
         if inputs != {VISIBLE, INFRARED} or FUSED not in outputs:
             raise EngineError(f"{artifact} is not an occo-deploy model (inputs {sorted(inputs)}); "
                               "export one with: occo-deploy export CHECKPOINT")
-        # FP32 compute unless the engine was built for BF16; INT8 engines keep the rest in FP32 for fidelity.
+        # What is not INT8 computes in the sidecar's precision: BF16 for BF16 engines, and for INT8
+        # engines built on a CPU with BF16. On a CPU without it (an engine copied elsewhere), FP32.
         self.inference_precision = str((sidecar or {}).get("inference_precision", "f32"))
+        if self.inference_precision == "bf16" and not cpu_has_bf16(self._core):
+            self.inference_precision = "f32"
         self._config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": self.inference_precision,
                                         "PERFORMANCE_HINT": "LATENCY"}
         if threads:

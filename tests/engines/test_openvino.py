@@ -55,6 +55,14 @@ def test_int8_engine_passes_its_gate_with_static_shapes(
     assert _worst_psnr(result.engine, exported, _pairs((160, 120))) >= 35
     sidecar = json.loads(result.sidecar.read_text())
     assert sidecar["precision"] == "int8" and sidecar["calibration"]["scheme"] == "u8s8"
+    from occo_deploy.runtime.openvino_backend import OpenVinoBackend, cpu_has_bf16
+
+    # What is not INT8 runs in BF16 where the CPU has it; a CPU without it runs it in FP32.
+    has_bf16 = cpu_has_bf16(ov.Core())
+    assert sidecar["inference_precision"] == ("bf16" if has_bf16 else "f32")
+    backend = OpenVinoBackend(result.engine, sidecar, "openvino", 1)
+    assert backend.inference_precision == sidecar["inference_precision"]
+    backend.close()
 
 
 def test_bf16_engine_or_a_clear_refusal(exported: Path, tmp_path: Path) -> None:
@@ -87,3 +95,12 @@ def test_missing_openvino_names_the_extra(workspace: Path) -> None:
          "main()"], capture_output=True, text=True, cwd=workspace)
     lines = [ln for ln in cli.stderr.splitlines() if ln.strip()]
     assert cli.returncode == 5 and len(lines) == 1 and "occo-deploy[openvino]" in lines[0], cli.stderr
+
+
+def test_bf16_engine_on_a_cpu_without_bf16_runs_fp32(exported: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from occo_deploy.runtime import openvino_backend
+
+    monkeypatch.setattr(openvino_backend, "cpu_has_bf16", lambda core: False)
+    backend = openvino_backend.OpenVinoBackend(exported, {"inference_precision": "bf16"}, "openvino", 1)
+    assert backend.inference_precision == "f32"
+    backend.close()

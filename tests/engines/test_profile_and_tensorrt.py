@@ -81,7 +81,7 @@ def test_export_folds_every_weight_so_int8_quantizes_each_conv_per_channel(expor
     model = onnx.load(str(exported))
     inits = {i.name: i for i in model.graph.initializer}
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
-    assert len(convs) > 80 and all(n.input[1] in inits for n in convs)
+    assert len(convs) > 60 and all(n.input[1] in inits for n in convs)
     # Per channel means one scale per output channel, taken from the weight itself; weights
     # quantized as activations (what a computed weight got) carry one calibrated scale.
     from occo_deploy.calibration import data as calib_data
