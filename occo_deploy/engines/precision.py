@@ -144,7 +144,7 @@ INT8_FP32_SCOPES = ("'net.final'",)
 
 
 def quantized_nodes(model: onnx.ModelProto) -> list[str]:
-    """Convolutions and matrix products of the network (the I/O pipeline has none, by design)."""
+    """The network's convolutions (``QUANTIZED_OPS``) but ``INT8_FP32_SCOPES`` (the I/O pipeline has none)."""
     return [n.name for n in model.graph.node if n.op_type in QUANTIZED_OPS
             and not any(s in _meta(n).get("pkg.torch.onnx.name_scopes", "") for s in INT8_FP32_SCOPES)]
 
