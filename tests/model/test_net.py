@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from occo_deploy.model.checkpoint import load_model
+from occo_deploy.model import reference_form
 from occo_deploy.model.pipeline import FusionPipeline
+from occo_deploy.model.reference_form import reference_forward
 from tests.conftest import CHECKPOINT, bgr, golden_cases, load_case
 
 CASES = [c["name"] for c in golden_cases()]
@@ -23,14 +25,16 @@ def test_golden_cases_cover_odd_and_tiny_sizes() -> None:
     assert (16, 16) in sizes and (17, 23) in sizes and (481, 643) in sizes and (1024, 1280) in sizes
 
 
+@pytest.mark.parametrize("form", ["ours", "reference_form"])
 @pytest.mark.parametrize("name", CASES)
-def test_raw_output_matches_reference(model: torch.nn.Module, name: str) -> None:
+def test_raw_output_matches_reference(model: torch.nn.Module, name: str, form: str) -> None:
+    """Both our rewrite and the reference-form baseline that benchmarks time reproduce the goldens."""
     case = load_case(name)
     rgb = torch.from_numpy(case["vis"]).permute(2, 0, 1)[None].float() / 255.0
     y = (0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]).clamp(0, 1)
     ir = torch.from_numpy(case["ir"])[None, None].float() / 255.0
     with torch.no_grad():
-        raw = model(y, ir).numpy()
+        raw = (model(y, ir) if form == "ours" else reference_forward(model, y, ir)).numpy()
     want = case["net_out"]
     assert raw.shape == want.shape
     rel = np.abs(raw - want).max() / np.abs(want).max()
@@ -66,23 +70,6 @@ def test_state_dict_keys_are_the_reference_keys(model: torch.nn.Module) -> None:
     assert len(official) == 298
 
 
-def _reference_cross_attention(ca: torch.nn.Module, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The reference's CrossAttention on tokens (B x N x C), per-head views and all, as it is written there."""
-    b, n, c = x1.shape
-    h = ca.num_heads
-
-    def heads(x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(b, -1, h, c // h).permute(0, 2, 1, 3)
-
-    k1, v1 = ca.kv1(x1).reshape(b, -1, 2, h, c // h).permute(2, 0, 3, 1, 4)
-    k2, v2 = ca.kv2(x2).reshape(b, -1, 2, h, c // h).permute(2, 0, 3, 1, 4)
-    ctx1 = ((k1.transpose(-2, -1) @ v1) * (c // h) ** -0.5).softmax(dim=-2)
-    ctx2 = ((k2.transpose(-2, -1) @ v2) * (c // h) ** -0.5).softmax(dim=-2)
-    y1 = (heads(x1) @ ctx2).permute(0, 2, 1, 3).reshape(b, n, c)
-    y2 = (heads(x2) @ ctx1).permute(0, 2, 1, 3).reshape(b, n, c)
-    return y1, y2
-
-
 @pytest.mark.parametrize(("heads", "bias"), [(1, False), (4, False), (4, True)])
 def test_attention_from_the_gram_matrix_equals_the_reference_per_head_form(heads: int, bias: bool) -> None:
     from occo_deploy.model.net import CrossAttention, tokens
@@ -91,9 +78,26 @@ def test_attention_from_the_gram_matrix_equals_the_reference_per_head_form(heads
     ca = CrossAttention(32, num_heads=heads, qkv_bias=bias).double()
     x1, x2 = torch.rand(2, 32, 9, 13, dtype=torch.float64), torch.rand(2, 32, 9, 13, dtype=torch.float64)
     a1, a2 = ca(x1, x2)
-    want1, want2 = _reference_cross_attention(ca, tokens(x1), tokens(x2))
+    want1, want2 = reference_form._cross_attention(ca, tokens(x1), tokens(x2))
     assert torch.allclose(tokens(x1) @ a2, want1, rtol=1e-10, atol=1e-12)
     assert torch.allclose(tokens(x2) @ a1, want2, rtol=1e-10, atol=1e-12)
     if heads > 1:  # off-head blocks are exactly zero, so no head sees another's channels
         block = torch.arange(32)[:, None] // 8 != torch.arange(32)[None, :] // 8
         assert (a1[:, block] == 0).all()
+
+
+@pytest.mark.parametrize("heads", [1, 4])
+def test_fusion_block_equals_the_reference_order_in_float64(heads: int) -> None:
+    """Pooling per branch, the spatial gate after the projection and the LayerNorm's centring folded
+    into weights compute the reference's fusion block exactly (to float64 rounding), any weights."""
+    from occo_deploy.model.net import Attention_fusion
+
+    torch.manual_seed(1)
+    block = Attention_fusion(dim=32, num_heads=heads).double().eval()
+    for param in block.parameters():  # away from init values (LayerNorm's 1 and 0, zero biases)
+        param.data.add_(0.3 * torch.randn_like(param))
+    x1, x2 = torch.rand(2, 32, 11, 7, dtype=torch.float64), torch.rand(2, 32, 11, 7, dtype=torch.float64)
+    with torch.no_grad():
+        ours = block(x1, x2)
+        want = reference_form._fusion(block, x1, x2)
+    assert torch.allclose(ours, want, rtol=1e-9, atol=1e-11), (ours - want).abs().max()
