@@ -12,9 +12,12 @@ the reference too, with three deliberate differences that do not change a single
 and one that computes the same sums in another order (so results agree to float rounding, within
 the one grey level the golden tests allow): the cross-attention works on feature maps in token
 order with all heads in one masked C x C matrix, taken from the Gram matrix of its input instead of
-from full-resolution keys and values, and its output projection is folded into that matrix (see
-``AttentionContext`` and ``CrossPath_V2._end_proj``). That is less arithmetic and the layout CPU
-runtimes run fastest; the reference's per-head views cost full-resolution reorders.
+from full-resolution keys and values; its output projection is folded into that matrix, the spatial
+gate is applied after the projection instead of before, and the LayerNorm's centring is folded
+into the weights that make its input (see ``AttentionContext`` and ``CrossPath_V2._centred_sum``).
+That is less arithmetic and fewer full-resolution passes, in the layout CPU runtimes run fastest;
+the reference's per-head views cost full-resolution reorders. ``reference_form`` keeps the
+reference's own order, for the golden tests and as the speed baseline.
 """
 
 from __future__ import annotations
@@ -43,8 +46,9 @@ class ChannelWeights(nn.Module):
         )
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat((x1, x2), dim=1)
-        pooled = torch.cat((x.mean(dim=(2, 3)), x.amax(dim=(2, 3))), dim=1)  # B x 4C
+        # The reference pools cat(x1, x2); pooling each branch gives the same B x 4C vector
+        # [mean x1 | mean x2 | max x1 | max x2] without copying both full-resolution maps.
+        pooled = torch.cat((x1.mean(dim=(2, 3)), x2.mean(dim=(2, 3)), x1.amax(dim=(2, 3)), x2.amax(dim=(2, 3))), dim=1)
         gates = self.mlp(pooled)  # B x 2C: first C gate x1, next C gate x2
         w1, w2 = gates.unflatten(1, (2, self.dim)).unbind(1)
         return w1[:, :, None, None], w2[:, :, None, None]
@@ -71,16 +75,22 @@ def _pointwise(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
     return F.conv2d(x, linear.weight[:, :, None, None], linear.bias)
 
 
-class ChannelLayerNorm(nn.LayerNorm):
-    """``nn.LayerNorm`` over the channels of each pixel of an N x C x H x W map (two-pass variance).
+def centring(dim: int) -> torch.Tensor:
+    """P = I - 11^T / C: ``P x`` subtracts the channel mean, a linear map that folds into weights."""
+    return torch.eye(dim) - 1.0 / dim
 
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """``nn.LayerNorm`` over the channels of each pixel of an N x C x H x W map *already centred*.
+
+    Centring is linear, so ``CrossPath_V2`` folds it into the weights of the maps whose sum this
+    normalises (``centring``), and what is left here is the second pass of the reference's two-pass
+    variance and the affine. That spares a full-resolution channel reduction and a subtraction.
     Same parameters (and state-dict keys) as the reference's token-wise LayerNorm. Its own class so
     the exported nodes carry it in their metadata: precision transforms keep it in FP32.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=1, keepdim=True)
-        centred = x - mean
+    def forward(self, centred: torch.Tensor) -> torch.Tensor:
         var = (centred * centred).mean(dim=1, keepdim=True)
         return centred * torch.rsqrt(var + self.eps) * self.weight[:, None, None] + self.bias[:, None, None]
 
@@ -180,17 +190,21 @@ class CrossPath_V2(nn.Module):  # noqa: N801 - reference name, part of the state
         self.norm2 = ChannelLayerNorm(dim)
 
     @staticmethod
-    def _end_proj(proj: nn.Linear, s: torch.Tensor, q: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
-        """The reference's ``proj(cat(s, q @ A))`` on tokens, without forming ``q @ A``.
+    def _centred_sum(proj: nn.Linear, x: torch.Tensor, gate: torch.Tensor, q: torch.Tensor,
+                     attention: torch.Tensor) -> torch.Tensor:
+        """The reference's LayerNorm input ``x + proj(cat(s, q @ A))``, centred over channels.
 
-        With the weight split as [W_s | W_c]: ``s W_s^T + (q A) W_c^T + b = s W_s^T + q (A W_c^T) + b``.
-        ``A W_c^T`` is a C x C matrix per image, so one full-resolution product replaces two, and the
-        concatenation goes away.
+        With ``s = gate * x`` (a per-pixel gate commutes with channel mixing), the weight split as
+        [W_s | W_c] and P the centring: ``P x + gate * (P W_s) x + P b + q (A W_c^T P)``. ``A W_c^T P``
+        is a C x C matrix per image, so one full-resolution product replaces two, the concatenation
+        and the gated map ``s`` are never formed, and neither is the channel mean.
         """
-        dim = s.shape[1]
-        mixed = attention @ proj.weight[:, dim:].transpose(0, 1)  # N x C x C
+        dim = x.shape[1]
+        p = centring(dim).to(x)
+        mixed = attention @ (proj.weight[:, dim:].transpose(0, 1) @ p)  # N x C x C
         attended = from_tokens(tokens(q) @ mixed, q)
-        return F.conv2d(s, proj.weight[:, :dim, None, None], proj.bias) + attended
+        return (F.conv2d(x, p[:, :, None, None]) + gate * F.conv2d(x, (p @ proj.weight[:, :dim])[:, :, None, None])
+                + (p @ proj.bias)[:, None, None] + attended)
 
     def forward(
         self,
@@ -198,14 +212,16 @@ class CrossPath_V2(nn.Module):  # noqa: N801 - reference name, part of the state
         x2: torch.Tensor,
         c1: torch.Tensor,
         c2: torch.Tensor,
-        s1: torch.Tensor,
-        s2: torch.Tensor,
+        g1: torch.Tensor,
+        g2: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """c1, c2: channel-gated maps; g1, g2: the N x 1 x H x W spatial gates (the reference passes
+        the gated maps ``g * x``, which ``_centred_sum`` never needs)."""
         q1 = self.act(_pointwise(c1, self.channel_proj3))
         q2 = self.act(_pointwise(c2, self.channel_proj4))
         a1, a2 = self.cross_attn(q1, q2)
-        out1 = self.norm1(x1 + self._end_proj(self.end_proj1, s1, q1, a2))
-        out2 = self.norm2(x2 + self._end_proj(self.end_proj2, s2, q2, a1))
+        out1 = self.norm1(self._centred_sum(self.end_proj1, x1, g1, q1, a2))
+        out2 = self.norm2(self._centred_sum(self.end_proj2, x2, g2, q2, a1))
         return out1, out2
 
 
@@ -243,7 +259,7 @@ class Attention_fusion(nn.Module):  # noqa: N801 - reference name, part of the s
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         w1, w2 = self.channel_weight(x1, x2)
-        t1, t2 = self.cross(x1, x2, w1 * x1, w2 * x2, self.space_weight1(x1) * x1, self.space_weight1(x2) * x2)
+        t1, t2 = self.cross(x1, x2, w1 * x1, w2 * x2, self.space_weight1(x1), self.space_weight1(x2))
         return self.channel_emb(torch.cat((t1, t2), dim=1))
 
 
