@@ -3,8 +3,8 @@
     python benchmarks/cpu_fp32.py [--onnx export/occo.onnx] [--pairs ../shared/data/pairs/MSRS] [--rounds 3]
 
 Every runner does the whole pipeline (uint8 BGR + gray in, fused uint8 BGR out). The eager runner is
-occo-deploy's PyTorch model, which reproduces the reference to float rounding; "autograd on" is how
-the reference ``main.py --test`` runs it (no ``torch.no_grad``). Runners alternate pair by pair, so
+the reference network's own forward (``occo_deploy.model.reference_form``, bit-exact on the golden
+outputs); "autograd on" is how the reference ``main.py --test`` runs it (no ``torch.no_grad``). Runners alternate pair by pair, so
 drift of the machine hits all of them alike. Prints median ms/frame and the ratio to eager no_grad.
 """
 
@@ -67,13 +67,14 @@ def main() -> None:
     from occo_deploy.contract import read_sidecar
     from occo_deploy.model.checkpoint import load_model
     from occo_deploy.model.pipeline import FusionPipeline
+    from occo_deploy.model.reference_form import ReferenceFormNet
 
     meta = read_sidecar(args.onnx)
     if meta is None:
         sys.exit(f"{args.onnx} has no sidecar; run: occo-deploy export --demo")
     checkpoint = args.checkpoint or Path(meta["source"]["checkpoint"])
     torch.set_num_threads(args.threads)
-    pipeline = FusionPipeline(load_model(checkpoint)).eval()
+    pipeline = FusionPipeline(ReferenceFormNet(load_model(checkpoint))).eval()
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
     session = ort.InferenceSession(str(args.onnx), options, providers=["CPUExecutionProvider"])
