@@ -4,8 +4,9 @@
 
 Every runner does the whole pipeline (uint8 BGR + gray in, fused uint8 BGR out). The eager runner is
 the reference network's own forward (``occo_deploy.model.reference_form``, bit-exact on the golden
-outputs); "autograd on" is how the reference ``main.py --test`` runs it (no ``torch.no_grad``). Runners alternate pair by pair, so
-drift of the machine hits all of them alike. Prints median ms/frame and the ratio to eager no_grad.
+outputs); "autograd on" is how the reference ``main.py --test`` runs it (no ``torch.no_grad``).
+Runners alternate pair by pair, so drift of the machine hits all of them alike. Prints median
+ms/frame and the ratio to eager no_grad.
 """
 
 from __future__ import annotations
