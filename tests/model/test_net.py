@@ -9,7 +9,6 @@ import torch
 from occo_deploy.model.checkpoint import load_model
 from occo_deploy.model import reference_form
 from occo_deploy.model.pipeline import FusionPipeline
-from occo_deploy.model.reference_form import reference_forward
 from tests.conftest import CHECKPOINT, bgr, golden_cases, load_case
 
 CASES = [c["name"] for c in golden_cases()]
@@ -34,7 +33,7 @@ def test_raw_output_matches_reference(model: torch.nn.Module, name: str, form: s
     y = (0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]).clamp(0, 1)
     ir = torch.from_numpy(case["ir"])[None, None].float() / 255.0
     with torch.no_grad():
-        raw = (model(y, ir) if form == "ours" else reference_forward(model, y, ir)).numpy()
+        raw = (model(y, ir) if form == "ours" else reference_form.reference_forward(model, y, ir)).numpy()
     want = case["net_out"]
     assert raw.shape == want.shape
     rel = np.abs(raw - want).max() / np.abs(want).max()
