@@ -80,6 +80,40 @@ def _export_graph(pipeline: Any, path: Path, opset: int) -> None:
         )
         fold_weights(program.model)
         program.save(str(path))
+    import onnx
+
+    model = onnx.load(str(path))
+    cast_inputs_first(model)
+    onnx.save(model, str(path))
+
+
+def cast_inputs_first(model: Any) -> None:
+    """Make every uint8 input feed Casts only (an ``onnx.ModelProto``, in place).
+
+    TensorRT takes UINT8 only as a network input converted at once to float (NvInferRuntimeBase.h,
+    onnx-tensorrt's operator matrix); the pipeline casts first, but the exporter reads the symbolic
+    sizes with Shape nodes on the input itself. The Cast's output has the same shape, so they read it.
+    """
+    import onnx
+
+    graph = model.graph
+    for value in graph.input:
+        if value.type.tensor_type.elem_type != onnx.TensorProto.UINT8:
+            continue
+        users = [n for n in graph.node if value.name in n.input]
+        casts = [n for n in users if n.op_type == "Cast"]
+        if not casts:
+            raise ExportError(f"the exported graph uses input '{value.name}' without casting it; report this")
+        for node in users:
+            if node.op_type == "Shape":
+                node.input[0] = casts[0].output[0]
+            elif node.op_type != "Cast":
+                raise ExportError(f"the exported graph reads uint8 input '{value.name}' in {node.op_type} "
+                                  f"node {node.name} before casting it; report this")
+        # The Casts read only the input; first in the list keeps the graph topologically sorted.
+        others = [n for n in graph.node if n not in casts]
+        del graph.node[:]
+        graph.node.extend(casts + others)
 
 
 def fold_weights(model: Any) -> None:

@@ -51,8 +51,10 @@ class FusionPipeline(nn.Module):
         self.net = net
 
     def forward(self, visible: torch.Tensor, infrared: torch.Tensor) -> torch.Tensor:
-        vis = visible.permute(0, 3, 1, 2).to(torch.float32) / 255.0  # N x 3 x H x W, BGR
-        ir = infrared.unsqueeze(1).to(torch.float32) / 255.0
+        # Cast first: TensorRT takes UINT8 only as a network input that goes straight into a Cast
+        # (no Transpose, Reshape or Shape may read it). Casting commutes with both, bit for bit.
+        vis = visible.to(torch.float32).permute(0, 3, 1, 2) / 255.0  # N x 3 x H x W, BGR
+        ir = infrared.to(torch.float32).unsqueeze(1) / 255.0
         b, g, r = vis[:, 0:1], vis[:, 1:2], vis[:, 2:3]
         y, cr, cb = rgb_to_ycrcb(r, g, b)
         fused_y = minmax_per_sample(self.net(y, ir))
