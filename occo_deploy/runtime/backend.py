@@ -12,46 +12,19 @@ import importlib
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from occo_deploy.contract import MIN_SIDE
-from occo_deploy.errors import EngineError, ShapeError
+from occo_deploy.errors import EngineError
+from occo_deploy.runtime.shapes import ShapeRange
 from occo_deploy.runtime.staging import BufferPlan, Slot, numpy_slot
+
+__all__ = ["Backend", "ShapeRange", "StageTimes", "open_backend", "register_backend", "resolve_backend"]
 
 #: Seconds per engine stage of one batch, as ``Backend.wait`` reports them ("h2d", "infer", "d2h").
 StageTimes = dict[str, float]
-
-
-@dataclass(frozen=True)
-class ShapeRange:
-    """Batch, height and width an engine accepts (inclusive); ``None`` means unbounded."""
-
-    min_batch: int = 1
-    max_batch: int | None = None
-    min_side: int = MIN_SIDE
-    max_height: int | None = None
-    max_width: int | None = None
-
-    def check(self, n: int, h: int, w: int) -> None:
-        if h < self.min_side or w < self.min_side:
-            raise ShapeError(
-                f"frames of {h}x{w} are too small: OCCO needs height and width >= {self.min_side}; "
-                "upscale them first"
-            )
-        if self.max_height is not None and h > self.max_height or self.max_width is not None and w > self.max_width:
-            raise ShapeError(
-                f"frames of {h}x{w} exceed this engine's maximum {self.max_height}x{self.max_width}; "
-                "rebuild it with a larger --max shape or resize the frames"
-            )
-        if n < self.min_batch or self.max_batch is not None and n > self.max_batch:
-            raise ShapeError(
-                f"batch of {n} is outside this engine's range {self.min_batch}..{self.max_batch}; "
-                "use a smaller --batch or rebuild with a larger --max batch"
-            )
 
 
 class Backend(abc.ABC):

@@ -9,12 +9,11 @@ frames are written straight into the slot (no intermediate batch array).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:  # backend.py imports this module
-    from occo_deploy.runtime.backend import ShapeRange
+from occo_deploy.runtime.shapes import ShapeRange
 
 BYTES_IN_PER_PIXEL = 4  # 3 visible + 1 infrared
 BYTES_OUT_PER_PIXEL = 3
