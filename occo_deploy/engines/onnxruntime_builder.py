@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from occo_deploy.engines.builders import BuildOptions, EngineBuilder
-from occo_deploy.engines.gate import Runner
 from occo_deploy.errors import BuildError
+from occo_deploy.runtime.backend import Backend
 
 
 class OnnxRuntimeBuilder(EngineBuilder):
@@ -15,6 +15,12 @@ class OnnxRuntimeBuilder(EngineBuilder):
     suffix = ".onnx"
     int8_scheme = "u8s8"
     fixed_shapes = False
+
+    def __init__(self) -> None:
+        from occo_deploy.runtime.cpu import int8_saturates
+
+        # The engine is for this machine: 7-bit weights where 8-bit ones saturate ONNX Runtime's kernels.
+        self.int8_scheme = "u8s8_7bit" if int8_saturates() else "u8s8"
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -42,8 +48,7 @@ class OnnxRuntimeBuilder(EngineBuilder):
         return {"provider": "cpu", "onnxruntime": ort.__version__,
                 "graph_optimization": "extended (saved); layout optimizations at load"}
 
-    def runner(self, engine: Path, sidecar: dict[str, Any] | None) -> Runner:
+    def runner(self, engine: Path, sidecar: dict[str, Any] | None) -> Backend:
         from occo_deploy.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
-        backend = OnnxRuntimeBackend(engine, None, "cpu", None)
-        return lambda ir, vis: backend.run(vis, ir)
+        return OnnxRuntimeBackend(engine, None, "cpu", None)

@@ -11,6 +11,7 @@ the FP16 range), and every reduction and softmax.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,31 @@ _FP32_OPS = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "Softmax", "La
              "BatchNormalization", "Resize", "Sqrt", "Reciprocal", "Pow", "Div"}
 _NET_SCOPE = "'net'"  # FusionPipeline.net: the network itself, inside the I/O pipeline
 
-# Quantization schemes: (activation type, activation symmetric). Weights are always INT8, symmetric,
-# per output channel.
+@dataclass(frozen=True)
+class Scheme:
+    """An INT8 Q/DQ scheme. Weights are always INT8, symmetric, per output channel."""
+
+    activations: str  # ONNX Runtime QuantType name
+    symmetric: bool
+    #: Biases as INT32 behind a DequantizeLinear (ONNX Runtime's default), or kept in float.
+    quantize_bias: bool
+    #: 7-bit weights (ONNX Runtime's ``reduce_range``), so u8 x s8 pair sums fit int16 on CPUs
+    #: without VNNI (see ``runtime.cpu.int8_saturates``).
+    reduce_range: bool = False
+
+    def describe_weights(self) -> str:
+        return f"int8 symmetric per channel{', 7-bit (reduce_range)' if self.reduce_range else ''}"
+
+
 SCHEMES = {
-    # TensorRT accepts symmetric INT8 Q/DQ only.
-    "s8s8": ("QInt8", True),
+    # TensorRT accepts symmetric INT8 Q/DQ only, and its IDequantizeLayer takes INT8/FP8/INT4/FP4
+    # inputs, not INT32 (onnx/onnx-tensorrt#850): biases stay float and TensorRT fuses them itself.
+    "s8s8": Scheme("QInt8", True, quantize_bias=False),
     # ONNX Runtime on x86: u8 activations x s8 weights runs the VNNI kernels (measured ~1.5x faster
     # than FP32 on this project's CPU at 640x480; symmetric s8 activations gained far less).
-    "u8s8": ("QUInt8", False),
+    "u8s8": Scheme("QUInt8", False, quantize_bias=True),
+    # The same on x86 CPUs without VNNI, where 8-bit weights saturate ONNX Runtime's kernels.
+    "u8s8_7bit": Scheme("QUInt8", False, quantize_bias=True, reduce_range=True),
 }
 
 
@@ -168,14 +186,19 @@ def to_int8(model_path: Path, ranges: Ranges, scheme: str) -> onnx.ModelProto:
     from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
     from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
 
-    act_type, act_symmetric = SCHEMES[scheme]
+    spec = SCHEMES[scheme]
     model = load_model_with_shape_infer(model_path)
     _check_constant_weights(model)
     tensors = TensorsData(CalibrationMethod.MinMax, {
         name: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for name, (lo, hi) in ranges.items()
     })
-    options: dict[str, Any] = {"ActivationSymmetric": act_symmetric, "WeightSymmetric": True}
-    quantizer = QDQQuantizer(model, True, False, QuantType.QInt8, getattr(QuantType, act_type), tensors,
+    options: dict[str, Any] = {"ActivationSymmetric": spec.symmetric, "WeightSymmetric": True,
+                               "QuantizeBias": spec.quantize_bias}
+    quantizer = QDQQuantizer(model, True, spec.reduce_range, QuantType.QInt8, getattr(QuantType, spec.activations), tensors,
                              quantized_nodes(model), [], list(QUANTIZED_OPS), options)
     quantizer.quantize_model()
-    return quantizer.model.model
+    quantized = quantizer.model.model
+    # The quantizer appends some Q/DQ pairs out of order; ONNX Runtime does not mind, TensorRT's
+    # parser and the ONNX checker do.
+    _toposort(quantized.graph)
+    return quantized

@@ -16,11 +16,14 @@ _PROVIDERS = {"cpu": "CPUExecutionProvider"}
 _EXPECTED = {VISIBLE: ("tensor(uint8)", 4), INFRARED: ("tensor(uint8)", 3)}
 
 
-def open_session(artifact: Path, sidecar: dict[str, Any] | None, providers: list[Any], threads: int | None) -> Any:
+def open_session(artifact: Path, sidecar: dict[str, Any] | None, providers: list[Any], threads: int | None,
+                 emulate_qdq: bool = False) -> Any:
     """An ONNX Runtime session for an occo-deploy model, or one line saying why not.
 
     Checks the file against its sidecar's hash first (a changed file must not run under old claims)
-    and the I/O contract after.
+    and the I/O contract after. ``emulate_qdq`` runs Q/DQ pairs as the float arithmetic the graph
+    states (quantize, round, clip, dequantize) instead of fusing them into INT8 kernels: slower, but
+    what TensorRT's INT8 computes, on any CPU (ONNX Runtime's kernels saturate on CPUs without VNNI).
     """
     import onnxruntime as ort  # core dependency; imported here so importing occo_deploy stays light
 
@@ -29,6 +32,8 @@ def open_session(artifact: Path, sidecar: dict[str, Any] | None, providers: list
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
+    if emulate_qdq:
+        options.add_session_config_entry("session.disable_quant_qdq", "1")
     options.log_severity_level = 3  # warnings about unused initializers are noise for users
     try:
         session = ort.InferenceSession(str(artifact), options, providers=providers)
@@ -45,6 +50,23 @@ def open_session(artifact: Path, sidecar: dict[str, Any] | None, providers: list
     return session
 
 
+def check_int8_scheme(sidecar: dict[str, Any] | None) -> None:
+    """Refuse an INT8 engine with 8-bit u8s8 weights on a CPU where ONNX Runtime's kernels saturate."""
+    from occo_deploy.runtime.cpu import cpu_model, int8_saturates
+
+    if ((sidecar or {}).get("calibration") or {}).get("scheme") == "u8s8" and int8_saturates():
+        raise EngineError(
+            f"this INT8 engine has 8-bit u8s8 weights, which ONNX Runtime's INT8 kernels saturate on this CPU "
+            f"({cpu_model()}, no VNNI): its frames would be wrong by tens of grey levels; rebuild it here with "
+            "occo-deploy build --int8 (7-bit weights), or use --backend openvino"
+        )
+
+
+def reference_backend(artifact: Path) -> OnnxRuntimeBackend:
+    """ONNX Runtime on the CPU with Q/DQ emulated: what a precision ONNX states, on any CPU (the gates' yardstick)."""
+    return OnnxRuntimeBackend(artifact, None, "cpu", None, {"emulate_qdq": True})
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
@@ -59,7 +81,10 @@ class OnnxRuntimeBackend(Backend):
                 f"ONNX Runtime here has no '{provider}' provider (available: "
                 f"{', '.join(ort.get_available_providers())}); install the matching onnxruntime package"
             )
-        self._session = open_session(artifact, sidecar, [ep], threads)
+        check_int8_scheme(sidecar)
+        # An ONNX made for another backend (build --onnx-only) runs as that backend computes it.
+        emulate = bool(self.options.get("emulate_qdq", (sidecar or {}).get("target")))
+        self._session = open_session(artifact, sidecar, [ep], threads, emulate_qdq=emulate)
         self._ort_version = ort.__version__
 
     def run(self, visible: np.ndarray, infrared: np.ndarray) -> np.ndarray:
