@@ -46,6 +46,12 @@ class BuildError(EngineError):
     exit_code = 7
 
 
+class CheckFailedError(OccoDeployError):
+    """``occo-deploy check`` found rules an artifact breaks for its target backend."""
+
+    exit_code = 9
+
+
 class ShapeError(InputError):
     """Frames whose shape the model or engine cannot take."""
 

@@ -37,10 +37,11 @@ def _root(
 
 
 def _register() -> None:
-    from occo_deploy.cli import bench_cmd, build_cmd, eval_cmd, export_cmd, fuse_cmd
+    from occo_deploy.cli import bench_cmd, build_cmd, check_cmd, eval_cmd, export_cmd, fuse_cmd
 
     app.command("export")(export_cmd.export)
     app.command("build")(build_cmd.build)
+    app.command("check")(check_cmd.check)
     app.command("fuse")(fuse_cmd.fuse)
     app.command("bench")(bench_cmd.bench)
     app.command("eval")(eval_cmd.evaluate)
