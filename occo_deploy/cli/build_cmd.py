@@ -20,7 +20,7 @@ CPU_FP16_NOTE = (
 
 @one_line_errors
 def build(
-    onnx: Path = typer.Argument(DEFAULT_ONNX, help="FP32 ONNX from occo-deploy export."),
+    onnx: Path = typer.Argument(DEFAULT_ONNX, help="FP32 ONNX from occo-deploy export, or a precision ONNX from --onnx-only."),
     fp32: bool = typer.Option(False, "--fp32", help="FP32 engine."),
     fp16: bool = typer.Option(False, "--fp16", help="Mixed FP16 engine (norms, softmax, reductions, I/O in FP32)."),
     bf16: bool = typer.Option(False, "--bf16", help="BF16 compute on a CPU that has it (OpenVINO)."),
@@ -40,25 +40,33 @@ def build(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Engine path [default: engines/occo_<precision>_<backend>...]."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing engine."),
     min_psnr: Optional[float] = typer.Option(None, "--min-psnr", help="Quality gate in dB vs FP32 [default: 40 FP16/FP32, 35 INT8]."),
+    onnx_only: bool = typer.Option(False, "--onnx-only", help="Write the precision ONNX TensorRT would parse (checked and gated here, no TensorRT needed); build the plan from it on the GPU machine."),
 ) -> None:
     """Build an engine for this machine from the exported ONNX; every build passes a quality gate."""
-    from occo_deploy.engines.build import BuildRequest, build_engine
+    from occo_deploy.engines.build import BuildRequest, build_engine, source_onnx
     from occo_deploy.engines.builders import choose_backend
     from occo_deploy.engines.profile import Profile
 
     chosen = [name for name, on in (("fp32", fp32), ("fp16", fp16), ("bf16", bf16), ("int8", int8)) if on]
-    if len(chosen) != 1:
+    made_for = source_onnx(onnx).meta.get("target")  # a precision ONNX from --onnx-only
+    if len(chosen) > 1 or not chosen and not made_for:
         raise InputError("choose one precision: --fp32, --fp16, --bf16 or --int8")
-    precision = chosen[0]
+    precision = chosen[0] if chosen else None
     profile = Profile.from_options(shape, min_shape, opt_shape, max_shape)
-    backend_name, why = choose_backend(backend)
+    if backend == "auto" and (made_for or onnx_only):
+        backend_name, why = made_for or "tensorrt", "the ONNX is for it" if made_for else "what --onnx-only is for"
+    else:
+        backend_name, why = choose_backend(backend)
     out.print(f"backend: {backend_name} ({why})")
     if backend_name == "onnxruntime" and precision == "fp16":
         err.print(CPU_FP16_NOTE, soft_wrap=True)
     request = BuildRequest(onnx=onnx, precision=precision, backend=backend_name, profile=profile, output=output,
                            force=force, calib_dir=calib, calib_method=calib_method, calib_size=calib_size,
                            calib_cache=calib_cache, seed=seed, min_psnr=min_psnr, workspace_gib=workspace,
-                           timing_cache=timing_cache)
+                           timing_cache=timing_cache, onnx_only=onnx_only)
     result = build_engine(request, log=lambda message: out.print(message, soft_wrap=True))
-    out.print(f"built {result.engine} ({human_bytes(result.engine.stat().st_size)}) in {result.seconds:.0f} s; "
+    what = "wrote" if onnx_only else "built"
+    out.print(f"{what} {result.engine} ({human_bytes(result.engine.stat().st_size)}) in {result.seconds:.0f} s; "
               f"sidecar {result.sidecar}")
+    if onnx_only:
+        out.print(f"next, {result.info['purpose'].split('; ', 1)[1]}", soft_wrap=True)

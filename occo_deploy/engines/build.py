@@ -2,13 +2,18 @@
 
 Library code: progress messages go to a ``log`` callback; nothing is printed. The engine and its
 sidecar appear only when the build and the gate both succeed.
+
+Two more ways in and out, for TensorRT on a machine without it: ``onnx_only`` stops after the
+precision ONNX (linted for the target and gated on ONNX Runtime) and writes it with a sidecar that
+says what it is for; a later build on the GPU machine takes that ONNX as its input and skips
+calibration, which already happened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +24,7 @@ from occo_deploy.calibration import data as calib_data
 from occo_deploy.calibration import ranges as calib_ranges
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE, base_sidecar, read_sidecar, sidecar_path
 from occo_deploy.engines import precision as prec
-from occo_deploy.engines.builders import BuildOptions, EngineBuilder, builder_class
+from occo_deploy.engines.builders import BuildOptions, EngineBuilder, Log, builder_class
 from occo_deploy.engines.gate import DEFAULT_MIN_PSNR, GateResult, compare
 from occo_deploy.engines.profile import Profile
 from occo_deploy.errors import BuildError, EngineError, InputError
@@ -32,13 +37,12 @@ _GATE_ADVICE = {
     "bf16": "BF16 rounds too much for this gate; build --fp32 or --int8, or lower --min-psnr",
     "fp32": "the engine does not reproduce its own ONNX; report it with the versions in the sidecar",
 }
-Log = Callable[[str], None]
 
 
 @dataclass
 class BuildRequest:
     onnx: Path
-    precision: str
+    precision: str | None  # None: the precision of a precision ONNX from onnx_only
     backend: str  # a concrete backend (choose "auto" before)
     profile: Profile
     output: Path | None = None  # default: engines/occo_<precision>_<backend>[_<NxHxW>]<suffix>
@@ -52,6 +56,7 @@ class BuildRequest:
     min_psnr: float | None = None
     workspace_gib: float | None = None
     timing_cache: Path | None = None
+    onnx_only: bool = False  # write the precision ONNX the backend would parse, not an engine
 
 
 @dataclass
@@ -63,13 +68,25 @@ class BuildResult:
     seconds: float
 
 
-def default_output(engines_dir: Path, precision: str, builder: EngineBuilder, profile: Profile) -> Path:
+@dataclass
+class Source:
+    """What a build starts from: the FP32 export, or a precision ONNX an ``onnx_only`` build wrote."""
+
+    path: Path
+    meta: dict[str, Any]
+    precision: str
+    #: The FP32 ONNX the gate compares with: the export, or the one a precision ONNX came from when it
+    #: is still there unchanged; else None (the precision ONNX is then its own reference).
+    fp32: Path | None
+
+
+def default_output(engines_dir: Path, precision: str, builder: EngineBuilder, profile: Profile,
+                   onnx_only: bool = False) -> Path:
     shape = "_" + "x".join(map(str, profile.opt)) if builder.fixed_shapes and profile.static else ""
-    return engines_dir / f"occo_{precision}_{builder.backend}{shape}{builder.suffix}"
+    return engines_dir / f"occo_{precision}_{builder.backend}{shape}{'.onnx' if onnx_only else builder.suffix}"
 
 
-def check_fp32_onnx(path: Path) -> dict[str, Any]:
-    """The FP32 export's sidecar, after checking the file is ours; a one-line error otherwise."""
+def _check_occo_onnx(path: Path) -> None:
     import onnx
 
     if not path.is_file():
@@ -83,81 +100,170 @@ def check_fp32_onnx(path: Path) -> dict[str, Any]:
             [o.name for o in graph.output] != [FUSED]:
         raise InputError(f"{path} is not an occo-deploy export (inputs {sorted(inputs)}); "
                          "build from the ONNX that occo-deploy export writes")
+
+
+def source_onnx(path: Path) -> Source:
+    """The ONNX a build starts from, checked: ours, unchanged since its sidecar, and of a kind we build."""
+    _check_occo_onnx(path)
     meta = read_sidecar(path)
-    if meta is None or meta.get("kind") != "onnx" or meta.get("precision") != "fp32":
-        raise InputError(f"{path} has no FP32 export sidecar ({sidecar_path(path).name}); re-export it")
+    if meta is None or meta.get("kind") != "onnx":
+        raise InputError(f"{path} has no export sidecar ({sidecar_path(path).name}); re-export it")
     if meta.get("sha256") and meta["sha256"] != sha256_file(path):
-        raise InputError(f"{path} changed after export (its sidecar's hash differs); re-export it")
-    return meta
+        raise InputError(f"{path} changed after it was written (its sidecar's hash differs); make it again")
+    precision = str(meta.get("precision"))
+    if not meta.get("target"):
+        if precision != "fp32":
+            raise InputError(f"{path} is not the FP32 export; build from export/occo.onnx")
+        return Source(path, meta, "fp32", path)
+    fp32 = Path(meta.get("source", {}).get("onnx", ""))
+    if not (fp32.is_file() and sha256_file(fp32) == meta.get("source", {}).get("onnx_sha256")):
+        fp32 = None  # type: ignore[assignment]
+    return Source(path, meta, precision, fp32)
+
+
+def _resolve_profile(req: BuildRequest, builder: EngineBuilder, source: Source) -> Profile:
+    """The user's shapes; else those the precision ONNX was made for; else the builder's default range."""
+    if not req.profile.dynamic:
+        return req.profile
+    made_for = source.meta.get("shapes", {})
+    if source.meta.get("target") and made_for.get("min"):
+        return Profile(tuple(made_for["min"]), tuple(made_for["opt"]), tuple(made_for["max"]))  # type: ignore[arg-type]
+    return builder.default_profile or req.profile
+
+
+def _lint(builder: EngineBuilder, model_path: Path, log: Log) -> dict[str, Any] | None:
+    """The backend's rules on the ONNX it will parse, before parsing (TensorRT's, checked without it)."""
+    if builder.check_target is None:
+        return None
+    import onnx
+
+    from occo_deploy.engines.check import check_model
+
+    major = builder.target_major()
+    findings = check_model(onnx.load(str(model_path)), [builder.check_target], path=model_path, tensorrt_major=major)
+    errors = [f for f in findings if f.level == "error"]
+    versions = f"TensorRT {major}" if major else "TensorRT 10 and 11"
+    if errors:
+        raise BuildError(f"the ONNX breaks {len(errors)} rule(s) of {versions}, first: {errors[0].line()}; "
+                         "see them all with: occo-deploy check --target tensorrt")
+    log(f"{builder.check_target} rules ({versions}): passed")
+    return {"target": builder.check_target, "rules": versions, "errors": 0,
+            "warnings": len(findings) - len(errors)}
 
 
 def build_engine(req: BuildRequest, log: Log = lambda _m: None) -> BuildResult:
     start = time.perf_counter()
-    if req.precision not in PRECISIONS:
-        raise InputError(f"unknown precision {req.precision!r}; use --fp32, --fp16, --bf16 or --int8")
-    fp32_meta = check_fp32_onnx(req.onnx)
     builder_cls = builder_class(req.backend)
-    why_not = builder_cls.unavailable()
-    if why_not:
-        raise EngineError(f"cannot build for {req.backend}: {why_not}")
+    source = source_onnx(req.onnx)
+    made_for = source.meta.get("target")  # a precision ONNX from an onnx_only build
+    precision = req.precision or source.precision
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}; use --fp32, --fp16, --bf16 or --int8")
+    if made_for:
+        if made_for != req.backend:
+            raise InputError(f"{req.onnx} is a {source.precision} ONNX made for {made_for}; build it with "
+                             f"--backend {made_for}, or build from the FP32 export (export/occo.onnx)")
+        if precision != source.precision:
+            raise InputError(f"{req.onnx} is a {source.precision} ONNX; build it with --{source.precision} or "
+                             "no precision option")
+        if req.onnx_only:
+            raise InputError(f"{req.onnx} already is the ONNX for {req.backend}; --onnx-only takes the FP32 export")
+    if req.onnx_only and builder_cls.check_target is None:
+        raise InputError(f"--onnx-only writes the ONNX a backend without its own format parses (TensorRT); "
+                         f"{req.backend} engines already are ONNX files: drop --onnx-only")
+    if not req.onnx_only:
+        why_not = builder_cls.unavailable()
+        if why_not:
+            hint = "; or write the ONNX it would parse here with --onnx-only" if builder_cls.check_target else ""
+            raise EngineError(f"cannot build for {req.backend}: {why_not}{hint}")
     builder: EngineBuilder = builder_cls()
-    if req.precision not in builder.precisions:
-        hint = " (BF16 engines are OpenVINO's: --backend openvino)" if req.precision == "bf16" else ""
-        raise InputError(f"{req.backend} builds {', '.join(builder.precisions)} engines, not {req.precision}{hint}")
-    output = req.output or default_output(Path("engines"), req.precision, builder, req.profile)
+    if precision not in builder.precisions:
+        hint = " (BF16 engines are OpenVINO's: --backend openvino)" if precision == "bf16" else ""
+        raise InputError(f"{req.backend} builds {', '.join(builder.precisions)} engines, not {precision}{hint}")
+    profile = _resolve_profile(req, builder, source)
+    output = req.output or default_output(Path("engines"), precision, builder, profile, req.onnx_only)
     meta_path = sidecar_path(output)
     check_writable(output, req.force)
     check_writable(meta_path, req.force)
-    min_psnr = req.min_psnr if req.min_psnr is not None else DEFAULT_MIN_PSNR[req.precision]
-    hw = req.profile.opt_hw
-    info = base_sidecar(kind="engine", fmt="plan" if builder.suffix == ".plan" else "onnx",
-                        precision=req.precision, backend=req.backend)
+    min_psnr = req.min_psnr if req.min_psnr is not None else DEFAULT_MIN_PSNR[precision]
+    hw = profile.opt_hw
+    if req.onnx_only:
+        info = base_sidecar(kind="onnx", fmt="onnx", precision=precision, backend=None)
+        info["target"] = req.backend
+        info["purpose"] = f"the {precision} ONNX {req.backend} parses; on the GPU machine: " + \
+            builder.next_step(output.name, profile)
+    else:
+        info = base_sidecar(kind="engine", fmt="plan" if builder.suffix == ".plan" else "onnx",
+                            precision=precision, backend=req.backend)
     # ONNX Runtime engines take any shape; the profile's opt only sets the calibration/check size.
-    info["shapes"] = req.profile.as_dict() if builder.fixed_shapes else {"dynamic": True, "opt": list(req.profile.opt)}
-    info["source"] = {"onnx": str(req.onnx), "onnx_sha256": fp32_meta.get("sha256") or sha256_file(req.onnx),
-                      "checkpoint_sha256": fp32_meta.get("source", {}).get("checkpoint_sha256")}
-    log(f"building {req.precision} for {req.backend}; shapes {req.profile.describe()}")
+    info["shapes"] = profile.as_dict() if builder.fixed_shapes else {"dynamic": True, "opt": list(profile.opt)}
+    source_meta = source.meta.get("source", {})
+    info["source"] = {"onnx": str(req.onnx), "onnx_sha256": source.meta.get("sha256") or sha256_file(req.onnx),
+                      "checkpoint_sha256": source_meta.get("checkpoint_sha256")}
+    if made_for:
+        info["source"]["made_from"] = source_meta  # the FP32 export the precision ONNX was made from
+        for key in ("calibration", "mixed_precision"):
+            if key in source.meta:
+                info[key] = source.meta[key]
+    what = f"the {precision} ONNX for {req.backend}" if req.onnx_only else f"{precision} for {req.backend}"
+    log(f"building {what}; shapes {profile.describe()}")
 
-    # Pairs: calibration (INT8) and validation (every build), never the same frames.
-    val_pairs, calib_items = _pairs(req, hw, log)
-    val_pairs.append(_large_pair(val_pairs[0], _large_hw(req.profile, builder.fixed_shapes)))
+    # Pairs: calibration (INT8 from the export) and validation (every build), never the same frames.
+    calibrate = precision == "int8" and not made_for
+    val_pairs, calib_items = _pairs(req, calibrate, hw, log)
+    val_pairs.append(_large_pair(val_pairs[0], _large_hw(profile, builder.fixed_shapes)))
 
-    with tempfile.TemporaryDirectory(prefix="occo-build-") as tmp_dir:
+    with tempfile.TemporaryDirectory(prefix="occo-build-") as tmp_dir, contextlib.ExitStack() as backends:
         tmp = Path(tmp_dir)
         import onnx
 
         fp16_path = int8_path = None
-        if req.precision == "fp16":
+        if precision == "fp16" and not made_for:
             fp16_path = tmp / "fp16.onnx"
             fp32_model = onnx.load(str(req.onnx))
             info["mixed_precision"] = {"fp32_nodes": len(prec.fp32_nodes(fp32_model))}
             onnx.save(prec.to_fp16(fp32_model), fp16_path)
-        if req.precision == "int8":
+        if calibrate:
             assert calib_items is not None
             int8_path = tmp / "int8.onnx"
             info["calibration"] = _quantize(req, builder, hw, calib_items, info["source"]["onnx_sha256"], output,
                                             int8_path, log)
-        source = builder.precision_input(req.precision, req.onnx, fp16_path, int8_path)
-        cpu = builder_class("onnxruntime")()
-        reference = cpu.runner(req.onnx, None)
-        if req.backend != "onnxruntime" and source != req.onnx:
-            # The artifact TensorRT parses is checked here too, on the CPU, before the GPU build.
-            pre = compare(reference, cpu.runner(source, None), val_pairs, min_psnr)
-            log(f"precision ONNX on ONNX Runtime: {pre.describe()}")
+        parsed = source.path if made_for else builder.precision_input(precision, req.onnx, fp16_path, int8_path)
+        lint = _lint(builder, parsed, log)
+        if lint:
+            info["lint"] = lint
+        from occo_deploy.runtime.onnxruntime_backend import reference_backend
+
+        reference_path = source.fp32 or source.path
+        if reference_path != source.fp32:
+            log(f"the FP32 export {source_meta.get('onnx')} is not here: checking against {req.onnx.name} itself "
+                "(its own gate against FP32 is in its sidecar)")
+        reference = backends.enter_context(contextlib.closing(reference_backend(reference_path)))
+        if req.onnx_only or (req.backend != "onnxruntime" and parsed != reference_path):
+            # The artifact the backend parses is checked here too, on the CPU, before the GPU build.
+            pre = compare(reference, backends.enter_context(contextlib.closing(reference_backend(parsed))),
+                          val_pairs, min_psnr)
+            log(f"{precision} ONNX on ONNX Runtime: {pre.describe()}")
             info["precision_onnx_check"] = pre.as_dict()
             if not pre.passed:
-                raise BuildError(f"the {req.precision} ONNX fails the quality gate before building: {pre.describe()}")
-        with atomic_output(output, req.force) as tmp_engine:
-            log(f"building the engine with {req.backend}...")
-            info.update(builder.build(source, tmp_engine, BuildOptions(req.precision, req.profile, req.workspace_gib,
-                                                                       req.timing_cache)))
-            gate = compare(reference, builder.runner(tmp_engine, info), val_pairs, min_psnr)
-            log(gate.describe())
-            if not gate.passed:
-                raise BuildError(f"engine below the quality gate, nothing kept: {gate.describe()}; "
-                                 + _GATE_ADVICE[req.precision])
+                raise BuildError(f"the {precision} ONNX fails the quality gate, nothing kept: {pre.describe()}; "
+                                 + _GATE_ADVICE[precision])
+        with atomic_output(output, req.force) as tmp_out:
+            if req.onnx_only:
+                tmp_out.write_bytes(parsed.read_bytes())
+                gate = pre
+            else:
+                log(f"building the engine with {req.backend}...")
+                info.update(builder.build(parsed, tmp_out, BuildOptions(precision, profile, req.workspace_gib,
+                                                                        req.timing_cache, log)))
+                engine = backends.enter_context(contextlib.closing(builder.runner(tmp_out, info)))
+                gate = compare(reference, engine, val_pairs, min_psnr)
+                log(gate.describe())
+                if not gate.passed:
+                    raise BuildError(f"engine below the quality gate, nothing kept: {gate.describe()}; "
+                                     + _GATE_ADVICE[precision])
             info["quality"] = gate.as_dict()
-            info["sha256"] = sha256_file(tmp_engine)
+            info["sha256"] = sha256_file(tmp_out)
             info["build_seconds"] = round(time.perf_counter() - start, 1)
     write_json_atomic(meta_path, info, force=req.force)
     return BuildResult(output, meta_path, info, gate, time.perf_counter() - start)
@@ -179,8 +285,9 @@ def _large_pair(pair: tuple[np.ndarray, np.ndarray], hw: tuple[int, int]) -> tup
     return tuple(cv2.resize(x, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR) for x in pair)  # type: ignore[return-value]
 
 
-def _pairs(req: BuildRequest, hw: tuple[int, int], log: Log) -> tuple[list[tuple[np.ndarray, np.ndarray]], list | None]:
-    if req.precision == "int8":
+def _pairs(req: BuildRequest, calibrate: bool, hw: tuple[int, int], log: Log
+           ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list | None]:
+    if calibrate:
         items = calib_data.discover(req.calib_dir)
         calib, val = calib_data.split(items, calib_size=req.calib_size, val_size=req.val_size, seed=req.seed)
         log(f"calibration set {req.calib_dir}: {len(items)} frames; {len(calib)} calibrate, {len(val)} check "
@@ -199,7 +306,7 @@ def _pairs(req: BuildRequest, hw: tuple[int, int], log: Log) -> tuple[list[tuple
 def _quantize(req: BuildRequest, builder: EngineBuilder, hw: tuple[int, int], items: list, onnx_sha256: str,
               output: Path, out_path: Path, log: Log) -> dict[str, Any]:
     scheme = builder.int8_scheme
-    symmetric = prec.SCHEMES[scheme][1]
+    symmetric = prec.SCHEMES[scheme].symmetric
     set_sha = calib_data.set_hash(items, hw)
     key = calib_ranges.cache_key(onnx_sha256, set_sha, req.calib_method, symmetric)
     cache_path = req.calib_cache or output.with_name(output.stem + ".calib.json")
@@ -215,5 +322,5 @@ def _quantize(req: BuildRequest, builder: EngineBuilder, hw: tuple[int, int], it
     onnx.save(prec.to_int8(req.onnx, ranges, scheme), out_path)
     return {"set_sha256": set_sha, "method": req.calib_method, "count": len(items), "seed": req.seed,
             "size_hw": list(hw), "scheme": scheme, "activations": "int8 symmetric" if symmetric else "uint8 asymmetric",
-            "weights": "int8 symmetric per channel", "cache": str(cache_path), "cache_reused": found.ranges is not None,
+            "weights": prec.SCHEMES[scheme].describe_weights(), "cache": str(cache_path), "cache_reused": found.ranges is not None,
             "tensors": len(ranges)}

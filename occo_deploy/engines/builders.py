@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import abc
 import importlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from occo_deploy.engines.gate import Runner
 from occo_deploy.engines.profile import Profile
 from occo_deploy.errors import InputError
+from occo_deploy.runtime.backend import Backend
+
+#: Where library code sends progress messages (the CLI prints them; nothing is printed here).
+Log = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    return None
 
 
 @dataclass
@@ -23,14 +31,28 @@ class BuildOptions:
     profile: Profile
     workspace_gib: float | None = None
     timing_cache: Path | None = None
+    log: Log = field(default=_quiet)
 
 
 class EngineBuilder(abc.ABC):
     backend: ClassVar[str]
     suffix: ClassVar[str]  # engine file suffix
-    int8_scheme: ClassVar[str]  # precision.SCHEMES key
+    int8_scheme: str  # precision.SCHEMES key (a builder may choose it for the CPU it runs on)
     fixed_shapes: ClassVar[bool]  # engines hold a shape profile (TensorRT) or take any shape (ONNX Runtime)
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "int8")
+    #: The profile used when the user gives no shapes (engines holding a fixed range need one).
+    default_profile: ClassVar[Profile | None] = None
+    #: ``occo_deploy.engines.check`` target run on the precision ONNX before building, if any.
+    check_target: ClassVar[str | None] = None
+
+    def next_step(self, onnx_name: str, profile: Profile) -> str:
+        """For an ``onnx_only`` artifact: how to turn it into an engine on the machine that has the backend."""
+        return f"occo-deploy build {onnx_name} --backend {self.backend}"
+
+    @classmethod
+    def target_major(cls) -> int | None:
+        """The backend library's major version here, when the lint depends on it (TensorRT)."""
+        return None
 
     @classmethod
     @abc.abstractmethod
@@ -46,8 +68,8 @@ class EngineBuilder(abc.ABC):
         """Write the engine to ``out``; return the backend's sidecar fields."""
 
     @abc.abstractmethod
-    def runner(self, engine: Path, sidecar: dict[str, Any] | None) -> Runner:
-        """A callable running ``engine`` (ir, vis) -> fused, for the quality gate."""
+    def runner(self, engine: Path, sidecar: dict[str, Any] | None) -> Backend:
+        """An open backend running ``engine``, for the quality gate (the caller closes it)."""
 
 
 _BUILDERS = {

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from occo_deploy.errors import EngineError
-
-Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (ir N x H x W, vis N x H x W x 3) -> fused
+from occo_deploy.runtime.backend import Backend
 
 #: Default --min-psnr per precision (dB, fused uint8 frames against the FP32 ONNX).
 DEFAULT_MIN_PSNR = {"fp32": 40.0, "fp16": 40.0, "bf16": 40.0, "int8": 35.0}
@@ -58,15 +56,15 @@ class GateResult:
                 f"{db(self.psnr_all)}, max error {self.max_abs} grey levels (gate: {self.min_psnr:g} dB)")
 
 
-def compare(reference: Runner, candidate: Runner, pairs: list[tuple[np.ndarray, np.ndarray]],
+def compare(reference: Backend, candidate: Backend, pairs: list[tuple[np.ndarray, np.ndarray]],
             min_psnr: float) -> GateResult:
     """Run both on every pair (one at a time, at the pairs' size) and summarise; the caller enforces."""
     if not pairs:
         raise EngineError("no pairs to check the engine on")
     errors, worst = [], 0
     for ir, vis in pairs:
-        want = reference(ir[None], vis[None])[0]
-        got = candidate(ir[None], vis[None])[0]
+        want = reference.run(vis[None], ir[None])[0]
+        got = candidate.run(vis[None], ir[None])[0]
         errors.append(_mse(want, got))
         worst = max(worst, int(np.abs(want.astype(np.int16) - got.astype(np.int16)).max()))
     return GateResult(len(pairs), psnr_from_mse(max(errors)), psnr_from_mse(float(np.mean(errors))), worst, min_psnr)

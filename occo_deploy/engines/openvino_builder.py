@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from occo_deploy.engines.builders import BuildOptions, EngineBuilder
-from occo_deploy.engines.gate import Runner
 from occo_deploy.errors import BuildError
+from occo_deploy.runtime.backend import Backend
 
 
 class OpenVinoBuilder(EngineBuilder):
@@ -53,8 +53,7 @@ class OpenVinoBuilder(EngineBuilder):
                 "inference_precision": "bf16" if bf16 else "f32",
                 "cpu_capabilities": list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))}
 
-    def runner(self, engine: Path, sidecar: dict[str, Any] | None) -> Runner:
+    def runner(self, engine: Path, sidecar: dict[str, Any] | None) -> Backend:
         from occo_deploy.runtime.openvino_backend import OpenVinoBackend
 
-        backend = OpenVinoBackend(engine, sidecar, "openvino", None)
-        return lambda ir, vis: backend.run(vis, ir)
+        return OpenVinoBackend(engine, sidecar, "openvino", None)

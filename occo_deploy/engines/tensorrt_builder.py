@@ -1,13 +1,14 @@
 """TensorRT engines (plans), written to the documented Python API of TensorRT 10 and 11.
 
-NOT RUN on this project's machines: TensorRT cannot be installed there. Everything before the
-``tensorrt`` import (profiles, precision ONNX, calibration, sidecars, version checks, errors) is
-tested on the CPU; the lines that call TensorRT are kept few and follow the API references:
+NOT RUN on this project's machines: TensorRT cannot be installed there. What comes before the
+``tensorrt`` import (profiles, the precision ONNX, its TensorRT lint, calibration, sidecars, version
+checks, errors) is tested on the CPU, and every TensorRT call here is checked against both versions'
+bindings by ``tests/test_api_conformance.py``.
 
-* TensorRT 11 builds strongly typed networks only (precision flags and INT8 calibrators are gone);
-  the precision is in the ONNX: Q/DQ for INT8, mixed FP16 for FP16.
-* TensorRT 10 takes the same strongly typed Q/DQ ONNX for INT8 (explicit quantization). For FP16 it
-  uses the builder flag on the FP32 ONNX, with the FP32 islands pinned by precision constraints.
+Every network is strongly typed, on 10 as on 11: 11 builds nothing else, 10.12 deprecated weak
+typing, and the precision then lives in the ONNX this project checks on ONNX Runtime (Q/DQ for
+INT8, mixed FP16 with its FP32 islands for FP16). ``--fp32`` plans clear the TF32 flag, which is on
+by default and would round FP32 convolutions' inputs to 10 mantissa bits.
 
 The plan is a plain serialized engine (loadable by ``trtexec --loadEngine``); what we know about it
 goes in the sidecar beside it.
@@ -16,68 +17,22 @@ goes in the sidecar beside it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from occo_deploy.contract import INFRARED, VISIBLE
-from occo_deploy.engines.builders import BuildOptions, EngineBuilder
-from occo_deploy.engines.gate import Runner
-from occo_deploy.errors import BuildError, EngineError, MissingDependencyError, require
+from occo_deploy.engines.builders import BuildOptions, EngineBuilder, Log
+from occo_deploy.engines.profile import Profile
+from occo_deploy.errors import BuildError, EngineError, MissingDependencyError
 from occo_deploy.files import write_bytes_atomic
+from occo_deploy.runtime.backend import Backend
+from occo_deploy.runtime.tensorrt_lib import major_version, tensorrt
 
-SUPPORTED_MAJORS = (10, 11)
+if TYPE_CHECKING:  # annotations only; tests/test_api_conformance.py resolves the calls through them
+    import tensorrt as trt
 
+#: What a plan takes when the user gives no shapes: from small crops to 1080p, one to four frames.
+DEFAULT_PROFILE = Profile(min=(1, 256, 256), opt=(1, 480, 640), max=(4, 1088, 1920))
 
-def major_version(version: str) -> int:
-    try:
-        return int(version.split(".")[0])
-    except ValueError as exc:
-        raise EngineError(f"cannot read the TensorRT version {version!r}") from exc
-
-
-def check_plan_compatible(sidecar: dict[str, Any] | None, tensorrt_version: str, device: dict[str, Any]) -> None:
-    """Refuse a plan built by another TensorRT version or for another GPU architecture.
-
-    Plans are not portable across TensorRT versions or compute capabilities; loading one anyway
-    fails deep inside TensorRT or, worse, runs slowly. The sidecar says what it was built with.
-    """
-    if not sidecar:
-        raise EngineError("this TensorRT plan has no sidecar (.json), so its TensorRT version and GPU are "
-                          "unknown; rebuild it with: occo-deploy build --backend tensorrt")
-    built = sidecar.get("tensorrt", {})
-    if built.get("version") != tensorrt_version:
-        raise EngineError(f"plan was built with TensorRT {built.get('version')}, this is {tensorrt_version}; "
-                          "rebuild it here with: occo-deploy build --backend tensorrt")
-    gpu = built.get("gpu", {})
-    if gpu.get("compute_capability") != device.get("compute_capability"):
-        raise EngineError(
-            f"plan was built for {gpu.get('name')} (compute capability {gpu.get('compute_capability')}), this "
-            f"GPU is {device.get('name')} ({device.get('compute_capability')}); rebuild it here with: "
-            "occo-deploy build --backend tensorrt"
-        )
-
-
-def _tensorrt() -> Any:
-    trt = require("tensorrt", "gpu", "TensorRT engines")
-    if major_version(trt.__version__) not in SUPPORTED_MAJORS:
-        raise MissingDependencyError(f"TensorRT {trt.__version__} is not supported; install TensorRT 10 or 11")
-    return trt
-
-
-def _pin_fp32(trt: Any, network: Any, keep: set[str]) -> int:
-    """TensorRT 10 weak typing: force FP32 on layers parsed from the ONNX nodes in ``keep``."""
-    pinned = 0
-    floats = (trt.float32, trt.float16)
-    for i in range(network.num_layers):
-        layer = network.get_layer(i)
-        # The ONNX parser names layers after their node; a node may become several layers.
-        if not any(layer.name == k or layer.name.startswith(k + "_") for k in keep):
-            continue
-        if all(layer.get_output(j).dtype in floats for j in range(layer.num_outputs)):
-            layer.precision = trt.float32
-            for j in range(layer.num_outputs):
-                layer.set_output_type(j, trt.float32)
-            pinned += 1
-    return pinned
 
 
 class TensorRTBuilder(EngineBuilder):
@@ -85,11 +40,13 @@ class TensorRTBuilder(EngineBuilder):
     suffix = ".plan"
     int8_scheme = "s8s8"  # TensorRT takes symmetric INT8 Q/DQ only
     fixed_shapes = True
+    default_profile = DEFAULT_PROFILE
+    check_target = "tensorrt"
 
     @classmethod
     def unavailable(cls) -> str | None:
         try:
-            _tensorrt()
+            tensorrt()
             from occo_deploy.runtime.cuda import device_info
 
             device_info()
@@ -97,30 +54,45 @@ class TensorRTBuilder(EngineBuilder):
             return str(exc)
         return None
 
+    @classmethod
+    def target_major(cls) -> int | None:
+        try:
+            return major_version(tensorrt().__version__)
+        except MissingDependencyError:
+            return None
+
+    def next_step(self, onnx_name: str, profile: Profile) -> str:
+        shapes = " ".join(
+            f"--{which}Shapes={VISIBLE}:{'x'.join(map(str, (*dims, 3)))},{INFRARED}:{'x'.join(map(str, dims))}"
+            for which, dims in (("min", profile.min), ("opt", profile.opt), ("max", profile.max)))
+        plan = onnx_name.rsplit(".", 1)[0] + ".plan"
+        return (f"occo-deploy build {onnx_name} --backend tensorrt (checks the plan against this ONNX and writes its "
+                f"sidecar), or: trtexec --onnx={onnx_name} --stronglyTyped {shapes} --saveEngine={plan}")
+
     def precision_input(self, precision: str, fp32: Path, fp16: Path | None, int8: Path | None) -> Path:
-        if precision == "fp16" and major_version(_tensorrt().__version__) == 10:
-            return fp32  # TensorRT 10: FP16 by builder flag, FP32 islands by precision constraints
+        # Strongly typed on 10 and 11: the precision ONNX itself, never the FP32 one with flags.
         return {"fp32": fp32, "fp16": fp16, "int8": int8}[precision]  # type: ignore[return-value]
 
     def build(self, onnx_path: Path, out: Path, options: BuildOptions) -> dict[str, Any]:
-        import onnx
-
-        from occo_deploy.engines.precision import fp32_nodes
         from occo_deploy.runtime.cuda import device_info
 
-        trt = _tensorrt()
+        trt = tensorrt()
         device = device_info()
-        weak_fp16 = options.precision == "fp16" and major_version(trt.__version__) == 10
         logger = trt.Logger(trt.Logger.WARNING)
         builder = trt.Builder(logger)
         # STRONGLY_TYPED: opt-in on 10.x, accepted and always on in 11.x.
-        flags = 0 if weak_fp16 else 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-        network = builder.create_network(flags)
+        network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
         parser = trt.OnnxParser(network, logger)
         if not parser.parse_from_file(str(onnx_path)):
-            first = str(parser.get_error(0)) if parser.num_errors else "unknown error"
-            raise BuildError(f"TensorRT cannot parse {onnx_path.name}: {first[:200]}")
+            count = parser.num_errors
+            error = parser.get_error(0) if count else None
+            first = f"node {error.node_name()}: {error.desc()}" if error is not None else "unknown error"
+            raise BuildError(f"TensorRT {trt.__version__} cannot parse {onnx_path.name} ({count} error(s)); "
+                             f"first: {first[:200]}")
         config = builder.create_builder_config()
+        tf32 = options.precision != "fp32"  # on by default; an FP32 plan computes in FP32
+        if not tf32:
+            config.clear_flag(trt.BuilderFlag.TF32)
         if options.workspace_gib:
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.workspace_gib * (1 << 30)))
         p = options.profile
@@ -128,30 +100,45 @@ class TensorRTBuilder(EngineBuilder):
         profile.set_shape(VISIBLE, (*p.min, 3), (*p.opt, 3), (*p.max, 3))
         profile.set_shape(INFRARED, p.min, p.opt, p.max)
         config.add_optimization_profile(profile)
-        pinned = 0
-        if weak_fp16:
-            config.set_flag(trt.BuilderFlag.FP16)
-            config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-            pinned = _pin_fp32(trt, network, set(fp32_nodes(onnx.load(str(onnx_path), load_external_data=False))))
-        cache_path = options.timing_cache
-        cache = config.create_timing_cache(cache_path.read_bytes() if cache_path and cache_path.is_file() else b"")
-        config.set_timing_cache(cache, ignore_mismatch=False)
+        cache_state = _attach_timing_cache(config, options.timing_cache, options.log)
         plan = builder.build_serialized_network(network, config)
         if plan is None:
             raise BuildError("TensorRT could not build the engine (its messages above say why)")
         out.write_bytes(memoryview(plan))
-        if cache_path is not None:
-            write_bytes_atomic(cache_path, bytes(memoryview(config.get_timing_cache().serialize())), force=True)
+        if options.timing_cache is not None:
+            cache = config.get_timing_cache()
+            if cache is None:
+                options.log(f"timing cache not saved: TensorRT returned none to write to {options.timing_cache}")
+            else:
+                write_bytes_atomic(options.timing_cache, bytes(memoryview(cache.serialize())), force=True)
         return {
             "provider": "tensorrt",
-            "tensorrt": {"version": trt.__version__, "gpu": device,
-                         "typing": "weak, FP16 builder flag" if weak_fp16 else "strong",
-                         "fp32_layers_pinned": pinned, "workspace_gib": options.workspace_gib,
-                         "timing_cache": str(cache_path) if cache_path else None},
+            "tensorrt": {"version": trt.__version__, "gpu": device, "typing": "strong",
+                         "tf32": tf32,
+                         "workspace_gib": options.workspace_gib,
+                         "timing_cache": str(options.timing_cache) if options.timing_cache else None,
+                         "timing_cache_state": cache_state},
         }
 
-    def runner(self, engine: Path, sidecar: dict[str, Any] | None) -> Runner:
+    def runner(self, engine: Path, sidecar: dict[str, Any] | None) -> Backend:
         from occo_deploy.runtime.tensorrt_backend import TensorRTBackend
 
-        backend = TensorRTBackend(engine, sidecar, "tensorrt", None)
-        return lambda ir, vis: backend.run(vis, ir)
+        return TensorRTBackend(engine, sidecar, "tensorrt", None)
+
+
+def _attach_timing_cache(config: trt.IBuilderConfig, path: Path | None, log: Log) -> str:
+    """Load ``path`` into the builder config; a cache from another GPU or TensorRT is ignored, and said so.
+
+    ``set_timing_cache(cache, ignore_mismatch=False)`` returns False for a cache whose device
+    properties differ from this GPU's; building on with it would either fail or reuse timings of
+    another chip. An empty blob makes a new cache.
+    """
+    blob = path.read_bytes() if path is not None and path.is_file() else b""
+    cache = config.create_timing_cache(blob)
+    if cache is not None and config.set_timing_cache(cache, False):
+        return "loaded" if blob else "new"
+    log(f"timing cache {path} ignored: it was made on another GPU or TensorRT version; starting a new one")
+    cache = config.create_timing_cache(b"")
+    if cache is None or not config.set_timing_cache(cache, False):
+        raise BuildError("TensorRT could not create an empty timing cache")
+    return "ignored (another GPU or TensorRT version)"

@@ -21,9 +21,58 @@ from typing import Any
 
 import numpy as np
 
+from occo_deploy.errors import EngineError
 from occo_deploy.runtime.backend import Backend, StageTimes
 from occo_deploy.runtime.cuda import Cuda, host_view
 from occo_deploy.runtime.staging import BufferPlan, Slot
+
+
+class GraphPlan:
+    """Whether a slot's next batch runs plainly, is captured as a CUDA graph, or replays its graph.
+
+    trtexec's order: after a slot is bound to a shape, one plain enqueue (engines finish
+    shape-dependent setup on it, which must not land inside a capture), then a capture, then replays.
+    Binding the slot to another shape makes its graph stale (it holds the old shape's launches). A
+    capture that fails leaves that slot and shape on plain enqueues, counted in ``fallbacks``.
+    """
+
+    def __init__(self) -> None:
+        self.graphs: dict[int, Any] = {}  # slot -> graph captured for its current binding
+        self._plain: dict[int, int] = {}  # slot -> plain runs since it was bound
+        self._shape: dict[int, tuple[int, int, int]] = {}
+        self._failed: set[tuple[int, tuple[int, int, int]]] = set()
+        self.fallbacks = 0
+
+    def bound(self, slot: int, shape: tuple[int, int, int]) -> Any | None:
+        """``slot`` now runs ``shape``; returns its stale graph, if any, for the caller to destroy."""
+        self._shape[slot] = shape
+        self._plain[slot] = 0
+        return self.graphs.pop(slot, None)
+
+    def forget(self, slot: int) -> Any | None:
+        """``slot`` is freed; returns its graph, if any, for the caller to destroy."""
+        self._plain.pop(slot, None)
+        self._shape.pop(slot, None)
+        return self.graphs.pop(slot, None)
+
+    def next(self, slot: int) -> str:
+        """"replay", "capture" or "plain"."""
+        if slot in self.graphs:
+            return "replay"
+        if self._plain.get(slot, 0) == 0 or (slot, self._shape.get(slot)) in self._failed:
+            return "plain"
+        return "capture"
+
+    def ran_plain(self, slot: int) -> None:
+        self._plain[slot] = self._plain.get(slot, 0) + 1
+
+    def captured(self, slot: int, graph: Any) -> None:
+        self.graphs[slot] = graph
+
+    def capture_failed(self, slot: int) -> None:
+        self._failed.add((slot, self._shape[slot]))
+        self.fallbacks += 1
+
 
 class CudaStagedBackend(Backend):
     """Base of backends whose engine reads and writes device memory on a CUDA stream."""
@@ -42,8 +91,7 @@ class CudaStagedBackend(Backend):
         self._in_flight = max(1, int(self.options.get("in_flight") or self.default_in_flight))
         self.cuda_graph = bool(self.options.get("cuda_graph", False))
         self._shared_stream: Any = None if self.stream_per_slot else self.cuda.stream()
-        self._graphs: dict[tuple[int, int, int, int], Any] = {}
-        self._warm: set[tuple[int, int, int, int]] = set()
+        self._graph_plan = GraphPlan()
 
     @property
     def in_flight(self) -> int:
@@ -108,6 +156,9 @@ class CudaStagedBackend(Backend):
         if dev.get("bound") != (slot.n, slot.h, slot.w):
             self._bind(slot)
             dev["bound"] = (slot.n, slot.h, slot.w)
+            stale = self._graph_plan.bound(slot.index, dev["bound"])
+            if stale is not None:  # the slot is idle (acquired), so its graph is not running
+                self.cuda.destroy_graph(*stale)
         cuda.record(ev[0], stream)
         cuda.h2d(ptr["visible"], host["visible"], n_vis, stream)
         cuda.h2d(ptr["infrared"], host["infrared"], n_ir, stream)
@@ -126,33 +177,45 @@ class CudaStagedBackend(Backend):
                 "d2h": self.cuda.elapsed_s(ev[2], ev[3])}
 
     def _compute(self, slot: Slot) -> None:
-        """The engine, replayed as a CUDA graph once a (slot, shape) has run when graphs are on.
+        """The engine: plainly, or as a CUDA graph when graphs are on (see ``GraphPlan`` for when).
 
-        The first run of a shape is plain: engines finish deferred setup (TensorRT's shape-dependent
-        allocations) on it, which must not land inside a capture.
+        A capture that fails (an engine that cannot be captured, a driver that refuses) is not an
+        error: the batch runs plainly, and so does every later one of that slot and shape.
         """
-        key = (slot.index, slot.n, slot.h, slot.w)
-        if not self.cuda_graph or key not in self._warm:
+        if not self.cuda_graph:
             self._enqueue(slot)
-            self._warm.add(key)
             return
-        graph = self._graphs.get(key)
-        stream = slot.device["stream"]
-        if graph is None:
+        plan, stream = self._graph_plan, slot.device["stream"]
+        action = plan.next(slot.index)
+        if action == "replay":
+            self.cuda.launch(plan.graphs[slot.index][1], stream)
+            return
+        if action == "plain":
+            self._enqueue(slot)
+            plan.ran_plain(slot.index)
+            return
+        graph = None
+        try:
             self.cuda.begin_capture(stream)
             try:
                 self._enqueue(slot)
             finally:
                 graph = self.cuda.end_capture(stream)  # always end, or the stream stays in capture mode
-            self._graphs[key] = graph
+        except EngineError:
+            if graph is not None:
+                self.cuda.destroy_graph(*graph)
+            plan.capture_failed(slot.index)
+            self._enqueue(slot)
+            return
+        plan.captured(slot.index, graph)
         self.cuda.launch(graph[1], stream)
 
     # -- teardown -----------------------------------------------------------------------------
     def _free_slot(self, slot: Slot) -> None:
         self.cuda.sync(slot.device["stream"])
-        for key in [k for k in self._graphs if k[0] == slot.index]:
-            self.cuda.destroy_graph(*self._graphs.pop(key))
-        self._warm = {k for k in self._warm if k[0] != slot.index}
+        graph = self._graph_plan.forget(slot.index)
+        if graph is not None:
+            self.cuda.destroy_graph(*graph)
         self._slot_freed(slot)
         dev = slot.device
         for p in dev["ptr"].values():
@@ -178,4 +241,5 @@ class CudaStagedBackend(Backend):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "gpu": self.cuda.info["name"],
                 "compute_capability": self.cuda.info["compute_capability"],
-                "in_flight": self._in_flight, "cuda_graph": self.cuda_graph}
+                "in_flight": self._in_flight, "cuda_graph": self.cuda_graph,
+                "cuda_graph_fallbacks": self._graph_plan.fallbacks}

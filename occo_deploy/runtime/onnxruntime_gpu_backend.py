@@ -40,6 +40,17 @@ def gpu_provider(provider: str, available: list[str], version: str) -> str:
     return ep
 
 
+def graph_id(ids: dict[tuple[Any, ...], int], key: tuple[Any, ...]) -> int:
+    """ONNX Runtime's CUDA graph id for a binding (slot, shape, device addresses).
+
+    A captured graph replays the addresses and shapes it was captured with, so every distinct
+    binding gets its own graph (run option ``gpu_graph_id``; ids from 1, 0 is ONNX Runtime's own):
+    two slots in flight, a slot regrown at new addresses and a new frame size each capture anew
+    instead of replaying another binding's buffers.
+    """
+    return ids.setdefault(key, len(ids) + 1)
+
+
 def check_active(ep: str, active: list[str], artifact: Path) -> None:
     """Refuse a session where ONNX Runtime dropped the asked-for provider and went on without it."""
     if ep not in active:
@@ -69,12 +80,16 @@ class OnnxRuntimeGpuBackend(CudaStagedBackend):
         # with a classic provider; errors still come through.
         ort.set_default_logger_severity(3)
         common = {"device_id": str(self.cuda.device), "user_compute_stream": str(int(self._shared_stream))}
-        cuda_opts = dict(common)
+        # Extra CUDA provider options (prefer_nhwc, cudnn_conv_algo_search...), for A/B runs.
+        cuda_opts = {**common, **{k: str(v) for k, v in self.options.get("provider_options", {}).items()}}
+        #: binding -> ONNX Runtime graph id, when its CUDA graphs are on (see ``graph_id``).
+        self._graph_ids: dict[tuple[Any, ...], int] | None = None
         if self.cuda_graph:
             # Our stream capture cannot wrap run_with_iobinding (it synchronizes), so ask ONNX Runtime
-            # for its own graph; it needs a fixed shape and every node on the GPU.
+            # for its own graphs; they need every node on the GPU.
             cuda_opts["enable_cuda_graph"] = "1"
             self.cuda_graph = False
+            self._graph_ids = {}
         providers: list[Any] = [("CUDAExecutionProvider", cuda_opts)]
         if ep == "TensorrtExecutionProvider":
             cache = artifact.with_name(artifact.name + ".ort-trt-cache")
@@ -94,10 +109,17 @@ class OnnxRuntimeGpuBackend(CudaStagedBackend):
         binding.bind_input(VISIBLE, "cuda", dev, np.uint8, [*shape, 3], ptr["visible"])
         binding.bind_input(INFRARED, "cuda", dev, np.uint8, list(shape), ptr["infrared"])
         binding.bind_output(FUSED, "cuda", dev, np.uint8, [*shape, 3], ptr["fused"])
+        if self._graph_ids is not None:
+            import onnxruntime as ort
+
+            key = (slot.index, shape, ptr["visible"], ptr["infrared"], ptr["fused"])
+            run_options = ort.RunOptions()
+            run_options.add_run_config_entry("gpu_graph_id", str(graph_id(self._graph_ids, key)))
+            slot.device["run_options"] = run_options
 
     def _enqueue(self, slot: Slot) -> None:
         try:
-            self._session.run_with_iobinding(slot.device["binding"])
+            self._session.run_with_iobinding(slot.device["binding"], slot.device.get("run_options"))
         except Exception as exc:
             raise EngineError(f"ONNX Runtime ({self._ep}) failed on a {slot.n}x{slot.h}x{slot.w} batch: {first_line(exc)[:200]}") from exc
 

@@ -1,10 +1,14 @@
 """TensorRT backend: a plan from ``occo-deploy build --backend tensorrt``, staged on CUDA streams.
 
-NOT RUN on this project's machines (no TensorRT on any of them). Written to the runtime API that
-TensorRT 10 and 11 share: ``Runtime.deserialize_cuda_engine``, ``create_execution_context``,
-``set_input_shape``, ``set_tensor_address`` and ``execute_async_v3``. One execution context per slot,
-because a context must not run on two streams at once; the pinned buffers, copies, events and
-graph capture come from ``CudaStagedBackend``, whose code did run on a GPU with another engine.
+NOT RUN on this project's machines (no TensorRT on any of them); every TensorRT call is checked
+against the 10.x and 11.x bindings by ``tests/test_api_conformance.py``. Written to the runtime API
+both share: ``Runtime.deserialize_cuda_engine``, ``create_execution_context``, ``set_input_shape``,
+``set_tensor_address`` and ``execute_async_v3``. One execution context per slot, because a context
+must not run on two streams at once; the pinned buffers, copies, events and graph capture come from
+``CudaStagedBackend``, whose code did run on a GPU with another engine.
+
+On load the plan must declare the engine contract's I/O tensors (names, modes, dtypes), and the
+shapes it accepts are read from the plan's own profile, not from the sidecar.
 """
 
 from __future__ import annotations
@@ -15,19 +19,11 @@ from typing import Any
 
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE, verify_artifact
 from occo_deploy.errors import EngineError
-from occo_deploy.runtime.backend import ShapeRange
 from occo_deploy.runtime.cuda_staged import CudaStagedBackend
+from occo_deploy.runtime.shapes import ShapeRange
 from occo_deploy.runtime.staging import Slot
-
-
-def profile_range(sidecar: dict[str, Any] | None) -> ShapeRange:
-    """The engine's optimization profile (sidecar ``shapes`` min/max as N, H, W) as a ShapeRange."""
-    profile = (sidecar or {}).get("shapes") or {}
-    lo, hi = profile.get("min"), profile.get("max")
-    if not lo or not hi:
-        return ShapeRange()
-    return ShapeRange(min_batch=lo[0], max_batch=hi[0], min_side=max(16, min(lo[1], lo[2])),
-                      max_height=hi[1], max_width=hi[2])
+from occo_deploy.runtime.tensorrt_lib import (REBUILD, check_io, check_plan_compatible, engine_io, engine_profile,
+                                              tensorrt)
 
 
 class TensorRTBackend(CudaStagedBackend):
@@ -35,9 +31,7 @@ class TensorRTBackend(CudaStagedBackend):
 
     def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> None:
-        from occo_deploy.engines.tensorrt_builder import _tensorrt, check_plan_compatible
-
-        trt = _tensorrt()  # before CUDA: a missing tensorrt names the extra to install
+        trt = tensorrt()  # before CUDA: a missing tensorrt names the extra to install
         verify_artifact(artifact, sidecar)
         super().__init__(artifact, sidecar, provider, threads, options)
         check_plan_compatible(sidecar, trt.__version__, self.cuda.info)
@@ -45,12 +39,14 @@ class TensorRTBackend(CudaStagedBackend):
         self._runtime = trt.Runtime(self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(artifact.read_bytes())
         if self._engine is None:
-            raise EngineError(f"TensorRT cannot load {artifact}; rebuild it with: occo-deploy build --backend tensorrt")
+            raise EngineError(f"TensorRT cannot load {artifact}; {REBUILD}")
+        check_io(engine_io(trt, self._engine))
+        self._shapes = engine_profile(self._engine)
         self._trt_version = trt.__version__
 
     @property
     def shapes(self) -> ShapeRange:
-        return profile_range(self.sidecar)
+        return self._shapes
 
     def _slot_ready(self, slot: Slot) -> None:
         context = self._engine.create_execution_context()
@@ -67,7 +63,8 @@ class TensorRTBackend(CudaStagedBackend):
         if not context.set_input_shape(VISIBLE, (*shape, 3)) or not context.set_input_shape(INFRARED, shape):
             raise EngineError(f"this engine's profile does not take a batch of {shape}; rebuild with --max")
         for name, key in ((VISIBLE, "visible"), (INFRARED, "infrared"), (FUSED, "fused")):
-            context.set_tensor_address(name, ptr[key])
+            if not context.set_tensor_address(name, ptr[key]):
+                raise EngineError(f"TensorRT refused the device buffer for '{name}' (see its log above)")
 
     def _enqueue(self, slot: Slot) -> None:
         if not slot.device["context"].execute_async_v3(int(slot.device["stream"])):

@@ -14,7 +14,7 @@ from occo_deploy.engines import precision
 from occo_deploy.engines.builders import builder_class, choose_backend
 from occo_deploy.engines.gate import psnr
 from occo_deploy.engines.profile import Profile
-from occo_deploy.engines.tensorrt_builder import check_plan_compatible
+from occo_deploy.runtime.tensorrt_lib import check_plan_compatible
 from occo_deploy.errors import EngineError, InputError, ShapeError
 from tests.conftest import PAIRS
 
@@ -176,3 +176,93 @@ def test_real_tensorrt_build(exported: Path, tmp_path: Path) -> None:  # pragma:
                                        profile=Profile.from_options(shape="240x320"), output=tmp_path / "e.plan",
                                        calib_dir=PAIRS, calib_size=8))
     assert result.gate.passed
+
+
+def test_tensorrt_parses_the_precision_onnx_on_10_as_on_11(tmp_path: Path) -> None:
+    """Strongly typed everywhere: FP16 takes the mixed FP16 ONNX (10.x once took the FP32 one with flags
+    and pinned layers by name prefix, which pinned the wrong ones)."""
+    builder = builder_class("tensorrt")()
+    fp32, fp16, int8 = tmp_path / "a.onnx", tmp_path / "b.onnx", tmp_path / "c.onnx"
+    assert builder.precision_input("fp16", fp32, fp16, int8) == fp16
+    assert builder.precision_input("int8", fp32, fp16, int8) == int8
+    assert builder.precision_input("fp32", fp32, fp16, int8) == fp32
+
+
+def test_plan_io_must_be_the_contract() -> None:
+    from occo_deploy.runtime.tensorrt_lib import check_io
+
+    good = {"visible": ("input", "UINT8", 4), "infrared": ("input", "UINT8", 3), "fused": ("output", "UINT8", 4)}
+    check_io(good)
+    with pytest.raises(EngineError, match="'visible' is input FLOAT rank 4, expected input UINT8"):
+        check_io({**good, "visible": ("input", "FLOAT", 4)})
+    with pytest.raises(EngineError, match="no tensor 'fused'"):
+        check_io({k: v for k, v in good.items() if k != "fused"})
+    with pytest.raises(EngineError, match="'infrared' is output"):
+        check_io({**good, "infrared": ("output", "UINT8", 3)})
+    with pytest.raises(EngineError, match="lacks .*mask"):
+        check_io({**good, "mask": ("input", "UINT8", 3)})
+
+
+def test_cuda_graphs_capture_only_after_a_plain_run_of_the_bound_shape() -> None:
+    from occo_deploy.runtime.cuda_staged import GraphPlan
+
+    plan = GraphPlan()
+    assert plan.bound(0, (1, 480, 640)) is None
+    assert plan.next(0) == "plain"  # trtexec: one plain enqueue after a shape change
+    plan.ran_plain(0)
+    assert plan.next(0) == "capture"
+    plan.captured(0, "graph-A")
+    assert plan.next(0) == "replay"
+    # A new shape on the slot: the old graph is stale (handed back to be destroyed), plain run first.
+    assert plan.bound(0, (1, 240, 320)) == "graph-A"
+    assert plan.next(0) == "plain"
+    plan.ran_plain(0)
+    assert plan.next(0) == "capture"
+    # A capture that fails leaves that slot and shape on plain enqueues, counted.
+    plan.capture_failed(0)
+    assert plan.next(0) == "plain" and plan.fallbacks == 1
+    plan.ran_plain(0)
+    assert plan.next(0) == "plain"
+    # Other slots are independent; a freed slot hands back its graph.
+    plan.bound(1, (1, 240, 320))
+    plan.ran_plain(1)
+    plan.captured(1, "graph-B")
+    assert plan.forget(1) == "graph-B" and plan.next(1) == "plain"
+
+
+def test_onnxruntime_cuda_graphs_get_one_id_per_binding() -> None:
+    from occo_deploy.runtime.onnxruntime_gpu_backend import graph_id
+
+    ids: dict = {}
+    first = graph_id(ids, (0, (1, 480, 640), 100, 200, 300))
+    assert first == 1  # 0 is ONNX Runtime's own
+    assert graph_id(ids, (0, (1, 480, 640), 100, 200, 300)) == first  # replays its own capture
+    second_slot = graph_id(ids, (1, (1, 480, 640), 400, 500, 600))
+    regrown = graph_id(ids, (0, (1, 480, 640), 700, 800, 900))  # same slot, new addresses
+    new_size = graph_id(ids, (0, (1, 240, 320), 100, 200, 300))
+    assert len({first, second_slot, regrown, new_size}) == 4
+
+
+def test_int8_scheme_follows_the_cpu() -> None:
+    from occo_deploy.engines.precision import SCHEMES
+    from occo_deploy.runtime.cpu import int8_saturates
+
+    builder = builder_class("onnxruntime")()
+    assert builder.int8_scheme == ("u8s8_7bit" if int8_saturates() else "u8s8")
+    assert SCHEMES["u8s8_7bit"].reduce_range and not SCHEMES["u8s8"].reduce_range
+    assert not SCHEMES["s8s8"].quantize_bias and SCHEMES["s8s8"].symmetric
+
+
+def test_tensorrt_int8_has_no_int32_dequantize_and_is_sorted(exported: Path) -> None:
+    """IDequantizeLayer takes INT8/FP8/INT4/FP4 only; ONNX Runtime's quantizer makes INT32 biases by
+    default, and appends some Q/DQ out of topological order (TensorRT's parser needs the order)."""
+    from occo_deploy.calibration import data as calib_data
+    from occo_deploy.calibration.ranges import measure
+
+    pair = calib_data.load_pair(calib_data.discover(PAIRS / "MSRS")[0], (48, 64))
+    model = precision.to_int8(exported, measure(exported, [pair], "minmax", True), "s8s8")
+    onnx.checker.check_model(model)  # includes the topological order
+    types = {i.name: i.data_type for i in model.graph.initializer}
+    dq_inputs = [types.get(n.input[0]) for n in model.graph.node if n.op_type == "DequantizeLinear"]
+    assert dq_inputs and onnx.TensorProto.INT32 not in dq_inputs
+    assert {types[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear"} == {onnx.TensorProto.INT8}
