@@ -9,6 +9,8 @@ which skip without a GPU, and by ``benchmarks/gpu_device_check.py`` on a GPU mac
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ import pytest
 
 from occo_deploy import EngineError, Fuser, ShapeError
 from occo_deploy.errors import InputError, MissingDependencyError
-from occo_deploy.runtime.backend import ShapeRange
+from occo_deploy.runtime.shapes import ShapeRange
 from occo_deploy.runtime.onnxruntime_gpu_backend import check_active, gpu_provider
 from occo_deploy.runtime.staging import MAX_PREALLOCATED_BYTES, BufferPlan
 from tests.conftest import sequence_frames
@@ -124,12 +126,21 @@ def test_asking_for_a_gpu_provider_without_one_is_an_error_not_a_cpu_run(exporte
     check_active("CUDAExecutionProvider", ["CUDAExecutionProvider", "CPUExecutionProvider"], Path("m.onnx"))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("cuda") is not None, reason="cuda-python is installed here")
-def test_missing_cuda_python_names_the_extra() -> None:
+def test_missing_cuda_python_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     from occo_deploy.runtime.cuda import Cuda
 
+    monkeypatch.setitem(sys.modules, "cuda.bindings", None)  # as if cuda-python were not installed
     with pytest.raises(MissingDependencyError, match=r"occo-deploy\[gpu\]"):
         Cuda()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cuda") is None or shutil.which("nvidia-smi") is not None,
+                    reason="needs cuda-python (the dev extra) on a machine without an NVIDIA GPU")
+def test_no_gpu_is_one_line_naming_the_cpu_path() -> None:
+    from occo_deploy.runtime.cuda import device_info
+
+    with pytest.raises(EngineError, match="no CUDA device found.*on the CPU"):
+        device_info()
 
 
 def _cuda_device() -> bool:
