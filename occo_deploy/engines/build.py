@@ -191,7 +191,7 @@ def build_engine(req: BuildRequest, log: Log = lambda _m: None) -> BuildResult:
         info = base_sidecar(kind="onnx", fmt="onnx", precision=precision, backend=None)
         info["target"] = req.backend
         info["purpose"] = f"the {precision} ONNX {req.backend} parses; on the GPU machine: " + \
-            builder.next_step(output.name, profile)
+            builder.next_step(str(output), profile)
     else:
         info = base_sidecar(kind="engine", fmt="plan" if builder.suffix == ".plan" else "onnx",
                             precision=precision, backend=req.backend)
@@ -211,7 +211,9 @@ def build_engine(req: BuildRequest, log: Log = lambda _m: None) -> BuildResult:
     # Pairs: calibration (INT8 from the export) and validation (every build), never the same frames.
     calibrate = precision == "int8" and not made_for
     val_pairs, calib_items = _pairs(req, calibrate, hw, log)
-    val_pairs.append(_large_pair(val_pairs[0], _large_hw(profile, builder.fixed_shapes)))
+    large_hw = _large_hw(profile, builder.fixed_shapes)
+    if large_hw != val_pairs[0][0].shape[:2]:  # a static profile has no larger frame to try
+        val_pairs.append(_large_pair(val_pairs[0], large_hw))
 
     with tempfile.TemporaryDirectory(prefix="occo-build-") as tmp_dir, contextlib.ExitStack() as backends:
         tmp = Path(tmp_dir)

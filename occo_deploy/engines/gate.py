@@ -35,6 +35,7 @@ class GateResult:
     psnr_all: float  # over all pixels of all pairs (from the pooled squared error)
     max_abs: int
     min_psnr: float
+    largest_hw: tuple[int, int] = (0, 0)  # the largest frame checked (H, W)
 
     @property
     def passed(self) -> bool:
@@ -46,13 +47,15 @@ class GateResult:
 
         return {"reference": "fp32 onnx on onnxruntime cpu", "metric": "psnr of fused uint8 frames (dB)",
                 "pairs": self.pairs, "psnr_min": db(self.psnr_min), "psnr_all": db(self.psnr_all),
-                "max_abs_error": self.max_abs, "min_psnr": self.min_psnr, "passed": self.passed}
+                "max_abs_error": self.max_abs, "min_psnr": self.min_psnr, "largest_hw": list(self.largest_hw),
+                "passed": self.passed}
 
     def describe(self) -> str:
         def db(v: float) -> str:
             return "identical" if math.isinf(v) else f"{v:.1f} dB"
 
-        return (f"PSNR vs FP32 on {self.pairs} held-out frames (one enlarged): worst {db(self.psnr_min)}, all "
+        return (f"PSNR vs FP32 on {self.pairs} held-out frames (largest {self.largest_hw[0]}x{self.largest_hw[1]}): "
+                f"worst {db(self.psnr_min)}, all "
                 f"{db(self.psnr_all)}, max error {self.max_abs} grey levels (gate: {self.min_psnr:g} dB)")
 
 
@@ -62,9 +65,11 @@ def compare(reference: Backend, candidate: Backend, pairs: list[tuple[np.ndarray
     if not pairs:
         raise EngineError("no pairs to check the engine on")
     errors, worst = [], 0
+    largest = max((p[0].shape[:2] for p in pairs), key=lambda hw: hw[0] * hw[1])
     for ir, vis in pairs:
         want = reference.run(vis[None], ir[None])[0]
         got = candidate.run(vis[None], ir[None])[0]
         errors.append(_mse(want, got))
         worst = max(worst, int(np.abs(want.astype(np.int16) - got.astype(np.int16)).max()))
-    return GateResult(len(pairs), psnr_from_mse(max(errors)), psnr_from_mse(float(np.mean(errors))), worst, min_psnr)
+    return GateResult(len(pairs), psnr_from_mse(max(errors)), psnr_from_mse(float(np.mean(errors))), worst, min_psnr,
+                      (int(largest[0]), int(largest[1])))

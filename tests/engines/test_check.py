@@ -114,7 +114,7 @@ def test_a_tensorrt_build_without_shapes_holds_a_real_range(trt_onnx: dict[str, 
         "dynamic": False, "min": [1, 256, 256], "opt": [1, 480, 640], "max": [4, 1088, 1920]}
     assert result.engine.name == "occo_fp32_tensorrt.onnx"  # a range: no static shape in the name
     # The gate's enlarged frame is larger than opt: twice opt, within the profile's max.
-    assert "one enlarged" in result.gate.describe()
+    assert result.gate.largest_hw == (960, 1280) and "largest 960x1280" in result.gate.describe()
 
 
 def test_a_static_tensorrt_profile_is_named_by_its_shape(exported: Path, tmp_path: Path) -> None:
