@@ -116,6 +116,7 @@ class TorchCudaBackend(CudaStagedBackend):
         self.torch = torch
         self.model = FusionPipeline(load_model(artifact)).cuda().eval()
         self._tgraphs: dict[tuple[int, int, int, int], Any] = {}
+        self._twarm: set[tuple[int, int, int, int]] = set()
 
     def _slot_ready(self, slot: Slot) -> None:
         t = self.torch
@@ -137,9 +138,9 @@ class TorchCudaBackend(CudaStagedBackend):
     def _compute(self, slot: Slot) -> None:
         # torch allocates inside the model, which a raw stream capture must not see: use torch's graphs.
         key = (slot.index, slot.n, slot.h, slot.w)
-        if not self.cuda_graph or key not in self._warm:
+        if not self.cuda_graph or key not in self._twarm:
             self._enqueue(slot)
-            self._warm.add(key)
+            self._twarm.add(key)
             return
         t, stream = self.torch, slot.device["tstream"]
         graph = self._tgraphs.get(key)
@@ -330,7 +331,7 @@ def graphs(ckpt: Path, frames: int) -> dict[str, Any]:
     items = [(k, *pairs[k]) for k in range(10)]
     with Fuser(ckpt, provider="copy", in_flight=2, batch=2, cuda_graph=True) as fuser:
         out = list(fuser.fuse_stream(iter(items), 2))
-        captured = len(fuser.backend._graphs)
+        captured = len(fuser.backend._graph_plan.graphs)
     exact = all(np.array_equal(fused, items[k][2]) for k, fused in out)
     say(f"- stream capture with a copy engine: {captured} graphs captured, replays exact: {exact}")
     result: dict[str, Any] = {"capture_graphs": captured, "capture_replays_exact": exact, "rows": []}

@@ -57,8 +57,15 @@ def _meta(node: onnx.NodeProto) -> dict[str, str]:
     return {p.key: p.value for p in node.metadata_props}
 
 
-def fp32_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of the nodes that must keep FP32 in a mixed-precision build."""
+#: Operators the lean FP16 variant moves out of the FP32 islands: per-channel affine (BatchNorm),
+#: bilinear upsampling and max-pooling stay in range and round no worse than a convolution, and
+#: each island costs two full-resolution Casts. A GPU A/B candidate (benchmarks/gpu_ort_cuda.py).
+FP16_LEAN_OPS = frozenset({"BatchNormalization", "Resize", "ReduceMax"})
+
+
+def fp32_nodes(model: onnx.ModelProto, fp16_ops: frozenset[str] = frozenset()) -> list[str]:
+    """Names of the nodes that must keep FP32 in a mixed-precision build (``fp16_ops`` in the
+    network may go to FP16 anyway)."""
     metas = [_meta(n) for n in model.graph.node]
     if not any("pkg.torch.onnx.name_scopes" in m for m in metas):
         raise EngineError("this ONNX carries no export metadata, so its FP32 islands cannot be found; "
@@ -68,12 +75,12 @@ def fp32_nodes(model: onnx.ModelProto) -> list[str]:
         scopes = meta.get("pkg.torch.onnx.name_scopes", "")
         classes = meta.get("pkg.torch.onnx.class_hierarchy", "")
         if (_NET_SCOPE not in scopes or any(c in classes for c in _FP32_CLASSES)
-                or node.op_type in _FP32_OPS):
+                or node.op_type in _FP32_OPS - fp16_ops):
             keep.append(node.name)
     return keep
 
 
-def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+def to_fp16(model: onnx.ModelProto, fp16_ops: frozenset[str] = frozenset()) -> onnx.ModelProto:
     """Mixed precision: FP16 compute with FP32 islands (``fp32_nodes``), uint8 I/O unchanged.
 
     ONNX Runtime's converter wraps *each* kept node in casts, so a tensor passing from one FP32 node
@@ -83,7 +90,7 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     """
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    keep = fp32_nodes(model)
+    keep = fp32_nodes(model, fp16_ops)
     mixed = convert_float_to_float16(model, keep_io_types=True, node_block_list=keep)
     _drop_round_trips(mixed, set(keep))
     _toposort(mixed.graph)

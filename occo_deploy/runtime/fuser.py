@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,7 +39,8 @@ class Fuser:
     """
 
     def __init__(self, engine: str | Path, *, provider: str | None = None, threads: int | None = None,
-                 in_flight: int | None = None, cuda_graph: bool = False, batch: int | None = None) -> None:
+                 in_flight: int | None = None, cuda_graph: bool = False, batch: int | None = None,
+                 provider_options: Mapping[str, str] | None = None) -> None:
         self.engine = Path(engine)
         if not self.engine.is_file():
             raise EngineError(
@@ -51,6 +52,8 @@ class Fuser:
             options["in_flight"] = in_flight
         if batch is not None:
             options["batch"] = batch  # sizes staging buffers for the batches to come
+        if provider_options:
+            options["provider_options"] = dict(provider_options)  # e.g. ONNX Runtime CUDA's prefer_nhwc
         self.backend: Backend = open_backend(self.engine, self.sidecar, provider, threads, options)
         if cuda_graph and not self.backend.cuda_graphs:
             self.backend.close()

@@ -53,6 +53,10 @@ def test_fp16_keeps_norms_softmax_reductions_and_io_in_fp32(exported: Path) -> N
     assert all(n.name in keep for n in model.graph.node if n.op_type in ("Softmax", "ReduceMean", "ReduceMax"))
     assert any(by_name[k].op_type == "Floor" for k in keep)  # the I/O pipeline
     assert not any(by_name[k].op_type == "Conv" for k in keep)  # the heavy work goes to FP16
+    # The lean variant (a GPU A/B candidate) frees only its operators inside the network.
+    lean = set(precision.fp32_nodes(model, precision.FP16_LEAN_OPS))
+    assert lean < keep and {by_name[k].op_type for k in keep - lean} == set(precision.FP16_LEAN_OPS)
+    assert any(by_name[k].op_type == "ReduceMax" for k in lean)  # the I/O pipeline's min-max stays FP32
     mixed = precision.to_fp16(model)
     # Topologically sorted and type-consistent (TensorRT's parser needs both): strict inference passes.
     checked = onnx.shape_inference.infer_shapes(mixed, strict_mode=True)
