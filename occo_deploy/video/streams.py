@@ -186,6 +186,9 @@ class ThreadedWriter:
     def write(self, frame: np.ndarray) -> None:
         if self._error is not None:
             raise OccoDeployError(f"encoding the output video failed: {self._error}")
+        if frame.ndim == 2 or frame.shape[2] == 1:
+            # The writer is opened for colour; OpenCV skips gray frames with only a log line.
+            frame = cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
         self._queue.put(frame)
 
     def __enter__(self) -> ThreadedWriter:
