@@ -31,6 +31,8 @@ out = Console(highlight=False, markup=False, width=_width(sys.stdout))
 err = Console(stderr=True, highlight=False, markup=False, width=_width(sys.stderr))
 
 EXIT_INTERRUPTED = 130
+#: The job ran to its end, but some items or pairs failed (each listed); exit 8.
+EXIT_SOME_FAILED = 8
 
 
 def one_line_errors(func: F) -> F:

@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from occo_deploy.cli.common import err, latency_table, one_line_errors, out
+from occo_deploy.cli.common import EXIT_SOME_FAILED, err, latency_table, one_line_errors, out
 from occo_deploy.errors import InputError
 from occo_deploy.files import check_writable, write_json_atomic
 
@@ -31,6 +31,7 @@ def fuse(
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     demo: bool = typer.Option(False, "--demo", help="Fuse the bundled sample clips (IR and VIS not needed)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+    keep_going: bool = typer.Option(False, "--keep-going", help="Folders: skip a pair that cannot be fused, list it, go on (exit 8 if any)."),
 ) -> None:
     """Fuse infrared + visible pairs: two images, two folders (pairs by file name) or two videos."""
     from occo_deploy import demo as demo_assets
@@ -45,6 +46,8 @@ def fuse(
     if ir is None or vis is None:
         raise InputError("give IR and VIS inputs (two images, two folders or two videos), or --demo")
     kind = jobs.input_kind(ir, vis)
+    if keep_going and kind != "folder":
+        raise InputError("--keep-going is for folders of pairs; one pair or one video either fuses or fails")
     output = output or jobs.default_output(kind)
     if report is not None:
         check_writable(report, force)
@@ -56,14 +59,19 @@ def fuse(
         else:
             with _progress(quiet, "video" if kind == "video" else "pairs") as progress:
                 run = jobs.fuse_video if kind == "video" else jobs.fuse_folder
-                extra: dict[str, Any] = {"offset_ms": offset_ms} if kind == "video" else {}
+                extra: dict[str, Any] = {"offset_ms": offset_ms} if kind == "video" else {"keep_going": keep_going}
                 result = run(fuser, ir, vis, output, batch=batch, force=force, progress=progress, **extra)
     for notice in result.notices:
         err.print(f"note: {notice}", soft_wrap=True)
+    for failure in result.failures:
+        err.print(f"failed: {failure['name']}: {failure['error']}", soft_wrap=True)
     _summary(result)
     if report is not None:
         write_json_atomic(report, {"command": "fuse", "ir": str(ir), "vis": str(vis), **result.as_dict()}, force)
         out.print(f"report: {report}")
+    if result.failures:
+        out.print(f"{len(result.failures)} pair(s) failed and were skipped")
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 class _progress:

@@ -14,7 +14,7 @@ import numpy as np
 from occo_deploy.contract import read_sidecar
 from occo_deploy.errors import EngineError, InputError, ShapeError
 from occo_deploy.runtime.backend import Backend, open_backend
-from occo_deploy.runtime.frames import infrared_gray, match_size, visible_bgr
+from occo_deploy.runtime.frames import check_same_scene, infrared_gray, match_size, visible_bgr
 from occo_deploy.runtime.staging import Slot
 from occo_deploy.runtime.stats import LatencyStats
 
@@ -106,6 +106,16 @@ class Fuser:
                 slot = pending.popleft()[0]
                 with contextlib.suppress(Exception):
                     self.backend.wait(slot)
+
+    def check_pair(self, ir: np.ndarray, vis: np.ndarray) -> None:
+        """Raise the ``ShapeError`` fusing this pair would raise (dtype, channels, size, same scene,
+        this engine's shape range), without running it: a job can then skip one bad pair alone
+        instead of failing the batch it would have joined."""
+        h, w = visible_bgr(vis).shape[:2]
+        self.backend.shapes.check(1, h, w)
+        gray = infrared_gray(ir)
+        if gray.shape != (h, w):
+            check_same_scene(gray.shape, (h, w))  # type: ignore[arg-type]
 
     def info(self) -> dict[str, Any]:
         """Backend, provider, precision and artifact: what a report says about this engine."""

@@ -7,10 +7,10 @@ returned report, which the CLI renders.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from occo_deploy.errors import InputError
 from occo_deploy.files import atomic_output, check_writable
@@ -22,6 +22,7 @@ from occo_deploy.video.streams import ThreadedReader, ThreadedWriter, probe
 
 TIMESTAMP_JITTER_MS = 1.0
 Progress = Callable[[int, int | None], None]  # (frames done, frames expected or None)
+T = TypeVar("T")
 
 
 @dataclass
@@ -36,6 +37,8 @@ class JobReport:
     pairing: dict[str, Any] = field(default_factory=dict)
     engine: dict[str, Any] = field(default_factory=dict)
     latency: dict[str, Any] = field(default_factory=dict)
+    #: Pairs skipped with ``keep_going``: {"name", "error"} each.
+    failures: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
@@ -45,7 +48,7 @@ class JobReport:
         return {
             "kind": self.kind, "output": str(self.output), "frames": self.frames,
             "wall_s": self.wall_s, "fps": self.fps, "engine": self.engine, "pairing": self.pairing,
-            "notices": self.notices, "latency": self.latency,
+            "notices": self.notices, "latency": self.latency, "failures": self.failures,
         }
 
 
@@ -93,16 +96,49 @@ def fuse_image(fuser: Fuser, ir: Path, vis: Path, output: Path, force: bool = Fa
     return _finish(report, fuser, start)
 
 
+def fuse_image_pairs(fuser: Fuser, pairs: Iterable[tuple[T, Path, Path, Path]], *, batch: int = 1,
+                     force: bool = False, keep_going: bool = False,
+                     on_done: Callable[[T], None] | None = None) -> list[tuple[T, str]]:
+    """``(tag, ir, vis, target)`` image pairs -> fused images at ``target``, batched and pipelined.
+
+    With ``keep_going`` a pair that cannot be read or fused (unreadable, too small, not the same
+    scene) is skipped and returned with its one-line error, checked before it joins a batch, so it
+    never takes others down with it; without, its error ends the job.
+    """
+    failures: list[tuple[T, str]] = []
+
+    def decoded() -> Iterable[tuple[tuple[T, Path], Any, Any]]:
+        for tag, ir_path, vis_path, target in pairs:
+            try:
+                ir, vis = read_image(ir_path, "infrared"), read_image(vis_path, "visible")
+                fuser.check_pair(ir, vis)
+            except InputError as exc:
+                if not keep_going:
+                    raise
+                failures.append((tag, str(exc)))
+                continue
+            yield (tag, target), ir, vis
+
+    for (tag, target), frame in fuser.fuse_stream(decoded(), batch):
+        write_image(target, frame, force)
+        if on_done:
+            on_done(tag)
+    return failures
+
+
 def fuse_folder(fuser: Fuser, ir_dir: Path, vis_dir: Path, output: Path, *, batch: int = 1,
-                force: bool = False, progress: Progress | None = None) -> JobReport:
-    """Every pair matched by stem -> ``output/<stem>.png``; each file written whole or not at all."""
+                force: bool = False, progress: Progress | None = None, keep_going: bool = False) -> JobReport:
+    """Every pair matched by stem -> ``output/<stem>.png``; each file written whole or not at all.
+
+    ``keep_going``: a bad pair is reported in ``failures`` and skipped; the others are fused.
+    """
     _check_batch(batch)
     found = pair_folders(ir_dir, vis_dir)
     if output.exists() and not output.is_dir():
         raise InputError(f"output {output} is a file; folder inputs need an output folder")
-    targets = [(output / f"{stem}.png", ir, vis) for stem, ir, vis in found.pairs]
+    targets = [(stem, ir, vis, output / f"{stem}.png") for stem, ir, vis in found.pairs]
     if not force:
-        clashes = [t for t, _, _ in targets if t.exists()]
+        clashes = [t for _, _, _, t in targets if t.exists()]
         if clashes:
             raise InputError(
                 f"{len(clashes)} outputs exist in {output} (first {clashes[0].name}); pass --force to overwrite"
@@ -112,13 +148,14 @@ def fuse_folder(fuser: Fuser, ir_dir: Path, vis_dir: Path, output: Path, *, batc
     report = JobReport("folder", output, pairing={
         "pairs": len(found.pairs), "ir_unpaired": len(found.ir_only), "vis_unpaired": len(found.vis_only),
         "ir_only": found.ir_only[:10], "vis_only": found.vis_only[:10]})
-    decoded = ((target, read_image(ir_path, "infrared"), read_image(vis_path, "visible"))
-               for target, ir_path, vis_path in targets)
-    for target, frame in fuser.fuse_stream(decoded, batch):
-        write_image(target, frame, force)
+
+    def done(_stem: str) -> None:
         report.frames += 1
         if progress:
             progress(report.frames, len(targets))
+
+    failed = fuse_image_pairs(fuser, targets, batch=batch, force=force, keep_going=keep_going, on_done=done)
+    report.failures = [{"name": stem, "error": error} for stem, error in failed]
     return _finish(report, fuser, start)
 
 
