@@ -37,12 +37,13 @@ def _root(
 
 
 def _register() -> None:
-    from occo_deploy.cli import bench_cmd, build_cmd, check_cmd, eval_cmd, export_cmd, fuse_cmd
+    from occo_deploy.cli import archive_cmd, bench_cmd, build_cmd, check_cmd, eval_cmd, export_cmd, fuse_cmd
 
     app.command("export")(export_cmd.export)
     app.command("build")(build_cmd.build)
     app.command("check")(check_cmd.check)
     app.command("fuse")(fuse_cmd.fuse)
+    app.command("archive")(archive_cmd.archive)
     app.command("bench")(bench_cmd.bench)
     app.command("eval")(eval_cmd.evaluate)
 
@@ -51,7 +52,11 @@ _register()
 
 
 def main() -> None:
-    app(prog_name="occo-deploy")
+    import sys
+
+    from occo_deploy.cli.archive_cmd import ray_argv
+
+    app(args=ray_argv(sys.argv[1:]), prog_name="occo-deploy")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,142 @@
+"""Archive tasks on Ray Data: actors that each hold one ``Fuser`` for their life.
+
+``ray.init(address="local")`` starts a new Ray instance sized to this machine (never a stray one a
+previous run left registered), or ``ray.init(address=...)`` connects to a running cluster
+(``ray start --head`` on one node, ``ray start --address=HEAD:6379`` on the others). The task list
+becomes a Ray dataset; ``map_batches`` runs it on a pool of ``workers`` actors, each reserving
+``threads`` CPUs (its inference threads) or ``gpus`` GPUs, opening the engine once in its constructor
+and writing outputs straight to OUT_ROOT, which on a cluster must be a filesystem every node
+mounts at the same path (as must the engine and the inputs). Results stream back as tasks finish.
+
+A worker process that dies is restarted by Ray and its task retried (Ray Data's defaults: actors
+restart and tasks retry without a limit); outputs are atomic, so a retried item writes the same
+whole file, and the driver removes the temporary files a killed worker left.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from occo_deploy.archive.items import Item
+from occo_deploy.archive.job import ItemResult, RunSettings, run_task, worker_name
+from occo_deploy.errors import InputError, require
+
+
+@dataclass
+class RayOptions:
+    address: str | None = None  # None: start a local Ray instance
+    workers: int | None = None  # default: one per GPU share, else one per node
+    threads_per_worker: int | None = None  # default: the cluster's CPUs / workers
+    gpus_per_worker: float | None = None
+
+
+class _Worker:
+    """A Ray Data actor: one ``Fuser`` for its life; each call runs tasks and returns their results."""
+
+    settings: dict[str, Any] = {}  # set on the subclass ``run_on_ray`` makes, so nothing rides in the object store
+
+    def __init__(self) -> None:
+        import cv2
+
+        from occo_deploy.runtime.fuser import Fuser
+
+        self._settings = RunSettings(**self.settings)
+        if self._settings.threads:
+            cv2.setNumThreads(self._settings.threads)
+        self._fuser = Fuser(self._settings.engine, provider=self._settings.provider, threads=self._settings.threads,
+                            batch=self._settings.batch)
+        self._engine = self._fuser.info()
+        self._name = worker_name()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = []
+        for task in batch["task"]:
+            items = [Item.from_dict(d) for d in json.loads(task)]
+            results = run_task(self._fuser, items, self._settings)
+            out.append(json.dumps({"results": [r.__dict__ for r in results], "engine": self._engine,
+                                   "worker": self._name}))
+        return {"result": np.array(out, dtype=object)}
+
+
+def _init(ray: Any, address: str | None) -> bool:
+    """Connect (or start a local instance); True when this call started it. Ray's own logging stays quiet."""
+    if ray.is_initialized():
+        return False
+    # Ray's C++ core logs warnings of its own to stderr (e.g. about Ray Data's actor arguments);
+    # errors reach us as Python exceptions. Users can still set the variable to see them.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    try:
+        ray.init(address=address or "local", include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+                 configure_logging=True)
+    except ConnectionError as exc:
+        raise InputError(f"cannot connect to the Ray cluster at {address}: {str(exc).splitlines()[0][:200]}; "
+                         "start it with: ray start --head") from exc
+    return True
+
+
+def _pool_size(resources: dict[str, float], opts: RayOptions, nodes: int) -> tuple[int, int, float | None]:
+    """(workers, threads per worker, GPUs per worker) for this cluster."""
+    cpus = max(1, int(resources.get("CPU", 1)))
+    gpus = float(resources.get("GPU", 0))
+    if opts.gpus_per_worker:
+        if opts.gpus_per_worker > gpus:
+            raise InputError(f"--gpus-per-worker {opts.gpus_per_worker:g} but the Ray cluster has {gpus:g} GPUs")
+        workers = opts.workers or max(1, math.floor(gpus / opts.gpus_per_worker))
+    else:
+        workers = opts.workers or max(1, nodes)
+    threads = opts.threads_per_worker or max(1, cpus // workers)
+    if not opts.gpus_per_worker and workers * threads > cpus:
+        raise InputError(f"{workers} workers x {threads} threads need {workers * threads} CPUs; the Ray cluster "
+                         f"has {cpus}: lower --workers or --threads-per-worker")
+    return workers, threads, opts.gpus_per_worker
+
+
+def run_on_ray(tasks: list[list[Item]], settings: RunSettings, opts: RayOptions
+               ) -> tuple[dict[str, Any], Iterator[ItemResult], dict[str, Any], dict[str, Any]]:
+    """(engine description, results as they finish, workers, Ray facts) for tasks run on Ray Data actors."""
+    ray = require("ray", "ray", "archive --ray")
+    require("ray.data", "ray", "archive --ray")
+    import ray.data
+
+    started = _init(ray, opts.address)
+    resources = {k: v for k, v in ray.cluster_resources().items() if not k.startswith("node:")}
+    nodes = len([n for n in ray.nodes() if n.get("Alive")])
+    workers, threads, gpus = _pool_size(resources, opts, nodes)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the CLI draws its own
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    worker_settings = RunSettings(settings.engine, settings.provider, threads, settings.batch, settings.force)
+    worker_cls = type("OccoArchiveWorker", (_Worker,), {"settings": worker_settings.as_dict()})
+    info = {"version": ray.__version__, "address": opts.address or "local instance (ray.init)",
+            "nodes": nodes, "cluster_resources": resources}
+    pool = {"count": workers, "threads": threads, "gpus": gpus}
+    engine: dict[str, Any] = {}
+
+    def results() -> Iterator[ItemResult]:
+        try:
+            if not tasks:
+                return
+            rows = [{"task": json.dumps([i.as_dict() for i in task])} for task in tasks]
+            dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+                worker_cls, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads,
+                num_gpus=gpus or None)
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                for text in batch["result"]:
+                    answer = json.loads(text)
+                    engine.update(answer["engine"])
+                    for r in answer["results"]:
+                        yield ItemResult(**r)
+        finally:
+            if started:
+                ray.shutdown()
+
+    return engine, results(), pool, info
