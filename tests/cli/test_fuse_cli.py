@@ -79,6 +79,29 @@ def test_folders_pair_by_stem_and_count_the_rest(workspace: Path) -> None:
         assert cv2.imread(str(workspace / "fused" / f"{stem}.png")).shape == vis.shape
 
 
+def test_keep_going_skips_bad_pairs_and_says_so(workspace: Path) -> None:
+    ir_dir, vis_dir = workspace / "ir", workspace / "vi"
+    ir_dir.mkdir()
+    vis_dir.mkdir()
+    for stem in ("FLIR_00006", "FLIR_07504"):
+        shutil.copy(PAIRS / "RoadScene" / "ir" / f"{stem}.jpg", ir_dir)
+        shutil.copy(PAIRS / "RoadScene" / "vi" / f"{stem}.jpg", vis_dir)
+    (ir_dir / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    shutil.copy(PAIRS / "RoadScene" / "vi" / "FLIR_00006.jpg", vis_dir / "broken.jpg")
+    cv2.imwrite(str(ir_dir / "tiny.png"), np.zeros((8, 8), np.uint8))
+    cv2.imwrite(str(vis_dir / "tiny.png"), np.zeros((8, 8, 3), np.uint8))
+    stopped = run_cli("fuse", "ir", "vi", "--batch", "2", cwd=workspace)
+    _one_line_error(stopped, "cannot decode infrared image", "broken.jpg")
+    result = run_cli("fuse", "ir", "vi", "-o", "kept", "--batch", "2", "--keep-going", "--report", "r.json",
+                     cwd=workspace)
+    assert result.returncode == 8, result.stderr
+    assert sorted(p.name for p in (workspace / "kept").iterdir()) == ["FLIR_00006.png", "FLIR_07504.png"]
+    assert "failed: broken: cannot decode infrared image" in result.stderr
+    assert "failed: tiny: frames of 8x8 are too small" in result.stderr
+    assert "Traceback" not in result.stderr and "2 pair(s) failed and were skipped" in result.stdout
+    assert {f["name"] for f in json.loads((workspace / "r.json").read_text())["failures"]} == {"broken", "tiny"}
+
+
 def test_video_pair_writes_every_frame_and_reports_latency(workspace: Path, videos: dict[str, Path]) -> None:
     result = run_cli("fuse", str(videos["ir"]), str(videos["vis"]), "--report", "report.json", cwd=workspace)
     assert result.returncode == 0, result.stderr
