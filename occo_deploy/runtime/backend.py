@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,9 @@ class Backend(abc.ABC):
     name: ClassVar[str] = "backend"
     #: Whether ``options["cuda_graph"]`` means anything here (GPU backends only).
     cuda_graphs: ClassVar[bool] = False
+    #: ``run`` calls that may execute at once from different threads (an ONNX Runtime session is
+    #: thread-safe; an OpenVINO infer request is not). Sizes the slot pool with ``in_flight``.
+    concurrent_runs: ClassVar[int] = 1
 
     def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> None:
@@ -53,7 +57,7 @@ class Backend(abc.ABC):
         #: Backend-specific knobs (``in_flight``, ``cuda_graph``, ``batch``); unknown ones are ignored.
         self.options: dict[str, Any] = dict(options or {})
         self._slots: list[Slot] = []
-        self._next_slot = 0
+        self._slot_lock = threading.Condition()
         self._worker: ThreadPoolExecutor | None = None
 
     @property
@@ -75,23 +79,45 @@ class Backend(abc.ABC):
         """
         return max(1, int(self.options.get("in_flight", 1)))
 
-    def acquire(self, n: int, h: int, w: int) -> Slot:
-        """The next free slot, shaped for an n x h x w batch; grown (reallocated) only when too small."""
-        k = self._next_slot % self.in_flight
-        if k < len(self._slots) and self._slots[k].busy:
-            raise EngineError("internal error: all staging slots are in flight; wait for one first")
-        if k >= len(self._slots) or not self._slots[k].plan.fits(n, h, w):
-            plan = BufferPlan.for_engine(self.shapes, int(self.options.get("batch", n)), n, h, w)
-            slot = self._new_slot(k, plan, self._slots[k] if k < len(self._slots) else None)
-            if k < len(self._slots):
-                self._slots[k] = slot
-            else:
-                self._slots.append(slot)
-        self._next_slot += 1
-        slot = self._slots[k]
+    @property
+    def capacity(self) -> int:
+        """Slots in the pool: batches in flight for one stream, or calls overlapping from several threads."""
+        return max(self.in_flight, self.concurrent_runs)
+
+    def acquire(self, n: int, h: int, w: int, block: bool = True) -> Slot | None:
+        """A free slot shaped for an n x h x w batch (grown only when too small). When all are busy:
+        wait for one, or return None when ``block`` is false (the caller has slots of its own to retire)."""
+        with self._slot_lock:
+            while True:
+                slot = self._take_free(n, h, w)
+                if slot is not None or not block:
+                    return slot
+                self._slot_lock.wait()
+
+    def _take_free(self, n: int, h: int, w: int) -> Slot | None:
+        free = [s for s in self._slots if not s.busy]
+        slot = next((s for s in free if s.plan.fits(n, h, w)), free[0] if free else None)
+        if slot is None and len(self._slots) < self.capacity:
+            slot = self._slot_for(len(self._slots), None, n, h, w)
+            self._slots.append(slot)
+        elif slot is not None and not slot.plan.fits(n, h, w):
+            k = self._slots.index(slot)
+            slot = self._slots[k] = self._slot_for(k, slot, n, h, w)
+        if slot is None:
+            return None
         slot.shape(n, h, w)
         slot.busy = True
         return slot
+
+    def _slot_for(self, index: int, old: Slot | None, n: int, h: int, w: int) -> Slot:
+        plan = BufferPlan.for_engine(self.shapes, int(self.options.get("batch", n)), n, h, w)
+        return self._new_slot(index, plan, old)
+
+    def release(self, slot: Slot) -> None:
+        """Give a slot back to the pool: after its output was taken, or when its batch failed."""
+        with self._slot_lock:
+            slot.busy = False
+            self._slot_lock.notify_all()
 
     def _new_slot(self, index: int, plan: BufferPlan, old: Slot | None) -> Slot:
         """Allocate slot ``index`` (freeing ``old`` first); GPU backends pin it and add device buffers."""
@@ -114,13 +140,15 @@ class Backend(abc.ABC):
         slot.device["times"] = {"infer": time.perf_counter() - start}
 
     def wait(self, slot: Slot) -> StageTimes:
-        """Block until the slot's batch is fused (``slot.output``); its stage times; the slot is free again."""
+        """Block until the slot's batch is fused, into ``slot.output``; its stage times. The slot stays
+        taken until ``release``: its output may live in the slot's buffer (GPU backends)."""
         future = slot.device.pop("future", None)
         try:
             if future is not None:
                 future.result()  # re-raises the worker's error here, in the caller's thread
-        finally:
-            slot.busy = False
+        except BaseException:
+            self.release(slot)
+            raise
         times: StageTimes = slot.device.pop("times", {})
         return times
 

@@ -138,15 +138,18 @@ class CudaStagedBackend(Backend):
         slot.infrared()[...] = infrared
         self.submit(slot)
         self.wait(slot)
-        assert slot.output is not None
-        return slot.output.copy()
+        try:
+            assert slot.output is not None
+            return slot.output.copy()
+        finally:
+            self.release(slot)
 
     def submit(self, slot: Slot) -> None:
         try:
             self._submit(slot)
         except BaseException:
-            slot.busy = False  # the caller gets the error; the slot must not stay marked in flight
             self.cuda.sync(slot.device["stream"])
+            self.release(slot)  # the caller gets the error; the slot must not stay marked in flight
             raise
 
     def _submit(self, slot: Slot) -> None:
@@ -170,8 +173,11 @@ class CudaStagedBackend(Backend):
 
     def wait(self, slot: Slot) -> StageTimes:
         ev = slot.device["events"]
-        self.cuda.wait_event(ev[3])
-        slot.busy = False
+        try:
+            self.cuda.wait_event(ev[3])
+        except BaseException:
+            self.release(slot)
+            raise
         slot.output, slot.staged = slot.fused(), True
         return {"h2d": self.cuda.elapsed_s(ev[0], ev[1]), "infer": self.cuda.elapsed_s(ev[1], ev[2]),
                 "d2h": self.cuda.elapsed_s(ev[2], ev[3])}

@@ -106,6 +106,7 @@ class Fuser:
                 slot = pending.popleft()[0]
                 with contextlib.suppress(Exception):
                     self.backend.wait(slot)
+                    self.backend.release(slot)
 
     def check_pair(self, ir: np.ndarray, vis: np.ndarray) -> None:
         """Raise the ``ShapeError`` fusing this pair would raise (dtype, channels, size, same scene,
@@ -136,21 +137,26 @@ class Fuser:
         while len(pending) >= self.backend.in_flight:
             yield from self._receive(pending)
         start = time.perf_counter()
-        slot = self._launch([(ir, vis) for _, ir, vis in group])
+        pairs = [(ir, vis) for _, ir, vis in group]
+        # Other threads may hold the other slots: retire our own batches rather than wait on theirs.
+        while (slot := self._launch(pairs, block=not pending)) is None:
+            yield from self._receive(pending)
         pending.append((slot, [tag for tag, _, _ in group], start))
 
     def _receive(self, pending: deque[tuple[Slot, list[T], float]]) -> Iterator[tuple[T, np.ndarray]]:
         slot, tags, start = pending.popleft()
         yield from zip(tags, self._retire(slot, start))
 
-    def _launch(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> Slot:
-        """Write a batch into a free slot and submit it."""
+    def _launch(self, pairs: list[tuple[np.ndarray, np.ndarray]], block: bool = True) -> Slot | None:
+        """Write a batch into a free slot and submit it; None when none is free and ``block`` is false."""
         with self.stats.time("prepare"):
             first = visible_bgr(pairs[0][1])
             h, w = first.shape[:2]
             n = len(pairs)
             self.backend.shapes.check(n, h, w)
-            slot = self.backend.acquire(n, h, w)
+            slot = self.backend.acquire(n, h, w, block)
+            if slot is None:
+                return None
             try:
                 vis_buf, ir_buf = slot.visible(), slot.infrared()
                 for k, (ir, vis) in enumerate(pairs):
@@ -163,26 +169,29 @@ class Fuser:
                     vis_buf[k] = frame
                     ir_buf[k] = self._ir_frame(ir, (h, w))
             except BaseException:
-                slot.busy = False
+                self.backend.release(slot)
                 raise
         self.backend.submit(slot)
         return slot
 
     def _retire(self, slot: Slot, start: float) -> np.ndarray:
-        """Wait for a slot, record its stage times, and hand out its frames."""
+        """Wait for a slot, record its stage times, hand out its frames and give the slot back."""
         for stage, seconds in self.backend.wait(slot).items():
             self.stats.add(stage, seconds)
-        with self.stats.time("finish"):
-            fused = slot.output
-            expected = (slot.n, slot.h, slot.w, 3)
-            if fused is None or fused.shape != expected or fused.dtype != np.uint8:
-                got = "nothing" if fused is None else f"{fused.dtype} {fused.shape}"
-                raise EngineError(
-                    f"{self.engine} returned {got} for {expected}; re-export or rebuild it with this occo-deploy"
-                )
-            if slot.staged:
-                fused = fused.copy()  # the slot's buffer is reused by the next batch
-            slot.output = None
+        try:
+            with self.stats.time("finish"):
+                fused = slot.output
+                expected = (slot.n, slot.h, slot.w, 3)
+                if fused is None or fused.shape != expected or fused.dtype != np.uint8:
+                    got = "nothing" if fused is None else f"{fused.dtype} {fused.shape}"
+                    raise EngineError(
+                        f"{self.engine} returned {got} for {expected}; re-export or rebuild it with this occo-deploy"
+                    )
+                if slot.staged:
+                    fused = fused.copy()  # the slot's buffer is reused by the next batch
+                slot.output = None
+        finally:
+            self.backend.release(slot)
         self.stats.add("total", time.perf_counter() - start)
         self.stats.count_frames(len(fused))
         return fused

@@ -69,6 +69,7 @@ def reference_backend(artifact: Path) -> OnnxRuntimeBackend:
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
+    concurrent_runs = 2  # InferenceSession.run is thread-safe: two threads' batches overlap
 
     def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> None:
