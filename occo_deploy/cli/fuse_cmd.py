@@ -15,8 +15,8 @@ from occo_deploy.files import check_writable, write_json_atomic
 
 @one_line_errors
 def fuse(
-    ir: Optional[Path] = typer.Argument(None, help="Infrared image, folder of images, or video."),
-    vis: Optional[Path] = typer.Argument(None, help="Visible image, folder, or video (same kind as IR)."),
+    ir: Optional[str] = typer.Argument(None, help="Infrared image, folder of images, or video; with --live a stream URL, camera:N or a file."),
+    vis: Optional[str] = typer.Argument(None, help="Visible image, folder, or video (same kind as IR); with --live likewise."),
     output: Optional[Path] = typer.Option(
         None, "-o", "--output", help="Output image, folder or video [default: fused.png | fused/ | fused.mp4]."),
     engine: Optional[Path] = typer.Option(
@@ -32,8 +32,14 @@ def fuse(
     demo: bool = typer.Option(False, "--demo", help="Fuse the bundled sample clips (IR and VIS not needed)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
     keep_going: bool = typer.Option(False, "--keep-going", help="Folders: skip a pair that cannot be fused, list it, go on (exit 8 if any)."),
+    live: bool = typer.Option(False, "--live", help="Real time: IR and VIS are live sources; newest frames first, drops counted."),
+    duration: Optional[float] = typer.Option(None, "--duration", min=0.1, help="Live: stop after this many seconds [default: until Ctrl-C or a source ends]."),
+    preview: Optional[str] = typer.Option(None, "--preview", metavar="[HOST:]PORT", help="Live: serve a preview page (MJPEG and figures) here; host 127.0.0.1 unless given."),
+    reconnect_timeout: float = typer.Option(10.0, "--reconnect-timeout", min=0.0, help="Live: end the run when a source stays down this long (s)."),
+    tolerance_ms: Optional[float] = typer.Option(None, "--tolerance-ms", min=0.0, help="Live: largest gap between paired arrivals [default: half the longer frame period]."),
+    rtsp_transport: str = typer.Option("tcp", "--rtsp-transport", help="Live: tcp or udp for rtsp:// sources."),
 ) -> None:
-    """Fuse infrared + visible pairs: two images, two folders (pairs by file name) or two videos."""
+    """Fuse infrared + visible pairs: two images, two folders (pairs by file name), two videos, or two live streams."""
     from occo_deploy import demo as demo_assets
     from occo_deploy.runtime.fuser import Fuser
     from occo_deploy.video import jobs
@@ -42,10 +48,19 @@ def fuse(
     if demo:
         if ir is not None or vis is not None:
             raise InputError("--demo fuses the bundled clips; give either IR and VIS or --demo")
-        ir, vis = demo_assets.IR_CLIP, demo_assets.VIS_CLIP
+        ir, vis = str(demo_assets.IR_CLIP), str(demo_assets.VIS_CLIP)
     if ir is None or vis is None:
         raise InputError("give IR and VIS inputs (two images, two folders or two videos), or --demo")
-    kind = jobs.input_kind(ir, vis)
+    if live:
+        _live(ir, vis, output=output, engine=engine, provider=provider, threads=threads, offset_ms=offset_ms,
+              duration=duration, preview=preview, reconnect_timeout=reconnect_timeout, tolerance_ms=tolerance_ms,
+              rtsp_transport=rtsp_transport, report=report, force=force, quiet=quiet)
+        return
+    live_only = [name for name, value in (("--duration", duration), ("--preview", preview),
+                                          ("--tolerance-ms", tolerance_ms)) if value is not None]
+    if live_only:
+        raise InputError(f"{live_only[0]} is for --live; add --live to fuse the inputs as live streams")
+    kind = jobs.input_kind(Path(ir), Path(vis))
     if keep_going and kind != "folder":
         raise InputError("--keep-going is for folders of pairs; one pair or one video either fuses or fails")
     output = output or jobs.default_output(kind)
@@ -55,12 +70,12 @@ def fuse(
     with Fuser(engine_path, threads=threads, provider=provider, in_flight=in_flight, cuda_graph=cuda_graph,
                batch=batch) as fuser:
         if kind == "image":
-            result = jobs.fuse_image(fuser, ir, vis, output, force=force)
+            result = jobs.fuse_image(fuser, Path(ir), Path(vis), output, force=force)
         else:
             with _progress(quiet, "video" if kind == "video" else "pairs") as progress:
                 run = jobs.fuse_video if kind == "video" else jobs.fuse_folder
                 extra: dict[str, Any] = {"offset_ms": offset_ms} if kind == "video" else {"keep_going": keep_going}
-                result = run(fuser, ir, vis, output, batch=batch, force=force, progress=progress, **extra)
+                result = run(fuser, Path(ir), Path(vis), output, batch=batch, force=force, progress=progress, **extra)
     for notice in result.notices:
         err.print(f"note: {notice}", soft_wrap=True)
     for failure in result.failures:
@@ -72,6 +87,67 @@ def fuse(
     if result.failures:
         out.print(f"{len(result.failures)} pair(s) failed and were skipped")
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provider: str | None, threads: int | None,
+          offset_ms: float, duration: float | None, preview: str | None, reconnect_timeout: float,
+          tolerance_ms: float | None, rtsp_transport: str, report: Path | None, force: bool, quiet: bool) -> None:
+    """``fuse --live``: the live figures on one line while it runs, the summary after."""
+    from rich.live import Live
+    from rich.text import Text
+
+    from occo_deploy.live.job import run_live
+    from occo_deploy.live.preview import PreviewServer, parse_address
+    from occo_deploy.runtime.fuser import Fuser
+    from occo_deploy.workspace import default_engine
+
+    if rtsp_transport not in ("tcp", "udp"):
+        raise InputError(f"--rtsp-transport is tcp or udp (got {rtsp_transport!r})")
+    for path in (output, report):
+        if path is not None:
+            check_writable(path, force)
+    server = PreviewServer(*parse_address(preview)) if preview else None
+    line = Live(Text("connecting..."), console=err, transient=True, auto_refresh=False) if not quiet else None
+    try:
+        with Fuser(engine or default_engine(), threads=threads, provider=provider) as fuser:
+            if server is not None:
+                server.start()
+                err.print(f"preview: {server.url}", soft_wrap=True)
+            if line is not None:
+                line.start()
+            result = run_live(fuser, ir, vis, output, duration_s=duration, offset_ms=offset_ms,
+                              tolerance_ms=tolerance_ms, reconnect_timeout_s=reconnect_timeout,
+                              rtsp_transport=rtsp_transport, preview=server, force=force,
+                              on_figures=(lambda f: line.update(Text(live_line(f)), refresh=True)) if line else None)
+    finally:
+        if line is not None:
+            line.stop()
+        if server is not None:
+            server.close()
+    f = result.figures
+    latency = f["latency_ms"]
+    out.print(f"live: {f['fused']} fused in {f['elapsed_s']:.1f} s ({f['fps_out_overall']:.2f} fps), ended by "
+              f"{result.ended_by}", soft_wrap=True)
+    out.print(f"in {f['fps_in']['visible']:.1f} visible / {f['fps_in']['infrared']:.1f} infrared fps; dropped "
+              f"{f['dropped']}, unpaired {f['unpaired']}; reconnects {f['sources']['visible']['reconnects']} visible, "
+              f"{f['sources']['infrared']['reconnects']} infrared", soft_wrap=True)
+    if latency.get("count"):
+        out.print(f"capture-to-output latency: p50 {latency['p50_ms']:.0f} ms, p90 {latency['p90_ms']:.0f} ms, "
+                  f"p99 {latency['p99_ms']:.0f} ms, max {latency['max_ms']:.0f} ms")
+    if output is not None:
+        out.print(f"-> {output} ({result.frames_written} frames at the visible rate)")
+    out.print(latency_table(result.latency))
+    if report is not None:
+        write_json_atomic(report, {"command": "fuse --live", "ir": ir, "vis": vis, **result.as_dict()}, force)
+        out.print(f"report: {report}")
+
+
+def live_line(f: dict[str, Any]) -> str:
+    """The running figures in under 80 columns."""
+    lat = f["latency_ms"]
+    p = f"lat p50 {lat['p50_ms']:.0f} p99 {lat['p99_ms']:.0f} ms" if lat.get("count") else "lat -"
+    return (f"{f['elapsed_s']:5.0f}s in {f['fps_in']['visible']:4.1f}/{f['fps_in']['infrared']:4.1f} "
+            f"out {f['fps_out']:4.1f} fps drop {f['dropped']} {p}")
 
 
 class _progress:

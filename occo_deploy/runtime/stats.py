@@ -1,7 +1,9 @@
 """Latency statistics per pipeline stage, with the same names and JSON shape everywhere.
 
 Stages: ``decode``, ``prepare``, ``h2d``, ``infer``, ``d2h``, ``finish``, ``encode``, ``total``. Each
-records one duration per call (a batch for the engine stages, a frame for decode/encode).
+records one duration per call (a batch for the engine stages, a frame for decode/encode). Live runs
+add ``capture_to_output``: from a visible frame's arrival in the process to its fused frame being
+ready (written or published).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-STAGES = ("decode", "prepare", "h2d", "infer", "d2h", "finish", "encode", "total")
+STAGES = ("decode", "prepare", "h2d", "infer", "d2h", "finish", "encode", "total", "capture_to_output")
 PERCENTILES = (50, 90, 95, 99)
 
 

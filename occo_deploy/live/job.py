@@ -1,0 +1,104 @@
+"""What ``fuse --live`` runs: two sources, the fusion loop, an optional video, an optional preview.
+
+The output video keeps real time: it runs at the visible stream's frame rate, and a fused frame is
+repeated for as many frame periods as passed since the previous one (frames the engine could not
+keep up with were dropped, not slowed down). It is finalised (complete and playable) however the run
+ends: its duration, Ctrl-C, a source that ended or failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from occo_deploy.live.fusion import LiveFusion
+from occo_deploy.live.preview import PreviewServer
+from occo_deploy.live.sources import Source, SourceError
+
+#: Called about every half second with the live figures (the CLI's progress line).
+OnFigures = Callable[[dict[str, Any]], None]
+FIGURES_EVERY_S = 0.5
+DEFAULT_OUTPUT_FPS = 30.0
+
+
+@dataclass
+class LiveReport:
+    figures: dict[str, Any]
+    output: Path | None
+    frames_written: int = 0
+    ended_by: str = ""
+    engine: dict[str, Any] = field(default_factory=dict)
+    latency: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": "live", "output": str(self.output) if self.output else None,
+                "frames_written": self.frames_written, "ended_by": self.ended_by, "engine": self.engine,
+                "live": self.figures, "latency": self.latency}
+
+
+def run_live(fuser: Any, ir_spec: str, vis_spec: str, output: Path | None = None, *, duration_s: float | None = None,
+             offset_ms: float = 0.0, tolerance_ms: float | None = None, reconnect_timeout_s: float = 10.0,
+             rtsp_transport: str = "tcp", preview: PreviewServer | None = None, force: bool = False,
+             on_figures: OnFigures | None = None) -> LiveReport:
+    """Fuse two live sources until ``duration_s``, Ctrl-C or a source's end; ``SourceError`` when one
+    stays down, after the output is finalised."""
+    from occo_deploy.files import atomic_output, check_writable
+    from occo_deploy.video.streams import ThreadedWriter
+
+    if output is not None:
+        check_writable(output, force)
+    fuser.stats.reset()
+    with contextlib.ExitStack() as stack:
+        ir = stack.enter_context(Source(ir_spec, "infrared", reconnect_timeout_s=reconnect_timeout_s,
+                                        rtsp_transport=rtsp_transport))
+        vis = stack.enter_context(Source(vis_spec, "visible", reconnect_timeout_s=reconnect_timeout_s,
+                                         rtsp_transport=rtsp_transport))
+        live = LiveFusion(fuser, ir, vis, offset_ms=offset_ms, tolerance_ms=tolerance_ms, duration_s=duration_s)
+        report = LiveReport({}, output)
+        writer: ThreadedWriter | None = None
+        fps, t0, last_shown = DEFAULT_OUTPUT_FPS, 0.0, 0.0
+        failure: SourceError | None = None
+        try:
+            for frame in live:
+                if output is not None:
+                    if writer is None:
+                        fps = vis.fps or DEFAULT_OUTPUT_FPS
+                        tmp = stack.enter_context(atomic_output(output, force))
+                        h, w = frame.fused.shape[:2]
+                        writer = stack.enter_context(ThreadedWriter(
+                            tmp, fps, (w, h), output.suffix, on_encode=lambda s: fuser.stats.add("encode", s)))
+                        t0 = frame.t_capture
+                    # Real time: as many output frames as frame periods passed since the first.
+                    due = int(round((frame.t_capture - t0) * fps)) + 1
+                    for _ in range(max(1, due - report.frames_written)):
+                        writer.write(frame.fused)
+                        report.frames_written += 1
+                now = time.monotonic()
+                due_figures = on_figures is not None and now - last_shown >= FIGURES_EVERY_S
+                if preview is not None or due_figures:
+                    figures = live.figures()
+                    if preview is not None:
+                        preview.publish(frame.fused, figures)
+                    if due_figures:
+                        on_figures(figures)  # type: ignore[misc]
+                        last_shown = now
+        except KeyboardInterrupt:
+            live.stop("Ctrl-C")
+        except SourceError as exc:
+            failure = exc
+        report.ended_by = live.stopped_because or "stopped"
+        report.figures = live.figures()
+        report.engine = fuser.info()
+        report.latency = fuser.stats.summary()
+        report.latency["stages"]["capture_to_output"] = report.figures["latency_ms"]
+        if writer is None and output is not None and failure is None:
+            failure = SourceError(f"no pair was fused before the run ended ({report.ended_by}); nothing written to "
+                                  f"{output}")
+    # Leaving the stack closes the writer and renames the output into place: complete and playable.
+    if failure is not None:
+        raise failure
+    return report

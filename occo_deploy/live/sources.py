@@ -1,0 +1,234 @@
+"""A live source: frames read on a thread of its own, the newest few kept, reconnecting when it drops.
+
+A source is a stream URL OpenCV's FFmpeg opens (``rtsp://`` over TCP or UDP, ``udp://``, ``tcp://``,
+``http(s)://``, ``srt://`` when the build has it), ``camera:N`` for a local device, or a video file,
+which is played at its own frame rate, as a camera would deliver it. Each frame is stamped with its
+arrival time on this machine's monotonic clock: two independent cameras share no other clock, so
+frames pair by arrival time (see ``fusion``).
+
+The reader never waits for the consumer: it keeps the newest ``keep`` frames and lets older ones go
+(``fusion`` counts the visible frames it never fused). When the stream fails (read error, end of a network stream) it reopens it with a
+growing back-off; a source down for longer than ``reconnect_timeout_s`` is failed, with a one-line
+reason. A file ends at its end.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from occo_deploy.errors import InputError
+
+#: Seconds between reconnection attempts: doubling from the first, capped at the last.
+BACKOFF_S = (0.25, 2.0)
+#: How long OpenCV may wait to open a network stream, and for one frame of it (ms).
+OPEN_TIMEOUT_MS = 5000
+READ_TIMEOUT_MS = 3000
+_URL = re.compile(r"^(rtsp|rtsps|rtmp|udp|tcp|http|https|srt|rtp)://", re.IGNORECASE)
+
+
+class SourceError(InputError):
+    """A live source that could not be opened, or stayed down longer than the reconnect timeout."""
+
+
+@dataclass(frozen=True)
+class Captured:
+    index: int  # 0, 1, 2... in arrival order, across reconnections
+    t: float  # arrival, time.monotonic() seconds
+    image: np.ndarray
+
+
+def describe(spec: str) -> tuple[str, Any]:
+    """("camera", N) | ("url", url) | ("file", Path) for a source string, or an error saying what is accepted."""
+    camera = re.fullmatch(r"camera:(\d+)", spec.strip())
+    if camera:
+        return "camera", int(camera.group(1))
+    if _URL.match(spec):
+        return "url", spec
+    path = Path(spec)
+    if path.is_file():
+        return "file", path
+    raise SourceError(f"live source {spec!r} is neither a stream URL (rtsp://, udp://, tcp://, http(s)://, srt://), "
+                      "camera:N nor an existing video file")
+
+
+class Source:
+    """One live stream, read on a background thread; use as a context manager or call ``close``."""
+
+    def __init__(self, spec: str, what: str, *, keep: int = 4, reconnect_timeout_s: float = 10.0,
+                 rtsp_transport: str = "tcp") -> None:
+        self.spec, self.what = spec, what
+        self.kind, self._target = describe(spec)
+        self.reconnect_timeout_s = reconnect_timeout_s
+        self.rtsp_transport = rtsp_transport
+        self._frames: deque[Captured] = deque(maxlen=keep)
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: "connecting" | "live" | "reconnecting" | "ended" (a file's end) | "failed" | "closed"
+        self.state = "connecting"
+        self.error: str | None = None
+        self.fps: float | None = None  # as the stream reports it
+        self.size_wh: tuple[int, int] | None = None
+        self.received = 0
+        self.reconnects = 0
+        self.started = time.monotonic()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> Source:
+        self._thread = threading.Thread(target=self._run, name=f"live-{self.what}", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=OPEN_TIMEOUT_MS / 1000 + 2)
+        if self.state not in ("failed", "ended"):
+            self.state = "closed"
+
+    def __enter__(self) -> Source:
+        return self if self._thread else self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("ended", "failed", "closed")
+
+    # -- consumer side ----------------------------------------------------------------------------
+    def newest(self, after: int, timeout: float) -> Captured | None:
+        """The newest frame with an index above ``after``, waiting up to ``timeout`` s for one."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if self._frames and self._frames[-1].index > after:
+                    return self._frames[-1]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.done:
+                    return None
+                self._cond.wait(remaining)
+
+    def nearest(self, t: float) -> Captured | None:
+        """The kept frame whose arrival is nearest to ``t``."""
+        with self._cond:
+            return min(self._frames, key=lambda f: abs(f.t - t), default=None)
+
+    def wait_until(self, t: float, timeout: float) -> None:
+        """Block until a frame that arrived at or after ``t`` is here, or ``timeout`` s passed."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not (self._frames and self._frames[-1].t >= t) and not self.done:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._cond.wait(remaining)
+
+    def figures(self) -> dict[str, Any]:
+        """Counters for reports: state, frames received, reconnections, rate."""
+        elapsed = max(1e-9, time.monotonic() - self.started)
+        return {"source": self.spec, "state": self.state, "error": self.error, "received": self.received,
+                "reconnects": self.reconnects, "fps_nominal": self.fps,
+                "fps_in": self.received / elapsed, "size_wh": list(self.size_wh) if self.size_wh else None}
+
+    # -- reader thread -----------------------------------------------------------------------------
+    def _open(self) -> Any:
+        import cv2
+
+        if self.kind == "camera":
+            cap = cv2.VideoCapture(self._target)
+        elif self.kind == "file":
+            cap = cv2.VideoCapture(str(self._target))
+        else:
+            import os
+
+            if self._target.lower().startswith("rtsp"):
+                # Read by OpenCV's FFmpeg backend when it opens a capture; process-wide, hence set per open.
+                os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{self.rtsp_transport}"
+            cap = cv2.VideoCapture(self._target, cv2.CAP_FFMPEG,
+                                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
+                                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS])
+        if not cap.isOpened():
+            cap.release()
+            return None
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if 0.0 < fps < 1000.0:
+            self.fps = fps
+        return cap
+
+    def _push(self, image: np.ndarray) -> None:
+        with self._cond:
+            self._frames.append(Captured(self.received, time.monotonic(), image))
+            self.received += 1
+            self.size_wh = (image.shape[1], image.shape[0])
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        down_since: float | None = None
+        backoff = BACKOFF_S[0]
+        last_error = "it could not be opened"
+        while not self._stop.is_set():
+            cap = self._open()
+            if cap is None:
+                last_error = "it could not be opened"
+            else:
+                self.state = "live"
+                down_since, backoff = None, BACKOFF_S[0]
+                last_error = self._read(cap)
+                cap.release()
+                if self.state == "ended" or self._stop.is_set():
+                    break
+            now = time.monotonic()
+            down_since = down_since or now
+            if self.kind == "file" and cap is None:
+                self._fail(f"{self.what} file {self.spec} cannot be read as a video")
+                break
+            if now - down_since > self.reconnect_timeout_s:
+                self._fail(f"{self.what} source {self.spec} down for more than {self.reconnect_timeout_s:g} s "
+                           f"({last_error}); check the camera or stream, or raise --reconnect-timeout")
+                break
+            self.state = "reconnecting"
+            self._stop.wait(backoff)
+            backoff = min(BACKOFF_S[1], backoff * 2)
+            self.reconnects += 1
+
+    def _read(self, cap: Any) -> str:
+        """Read until the stream fails (returns why) or, for a file, ends (state "ended")."""
+        start, first = time.monotonic(), None
+        while not self._stop.is_set():
+            ok, image = cap.read()
+            if not ok or image is None:
+                if self.kind == "file":
+                    self.state = "ended"
+                    with self._cond:
+                        self._cond.notify_all()
+                return "no frame came within the read timeout, or the stream ended"
+            if self.kind == "file":
+                # A file plays at its own rate, as the camera that recorded it delivered it.
+                first = self.received if first is None else first
+                due = start + (self.received - first) / (self.fps or 30.0)
+                self._stop.wait(max(0.0, due - time.monotonic()))
+            self._push(image)
+        return "closed"
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self.state = "failed"
+        with self._cond:
+            self._cond.notify_all()
+
+
+def open_source(spec: str, what: str, **kw: Any) -> Source:
+    """A started ``Source`` (``with open_source(...) as s:`` closes it)."""
+    return Source(spec, what, **kw).start()

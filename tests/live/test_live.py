@@ -1,0 +1,257 @@
+"""Live fusion on real streams: two real-time MPEG-TS senders on loopback (tests/live/sender.py),
+reconnection, a source that never returns, files played at their own rate, and the preview page in
+a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from occo_deploy import Fuser
+from occo_deploy.live import LiveFusion, SourceError, open_source
+from tests.cli.test_fuse_cli import _one_line_error
+from tests.conftest import make_video, run_cli, sequence_frames
+
+pytest.importorskip("av", reason="PyAV sends the test streams (the dev extra installs it)")
+SENDER = Path(__file__).with_name("sender.py")
+SIZE = "160x120"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def sender(port: int, what: str, fps: float = 20.0) -> Iterator[subprocess.Popen[bytes]]:
+    """A real-time sender listening on tcp://127.0.0.1:port (the receiver connects to it)."""
+    proc = subprocess.Popen([sys.executable, str(SENDER), f"tcp://127.0.0.1:{port}?listen=1", "--what", what,
+                             "--fps", str(fps), "--size", SIZE], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)  # listening
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return out
+        out.append(frame)
+
+
+def test_live_streams_fused_newest_first_with_bounded_latency(exported: Path) -> None:
+    """Two 20 fps cameras, an engine slower than that: every fused frame is the engine's output for
+    the pair it was given, pairs are close in time, the backlog is dropped (counted), latency stays
+    bounded."""
+    ir_port, vis_port = _free_port(), _free_port()
+    with sender(ir_port, "ir"), sender(vis_port, "vis"), Fuser(exported) as fuser, \
+            open_source(f"tcp://127.0.0.1:{ir_port}", "infrared") as ir, \
+            open_source(f"tcp://127.0.0.1:{vis_port}", "visible") as vis:
+        live = LiveFusion(fuser, ir, vis, duration_s=6.0)
+        frames = []
+        for frame in live:
+            frames.append(frame)
+            time.sleep(0.1)  # a consumer with work of its own: the engine falls behind 20 fps
+        figures = live.figures()
+        with Fuser(exported) as check:
+            for frame in frames[::3]:
+                assert np.array_equal(frame.fused, check.fuse(frame.ir, frame.vis))
+    assert len(frames) >= 5 and figures["fused"] == len(frames)
+    assert figures["dropped"] > 0 and figures["fps_in"]["visible"] > 10
+    assert all(abs(f.pair_dt_ms) <= figures["tolerance_ms"] for f in frames)
+    latency = figures["latency_ms"]
+    assert latency["count"] == len(frames) and latency["p99_ms"] < 2000
+    # Bounded: the second half is no slower than the first (a queue would make it grow).
+    half = len(frames) // 2
+    first = np.median([f.latency_ms for f in frames[:half]])
+    assert np.median([f.latency_ms for f in frames[half:]]) < first + 500
+    assert figures["stopped_because"] == "6 s elapsed"
+
+
+def test_cli_live_run_writes_a_playable_real_time_video(workspace: Path) -> None:
+    ir_port, vis_port = _free_port(), _free_port()
+    with sender(ir_port, "ir"), sender(vis_port, "vis"):
+        result = run_cli("fuse", f"tcp://127.0.0.1:{ir_port}", f"tcp://127.0.0.1:{vis_port}", "--live",
+                         "--duration", "5", "-o", "live.mp4", "--report", "r.json", "-q", cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((workspace / "r.json").read_text())
+    live = report["live"]
+    assert live["fused"] >= 3 and live["latency_ms"]["count"] == live["fused"]
+    assert "capture-to-output latency: p50" in result.stdout and "dropped" in result.stdout
+    frames = _frames(workspace / "live.mp4")
+    # Real time: about 5 s of video at the cameras' 20 fps, however few frames were fused.
+    assert len(frames) == report["frames_written"] and 60 <= len(frames) <= 130
+    assert frames[-1].shape == (120, 160, 3) and frames[-1].std() > 5
+
+
+def test_a_dropped_source_reconnects(exported: Path) -> None:
+    ir_port, vis_port = _free_port(), _free_port()
+    with sender(vis_port, "vis"), Fuser(exported) as fuser:
+        first = subprocess.Popen([sys.executable, str(SENDER), f"tcp://127.0.0.1:{ir_port}?listen=1", "--what", "ir",
+                                  "--fps", "20", "--size", SIZE], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        with open_source(f"tcp://127.0.0.1:{ir_port}", "infrared", reconnect_timeout_s=15) as ir, \
+                open_source(f"tcp://127.0.0.1:{vis_port}", "visible") as vis:
+            live = LiveFusion(fuser, ir, vis, duration_s=12.0)
+            restarted_at = None
+            after_restart = 0
+            for frame in live:
+                elapsed = time.monotonic() - live.started
+                if first is not None and elapsed > 3:
+                    first.kill()
+                    first.wait()
+                    first = None
+                    time.sleep(1.5)  # the camera is away
+                    second = subprocess.Popen([sys.executable, str(SENDER), f"tcp://127.0.0.1:{ir_port}?listen=1",
+                                               "--what", "ir", "--fps", "20", "--size", SIZE],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    restarted_at = time.monotonic()
+                elif restarted_at is not None and frame.t_capture > restarted_at + 1:
+                    after_restart += 1
+            second.kill()
+            second.wait()
+            assert ir.reconnects >= 1 and after_restart >= 2, (ir.figures(), after_restart)
+
+
+def test_a_source_that_never_returns_ends_the_run_with_a_finished_output(workspace: Path) -> None:
+    ir_port, vis_port = _free_port(), _free_port()
+    out = workspace / "cut.mp4"
+    with sender(vis_port, "vis"):
+        ir = subprocess.Popen([sys.executable, str(SENDER), f"tcp://127.0.0.1:{ir_port}?listen=1", "--what", "ir",
+                               "--fps", "20", "--size", SIZE], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        run = subprocess.Popen([sys.executable, "-m", "occo_deploy", "fuse", f"tcp://127.0.0.1:{ir_port}",
+                                f"tcp://127.0.0.1:{vis_port}", "--live", "-o", str(out), "--reconnect-timeout", "2",
+                                "-q"], cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(6)
+        ir.kill()
+        ir.wait()
+        stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 2, stderr
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: infrared source") and "down for more than 2 s" in lines[0]
+    frames = _frames(out)  # finalised, playable
+    assert len(frames) > 10 and not list(workspace.glob(".cut.*"))
+
+
+def test_files_play_at_their_own_rate_and_end(exported: Path, tmp_path: Path) -> None:
+    ir_frames, vis_frames = sequence_frames("ir"), sequence_frames("vi")
+    ir_file = make_video(tmp_path / "ir.mp4", ir_frames * 2, 10.0)
+    vis_file = make_video(tmp_path / "vis.mp4", vis_frames * 2, 10.0)
+    with Fuser(exported) as fuser, open_source(str(ir_file), "infrared") as ir, \
+            open_source(str(vis_file), "visible") as vis:
+        start = time.monotonic()
+        frames = list(LiveFusion(fuser, ir, vis))
+        took = time.monotonic() - start
+    n = len(vis_frames) * 2
+    assert took >= 0.8 * n / 10.0  # played in real time, not as fast as decoding goes
+    assert 0 < len(frames) <= n and vis.state == "ended"
+    with pytest.raises(SourceError, match="neither a stream URL"):
+        open_source("nowhere.mp4", "visible")
+
+
+def test_bad_live_invocations(workspace: Path) -> None:
+    _one_line_error(run_cli("fuse", "a.png", "b.png", "--duration", "3", cwd=workspace), "--duration is for --live")
+    _one_line_error(run_cli("fuse", "rtsp://x/y", "camera:0", "--live", "--preview", "nope", cwd=workspace),
+                    "is not PORT or HOST:PORT")
+    _one_line_error(run_cli("fuse", "not-here", "camera:0", "--live", cwd=workspace), "neither a stream URL")
+
+
+# -- the preview page -----------------------------------------------------------------------------
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_preview_page_in_a_real_browser(workspace: Path, tmp_path: Path) -> None:
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("needs Debian's chromium (.ci/run installs it)")
+    ir_port, vis_port, web = _free_port(), _free_port(), _free_port()
+    with sender(ir_port, "ir"), sender(vis_port, "vis"):
+        run = subprocess.Popen([sys.executable, "-m", "occo_deploy", "fuse", f"tcp://127.0.0.1:{ir_port}",
+                                f"tcp://127.0.0.1:{vis_port}", "--live", "--duration", "25", "--preview", str(web),
+                                "--report", "r.json", "-q"], cwd=workspace, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        try:
+            base = f"http://127.0.0.1:{web}"
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and _get_or_none(base + "/frame.jpg") != 200:
+                time.sleep(0.3)
+            status, body = _get(base + "/stats.json")
+            assert status == 200 and json.loads(body)["fused"] >= 1
+            assert _get(base + "/nothing-here")[0] == 404
+            request = urllib.request.Request(base + "/", data=b"x", method="POST")
+            try:
+                urllib.request.urlopen(request, timeout=5)
+                raise AssertionError("POST answered 2xx")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 405
+            with socket.create_connection(("127.0.0.1", web), timeout=5) as raw:
+                raw.sendall(b"GARBAGE\r\n\r\n")  # no version: an HTTP/0.9 answer, body only
+                assert b"Error code: 400" in raw.recv(4096)
+            with socket.create_connection(("127.0.0.1", web), timeout=5) as raw:
+                raw.sendall(b"GET /" + b"a" * 70000 + b" HTTP/1.0\r\n\r\n")
+                assert raw.recv(64).startswith(b"HTTP/1.0 414")
+            # A viewer that connects to the stream and vanishes must not stall fusion.
+            with socket.create_connection(("127.0.0.1", web), timeout=5) as viewer:
+                viewer.sendall(b"GET /stream.mjpg HTTP/1.0\r\n\r\n")
+                assert b"multipart/x-mixed-replace" in viewer.recv(4096)
+            before = json.loads(_get(base + "/stats.json")[1])["fused"]
+            shot = tmp_path / "page.png"
+            subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                            "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
+                            "--window-size=400,300", "--timeout=6000", f"--screenshot={shot}", base + "/"],
+                           capture_output=True, timeout=90, check=False)
+            after = json.loads(_get(base + "/stats.json")[1])["fused"]
+            assert after > before  # fusion went on while a viewer came and went
+            page = cv2.imread(str(shot))
+            assert page is not None, "no screenshot"
+            # The fused frame: below the header, 160x120 at the page's left; real picture, not the page's
+            # #111 background or a broken-image icon.
+            region = page[40:150, 5:155].astype(float)
+            assert region.std() > 15 and abs(region.mean() - 17) > 10, (region.mean(), region.std())
+            frame = cv2.imdecode(np.frombuffer(_get(base + "/frame.jpg")[1], np.uint8), cv2.IMREAD_COLOR)
+            assert frame.shape == (120, 160, 3)
+        finally:
+            run.send_signal(signal.SIGINT)  # Ctrl-C ends a live run cleanly
+            stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 0, stderr
+    assert json.loads((workspace / "r.json").read_text())["ended_by"] == "Ctrl-C"
+
+
+def _get_or_none(url: str) -> int | None:
+    try:
+        return _get(url)[0]
+    except OSError:
+        return None
