@@ -51,6 +51,8 @@ class RunSettings:
     threads: int | None = None
     batch: int = 1
     force: bool = False
+    ir_scale: str | None = None
+    max_side: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -189,7 +191,8 @@ def run_local(tasks: list[list[Item]], settings: RunSettings) -> tuple[dict[str,
     """(engine description, results as they finish) for tasks run one after another in this process."""
     from occo_deploy.runtime.fuser import Fuser
 
-    fuser = Fuser(settings.engine, provider=settings.provider, threads=settings.threads, batch=settings.batch)
+    fuser = Fuser(settings.engine, provider=settings.provider, threads=settings.threads, batch=settings.batch,
+                  ir_scale=settings.ir_scale, max_side=settings.max_side)
 
     def results() -> Iterator[ItemResult]:
         try:

@@ -15,6 +15,7 @@ whole file, and the driver removes the temporary files a killed worker left.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -52,7 +53,8 @@ class _Worker:
         if self._settings.threads:
             cv2.setNumThreads(self._settings.threads)
         self._fuser = Fuser(self._settings.engine, provider=self._settings.provider, threads=self._settings.threads,
-                            batch=self._settings.batch)
+                            batch=self._settings.batch, ir_scale=self._settings.ir_scale,
+                            max_side=self._settings.max_side)
         self._engine = self._fuser.info()
         self._name = worker_name()
 
@@ -114,7 +116,7 @@ def run_on_ray(tasks: list[list[Item]], settings: RunSettings, opts: RayOptions
     context.enable_progress_bars = False  # the CLI draws its own
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
-    worker_settings = RunSettings(settings.engine, settings.provider, threads, settings.batch, settings.force)
+    worker_settings = dataclasses.replace(settings, threads=threads)
     worker_cls = type("OccoArchiveWorker", (_Worker,), {"settings": worker_settings.as_dict()})
     info = {"version": ray.__version__, "address": opts.address or "local instance (ray.init)",
             "nodes": nodes, "cluster_resources": resources}

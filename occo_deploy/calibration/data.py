@@ -21,7 +21,8 @@ from occo_deploy.errors import InputError
 from occo_deploy.files import sha256_file
 from occo_deploy.runtime.frames import infrared_gray, visible_bgr
 from occo_deploy.video.media import pair_folders, read_image
-from occo_deploy.video.streams import probe
+from occo_deploy.runtime.irscale import IrScale, IrScaler
+from occo_deploy.video.streams import open_capture, probe
 
 VIS_DIR_NAMES = ("vi", "vis", "visible")
 FRAMES_PER_VIDEO = 8  # evenly spaced frames taken from each video pair
@@ -127,7 +128,7 @@ def fit(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
 
 def _read_frame(path: Path, index: int, what: str) -> np.ndarray:
-    cap = cv2.VideoCapture(str(path))
+    cap = open_capture(str(path))
     try:
         cap.set(cv2.CAP_PROP_POS_FRAMES, index)
         ok, frame = cap.read()
@@ -144,7 +145,8 @@ def load_pair(item: CalibItem, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndar
         ir_raw, vis_raw = read_image(item.ir, "infrared"), read_image(item.vis, "visible")
     else:
         ir_raw, vis_raw = _read_frame(item.ir, item.frame, "infrared"), _read_frame(item.vis, item.frame, "visible")
-    ir, vis = infrared_gray(ir_raw), visible_bgr(vis_raw)
+    # 16-bit and float infrared: the runtime's default scaling (uint8 passes unchanged), frame by frame.
+    ir, vis = IrScaler(IrScale())(infrared_gray(ir_raw)), visible_bgr(vis_raw)
     if ir.shape[:2] != vis.shape[:2]:
         raise InputError(
             f"calibration pair {item.name}: infrared {ir.shape[1]}x{ir.shape[0]} and visible "

@@ -49,6 +49,8 @@ def archive(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Inference threads without --ray [default: all]."),
     resume: bool = typer.Option(False, "--resume", help="Skip items whose output exists (outputs are written whole or not at all)."),
     force: bool = typer.Option(False, "--force", help="Fuse every item again, replacing existing outputs."),
+    ir_scale: Optional[str] = typer.Option(None, "--ir-scale", help="16-bit/float infrared to 8 bits: percentile[:LO,HI], minmax, fixed:MIN,MAX (see fuse)."),
+    max_side: Optional[int] = typer.Option(None, "--max-side", min=16, help="Fuse frames whose longer side exceeds N at that size, then scale back up."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write the per-item report as JSON here."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
 ) -> None:
@@ -71,7 +73,11 @@ def archive(
         raise InputError(f"output {output} is a file; give an output folder")
     found = archive_items.read_manifest(manifest, output) if manifest is not None else \
         archive_items.discover(ir_root, vis_root, output)  # type: ignore[arg-type]
-    settings = RunSettings(str((engine or default_engine()).resolve()), provider, threads, batch, force)
+    from occo_deploy.runtime.irscale import IrScale
+
+    IrScale.parse(ir_scale)  # a bad value is one line here, not one failure per item
+    settings = RunSettings(str((engine or default_engine()).resolve()), provider, threads, batch, force, ir_scale,
+                           max_side)
     ray_options = None
     if ray is not None:
         from occo_deploy.archive.ray_runner import RayOptions

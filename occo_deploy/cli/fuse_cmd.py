@@ -38,6 +38,10 @@ def fuse(
     reconnect_timeout: float = typer.Option(10.0, "--reconnect-timeout", min=0.0, help="Live: end the run when a source stays down this long (s)."),
     tolerance_ms: Optional[float] = typer.Option(None, "--tolerance-ms", min=0.0, help="Live: largest gap between paired arrivals [default: half the longer frame period]."),
     rtsp_transport: str = typer.Option("tcp", "--rtsp-transport", help="Live: tcp or udp for rtsp:// sources."),
+    ir_scale: Optional[str] = typer.Option(None, "--ir-scale", help="16-bit/float infrared to 8 bits: percentile[:LO,HI] (default 1,99), minmax, fixed:MIN,MAX; uint8 passes unchanged unless named."),
+    ir_smooth: Optional[float] = typer.Option(None, "--ir-smooth", help="Videos and live: smooth the infrared range over frames (0 < a <= 1, weight of the newest)."),
+    max_side: Optional[int] = typer.Option(None, "--max-side", min=16, help="Fuse frames whose longer side exceeds N at that size, then scale back up."),
+    swap: bool = typer.Option(False, "--swap", help="The inputs were given the wrong way round: use VIS as infrared and IR as visible."),
 ) -> None:
     """Fuse infrared + visible pairs: two images, two folders (pairs by file name), two videos, or two live streams."""
     from occo_deploy import demo as demo_assets
@@ -51,8 +55,14 @@ def fuse(
         ir, vis = str(demo_assets.IR_CLIP), str(demo_assets.VIS_CLIP)
     if ir is None or vis is None:
         raise InputError("give IR and VIS inputs (two images, two folders or two videos), or --demo")
+    if swap:
+        ir, vis = vis, ir
+    from occo_deploy.runtime.irscale import IrScale
+
+    scale = IrScale.parse(ir_scale, ir_smooth)
     if live:
-        _live(ir, vis, output=output, engine=engine, provider=provider, threads=threads, offset_ms=offset_ms,
+        _live(ir, vis, output=output, engine=engine, provider=provider, threads=threads, scale=scale, max_side=max_side,
+              offset_ms=offset_ms,
               duration=duration, preview=preview, reconnect_timeout=reconnect_timeout, tolerance_ms=tolerance_ms,
               rtsp_transport=rtsp_transport, report=report, force=force, quiet=quiet)
         return
@@ -68,7 +78,7 @@ def fuse(
         check_writable(report, force)
     engine_path = engine or default_engine()
     with Fuser(engine_path, threads=threads, provider=provider, in_flight=in_flight, cuda_graph=cuda_graph,
-               batch=batch) as fuser:
+               batch=batch, ir_scale=scale, max_side=max_side) as fuser:
         if kind == "image":
             result = jobs.fuse_image(fuser, Path(ir), Path(vis), output, force=force)
         else:
@@ -90,7 +100,7 @@ def fuse(
 
 
 def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provider: str | None, threads: int | None,
-          offset_ms: float, duration: float | None, preview: str | None, reconnect_timeout: float,
+          scale: Any, max_side: int | None, offset_ms: float, duration: float | None, preview: str | None, reconnect_timeout: float,
           tolerance_ms: float | None, rtsp_transport: str, report: Path | None, force: bool, quiet: bool) -> None:
     """``fuse --live``: the live figures on one line while it runs, the summary after."""
     from rich.live import Live
@@ -109,7 +119,8 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
     server = PreviewServer(*parse_address(preview)) if preview else None
     line = Live(Text("connecting..."), console=err, transient=True, auto_refresh=False) if not quiet else None
     try:
-        with Fuser(engine or default_engine(), threads=threads, provider=provider) as fuser:
+        with Fuser(engine or default_engine(), threads=threads, provider=provider, ir_scale=scale,
+                   max_side=max_side) as fuser:
             if server is not None:
                 server.start()
                 err.print(f"preview: {server.url}", soft_wrap=True)
@@ -124,6 +135,8 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
             line.stop()
         if server is not None:
             server.close()
+    for notice in result.notices:
+        err.print(f"note: {notice}", soft_wrap=True)
     f = result.figures
     latency = f["latency_ms"]
     out.print(f"live: {f['fused']} fused in {f['elapsed_s']:.1f} s ({f['fps_out_overall']:.2f} fps), ended by "

@@ -33,11 +33,12 @@ class LiveReport:
     ended_by: str = ""
     engine: dict[str, Any] = field(default_factory=dict)
     latency: dict[str, Any] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": "live", "output": str(self.output) if self.output else None,
                 "frames_written": self.frames_written, "ended_by": self.ended_by, "engine": self.engine,
-                "live": self.figures, "latency": self.latency}
+                "live": self.figures, "latency": self.latency, "notices": self.notices}
 
 
 def run_live(fuser: Any, ir_spec: str, vis_spec: str, output: Path | None = None, *, duration_s: float | None = None,
@@ -93,6 +94,7 @@ def run_live(fuser: Any, ir_spec: str, vis_spec: str, output: Path | None = None
         report.ended_by = live.stopped_because or "stopped"
         report.figures = live.figures()
         report.engine = fuser.info()
+        report.notices = list(fuser.notices)
         report.latency = fuser.stats.summary()
         report.latency["stages"]["capture_to_output"] = report.figures["latency_ms"]
         if writer is None and output is not None and failure is None:

@@ -146,19 +146,20 @@ class Source:
     def _open(self) -> Any:
         import cv2
 
+        from occo_deploy.video.streams import open_capture
+
         if self.kind == "camera":
             cap = cv2.VideoCapture(self._target)
         elif self.kind == "file":
-            cap = cv2.VideoCapture(str(self._target))
+            cap = open_capture(str(self._target))
         else:
             import os
 
             if self._target.lower().startswith("rtsp"):
                 # Read by OpenCV's FFmpeg backend when it opens a capture; process-wide, hence set per open.
                 os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{self.rtsp_transport}"
-            cap = cv2.VideoCapture(self._target, cv2.CAP_FFMPEG,
-                                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
-                                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS])
+            cap = open_capture(self._target, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
+                                              cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS])
         if not cap.isOpened():
             cap.release()
             return None

@@ -17,14 +17,17 @@ from occo_deploy.errors import ShapeError
 MAX_ASPECT_MISMATCH = 0.15
 
 
-def _check_dtype(frame: np.ndarray, what: str) -> None:
+#: Infrared frames may be 16-bit counts or floats (``irscale`` maps them to 8 bits); visible ones are 8-bit.
+INFRARED_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
+
+
+def _check_dtype(frame: np.ndarray, what: str, allowed: tuple[type, ...] = (np.uint8,)) -> None:
     if not isinstance(frame, np.ndarray):
         raise ShapeError(f"{what} frame must be a numpy array, got {type(frame).__name__}")
-    if frame.dtype != np.uint8:
-        raise ShapeError(
-            f"{what} frame must be uint8 (0..255), got {frame.dtype}; "
-            "scale 16-bit or float frames to 8 bits first"
-        )
+    if frame.dtype not in allowed:
+        if what == "visible":
+            raise ShapeError(f"visible frame must be uint8 (0..255), got {frame.dtype}; scale it to 8 bits first")
+        raise ShapeError(f"{what} frame of {frame.dtype}: occo-deploy takes uint8, uint16 or float infrared frames")
 
 
 def visible_bgr(frame: np.ndarray) -> np.ndarray:
@@ -40,8 +43,11 @@ def visible_bgr(frame: np.ndarray) -> np.ndarray:
 
 
 def infrared_gray(frame: np.ndarray) -> np.ndarray:
-    """H x W gray from gray, H x W x 1, BGR or BGRA (ITU-R 601 luma, as PIL's convert('L'))."""
-    _check_dtype(frame, "infrared")
+    """H x W gray from gray, H x W x 1, BGR or BGRA (ITU-R 601 luma, as PIL's convert('L')), in the
+    frame's own dtype (16-bit and float frames are scaled to 8 bits after, by ``irscale``)."""
+    _check_dtype(frame, "infrared", INFRARED_DTYPES)
+    if frame.dtype == np.float64 and frame.ndim == 3:
+        frame = frame.astype(np.float32)  # OpenCV's colour conversions take no float64
     if frame.ndim == 2:
         return frame
     if frame.ndim == 3 and frame.shape[2] == 1:
@@ -51,6 +57,20 @@ def infrared_gray(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 3 and frame.shape[2] == 4:
         return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
     raise ShapeError(f"infrared frame of shape {frame.shape} is neither H x W, H x W x 1, x 3 nor x 4")
+
+
+def looks_swapped(ir: np.ndarray, vis: np.ndarray) -> bool:
+    """A "visible" frame without colour beside an "infrared" frame with real colour: most likely the two
+    inputs were given the wrong way round (thermal frames are grey; false-colour palettes are rare)."""
+
+    def colourful(frame: np.ndarray) -> bool:
+        if frame.ndim != 3 or frame.shape[2] < 3:
+            return False
+        step = max(1, frame.shape[0] * frame.shape[1] // 100_000)  # a subsample is enough
+        pixels = frame.reshape(-1, frame.shape[2])[::step, :3].astype(np.int16)
+        return float(np.abs(pixels[:, 0] - pixels[:, 1]).mean() + np.abs(pixels[:, 1] - pixels[:, 2]).mean()) > 4.0
+
+    return not colourful(vis) and colourful(ir)
 
 
 def check_same_scene(ir_hw: tuple[int, int], vis_hw: tuple[int, int]) -> None:

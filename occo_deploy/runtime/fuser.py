@@ -9,12 +9,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import cv2
 import numpy as np
 
 from occo_deploy.contract import read_sidecar
 from occo_deploy.errors import EngineError, InputError, ShapeError
 from occo_deploy.runtime.backend import Backend, open_backend
-from occo_deploy.runtime.frames import check_same_scene, infrared_gray, match_size, visible_bgr
+from occo_deploy.runtime.frames import check_same_scene, infrared_gray, looks_swapped, match_size, visible_bgr
+from occo_deploy.runtime.irscale import IrScale, IrScaler
+from occo_deploy.runtime.memory import check_fits
 from occo_deploy.runtime.staging import Slot
 from occo_deploy.runtime.stats import LatencyStats
 
@@ -40,7 +43,8 @@ class Fuser:
 
     def __init__(self, engine: str | Path, *, provider: str | None = None, threads: int | None = None,
                  in_flight: int | None = None, cuda_graph: bool = False, batch: int | None = None,
-                 provider_options: Mapping[str, str] | None = None) -> None:
+                 provider_options: Mapping[str, str] | None = None, ir_scale: IrScale | str | None = None,
+                 max_side: int | None = None, check_memory: bool = True) -> None:
         self.engine = Path(engine)
         if not self.engine.is_file():
             raise EngineError(
@@ -62,6 +66,18 @@ class Fuser:
         self.stats = LatencyStats()
         #: (H, W) of the last infrared frame that had to be resized to the visible size, else None.
         self.ir_resized_from: tuple[int, int] | None = None
+        #: Maps 16-bit and float infrared frames to 8 bits (see ``runtime.irscale``); uint8 passes unchanged.
+        self.ir_scaler = IrScaler(ir_scale if isinstance(ir_scale, IrScale) else IrScale.parse(ir_scale))
+        if max_side is not None and max_side < 16:
+            raise InputError(f"--max-side must be at least 16 (got {max_side})")
+        #: Frames whose longer side exceeds this are fused at that size and scaled back up.
+        self.max_side = max_side
+        #: Things worth telling the user once (inputs that look swapped, frames fused at a reduced size).
+        self.notices: list[str] = []
+        self._checked_swap = False
+        #: Before a batch shape first runs on a CPU engine, is its estimated peak memory free?
+        self._check_memory = check_memory and self.backend.provider in ("cpu", "openvino")
+        self._fitting: set[tuple[int, int, int]] = set()
 
     # -- public API -------------------------------------------------------------------------
     def fuse(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
@@ -112,15 +128,17 @@ class Fuser:
         """Raise the ``ShapeError`` fusing this pair would raise (dtype, channels, size, same scene,
         this engine's shape range), without running it: a job can then skip one bad pair alone
         instead of failing the batch it would have joined."""
-        h, w = visible_bgr(vis).shape[:2]
+        h, w = reduced_hw(visible_bgr(vis).shape[:2], self.max_side)
         self.backend.shapes.check(1, h, w)
         gray = infrared_gray(ir)
+        if gray.dtype.kind == "f" and not np.isfinite(gray).any():
+            raise InputError("infrared frame has no finite value (all NaN or infinite); check the camera's export")
         if gray.shape != (h, w):
             check_same_scene(gray.shape, (h, w))  # type: ignore[arg-type]
 
     def info(self) -> dict[str, Any]:
-        """Backend, provider, precision and artifact: what a report says about this engine."""
-        return self.backend.describe()
+        """Backend, provider, precision and artifact, and the infrared scaling: what a report says."""
+        return {**self.backend.describe(), "ir_scale": self.ir_scaler.describe()}
 
     def close(self) -> None:
         self.backend.close()
@@ -150,10 +168,23 @@ class Fuser:
     def _launch(self, pairs: list[tuple[np.ndarray, np.ndarray]], block: bool = True) -> Slot | None:
         """Write a batch into a free slot and submit it; None when none is free and ``block`` is false."""
         with self.stats.time("prepare"):
+            if not self._checked_swap:
+                self._checked_swap = True
+                if looks_swapped(pairs[0][0], pairs[0][1]):
+                    self.notices.append("the visible input looks infrared and vice versa (it has no colour, the "
+                                        "infrared one has); swap them? (fuse --swap)")
             first = visible_bgr(pairs[0][1])
-            h, w = first.shape[:2]
+            full_hw = first.shape[:2]
+            h, w = reduced_hw(full_hw, self.max_side)
+            if (h, w) != full_hw:
+                first = cv2.resize(first, (w, h), interpolation=cv2.INTER_AREA)
+                self._say_reduced(full_hw, (h, w))
             n = len(pairs)
             self.backend.shapes.check(n, h, w)
+            if self._check_memory and (n, h, w) not in self._fitting:
+                check_fits(self.backend.name, str((self.sidecar or {}).get("precision", "fp32")), n, h, w,
+                           max_side_hint=True)
+                self._fitting.add((n, h, w))
             slot = self.backend.acquire(n, h, w, block)
             if slot is None:
                 return None
@@ -161,16 +192,19 @@ class Fuser:
                 vis_buf, ir_buf = slot.visible(), slot.infrared()
                 for k, (ir, vis) in enumerate(pairs):
                     frame = first if k == 0 else visible_bgr(vis)
-                    if frame.shape[:2] != (h, w):
+                    if k and frame.shape[:2] != full_hw:
                         raise ShapeError(
-                            f"visible frames in one batch must share a size ({h}x{w} and "
+                            f"visible frames in one batch must share a size ({full_hw[0]}x{full_hw[1]} and "
                             f"{frame.shape[0]}x{frame.shape[1]}); fuse them one by one"
                         )
+                    if k and (h, w) != full_hw:
+                        frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
                     vis_buf[k] = frame
                     ir_buf[k] = self._ir_frame(ir, (h, w))
             except BaseException:
                 self.backend.release(slot)
                 raise
+            slot.device["restore_hw"] = full_hw if (h, w) != full_hw else None
         self.backend.submit(slot)
         return slot
 
@@ -187,7 +221,11 @@ class Fuser:
                     raise EngineError(
                         f"{self.engine} returned {got} for {expected}; re-export or rebuild it with this occo-deploy"
                     )
-                if slot.staged:
+                restore = slot.device.pop("restore_hw", None)
+                if restore is not None:  # fused at a reduced size (max_side): back to the visible size
+                    fused = np.stack([cv2.resize(f, (restore[1], restore[0]), interpolation=cv2.INTER_LINEAR)
+                                      for f in fused])
+                elif slot.staged:
                     fused = fused.copy()  # the slot's buffer is reused by the next batch
                 slot.output = None
         finally:
@@ -196,12 +234,27 @@ class Fuser:
         self.stats.count_frames(len(fused))
         return fused
 
+    def _say_reduced(self, full_hw: tuple[int, int], hw: tuple[int, int]) -> None:
+        note = (f"frames of {full_hw[1]}x{full_hw[0]} were fused at {hw[1]}x{hw[0]} (--max-side) and scaled back "
+                "up: not the reference's output at full size")
+        if note not in self.notices:
+            self.notices.append(note)
+
     def _ir_frame(self, frame: np.ndarray, vis_hw: tuple[int, int]) -> np.ndarray:
-        gray = infrared_gray(frame)
+        gray = self.ir_scaler(infrared_gray(frame))
         if gray.shape != vis_hw:
             self.ir_resized_from = gray.shape  # type: ignore[assignment]
             gray = match_size(gray, vis_hw)
         return gray
+
+
+def reduced_hw(hw: tuple[int, int], max_side: int | None) -> tuple[int, int]:
+    """``hw`` scaled so that its longer side is at most ``max_side`` (aspect kept, sides >= 16)."""
+    h, w = hw
+    if max_side is None or max(h, w) <= max_side:
+        return h, w
+    scale = max_side / max(h, w)
+    return max(16, round(h * scale)), max(16, round(w * scale))
 
 
 def _visible_hw(frame: np.ndarray) -> tuple[int, int]:

@@ -77,6 +77,8 @@ def _finish(report: JobReport, fuser: Fuser, start: float) -> JobReport:
     report.wall_s = time.perf_counter() - start
     report.engine = fuser.info()
     report.latency = fuser.stats.summary()
+    report.notices.extend(fuser.notices)
+    fuser.notices.clear()  # said once, in this job's report
     if fuser.ir_resized_from is not None:
         report.notices.append(
             f"infrared frames of {fuser.ir_resized_from[1]}x{fuser.ir_resized_from[0]} were resized to the visible size"

@@ -39,11 +39,28 @@ class VideoInfo:
     first_frame: np.ndarray  # decoded while probing; handy for checks and previews
 
 
+def _gray16(cap: cv2.VideoCapture) -> bool:
+    code = int(cap.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT) or 0)
+    tag = code.to_bytes(4, "little") if code > 0 else b""
+    return tag[:2] == b"Y1" and tag[3:] == b"\x10" or tag == b"Y16 "
+
+
+def open_capture(source: str | int, params: list[int] | None = None) -> cv2.VideoCapture:
+    """An OpenCV capture; a 16-bit grey stream (FFV1 ``gray16le`` in MKV, say, as radiometric thermal
+    cameras record) is reopened without OpenCV's conversion to 8-bit BGR, so its counts arrive whole
+    (uint16, ``runtime.irscale`` maps them)."""
+    cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG, params) if params else cv2.VideoCapture(source)
+    if cap.isOpened() and _gray16(cap):
+        cap.release()
+        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG, [*(params or []), cv2.CAP_PROP_CONVERT_RGB, 0])
+    return cap
+
+
 def probe(path: Path, what: str) -> VideoInfo:
     """Open ``path`` once to read its rate and size; an ``InputError`` when it is no readable video."""
     if not path.is_file():
         raise InputError(f"{what} video not found: {path}")
-    cap = cv2.VideoCapture(str(path))
+    cap = open_capture(str(path))
     try:
         if not cap.isOpened():
             raise InputError(f"cannot open {what} video {path}: not a video OpenCV/FFmpeg can read")
@@ -112,7 +129,7 @@ class ThreadedReader:
         return False
 
     def _run(self) -> None:
-        cap = cv2.VideoCapture(str(self.info.path))
+        cap = open_capture(str(self.info.path))
         period = 1000.0 / self.info.fps
         last_t = -math.inf
         index = 0
