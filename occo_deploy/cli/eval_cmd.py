@@ -2,77 +2,150 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from occo_deploy.cli.common import check_outputs, one_line_errors, out, write_png
-from occo_deploy.files import write_json_atomic
+from occo_deploy.files import check_writable, write_bytes_atomic, write_json_atomic
 from occo_deploy.workspace import DEFAULT_ONNX
 
 GRID_ROWS = 4
 
 
+INFRARED_FOLDER_NAMES = {"ir", "infrared", "thermal", "lwir"}
+
+
+def _dataset_name(ir: Path) -> str:
+    """pairs/TNO/ir -> "TNO"; a folder of another name names itself."""
+    folder = ir if ir.is_dir() else ir.parent
+    resolved = folder.resolve()
+    if resolved.name.lower() in INFRARED_FOLDER_NAMES and resolved.parent.name:
+        return resolved.parent.name
+    return resolved.name or "pairs"
+
+
+def _fmt(value: float | None) -> str:
+    """Three significant digits, at most 5 characters for these metrics' ranges (80-column tables)."""
+    if value is None:
+        return "-"
+    if value == 0 or abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.{max(0, 2 - math.floor(math.log10(abs(value))))}f}"
+
+
 @one_line_errors
 def evaluate(
-    ir: Path = typer.Argument(..., help="Infrared image or folder of images."),
-    vis: Path = typer.Argument(..., help="Visible image or folder (pairs matched by file name)."),
-    engine: Optional[list[Path]] = typer.Option(None, "--engine", help="Engine to evaluate; repeat for several [default: the one fuse would use]."),
+    ir: Optional[Path] = typer.Argument(None, help="Infrared image or folder of images."),
+    vis: Optional[Path] = typer.Argument(None, help="Visible image or folder (pairs matched by file name)."),
+    dataset: Optional[list[str]] = typer.Option(None, "--dataset", metavar="NAME=IR_DIR,VIS_DIR", help="A data set: a column block of the table; repeat for several."),
+    engine: Optional[list[Path]] = typer.Option(None, "--engine", metavar="ENGINE", help="Engine to evaluate; repeat for several [default: the one fuse would use]."),
+    fused: Optional[list[str]] = typer.Option(None, "--fused", metavar="NAME=DIR", help="Another method's fused images (DIR/<data set>/<pair>.* or DIR/<pair>.*): a row beside the engines; repeat."),
+    convention: str = typer.Option("cddfuse", "--convention", metavar="NAME", help="Metric definitions: cddfuse (MMIF-CDDFuse's evaluator), vifb (VIFB's MATLAB), textbook."),
     reference: Path = typer.Option(DEFAULT_ONNX, "--reference", help="FP32 ONNX / engine, or a checkpoint (.pth: PyTorch, needs the export extra)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many pairs."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many pairs per data set."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write per-pair and mean values as JSON."),
+    table: Optional[Path] = typer.Option(None, "--table", help="Write the table as in a paper: .md, .csv or .tex."),
     grid: Optional[Path] = typer.Option(None, "--grid", help="Write a PNG: IR | visible | fused per engine, a few pairs."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing report or grid."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing report, table or grid."),
 ) -> None:
     """Compare engines with a reference and score their fusions (EN SD SF AG MI SCD VIF Qabf SSIM PSNR)."""
+    from occo_deploy.errors import EngineError, InputError
     from occo_deploy.evaluation import evaluate as ev
-    from occo_deploy.evaluation.metrics import FUSION_METRICS
+    from occo_deploy.evaluation.metrics import CONVENTIONS, FUSION_METRICS
     from occo_deploy.evaluation.pictures import grid as draw_grid
+    from occo_deploy.evaluation.tables import format_for, render
     from occo_deploy.runtime.fuser import Fuser
     from occo_deploy.workspace import default_engine
 
+    if convention not in CONVENTIONS:
+        raise InputError(f"--convention {convention!r} is not one of {', '.join(CONVENTIONS)}")
     check_outputs(force, report, grid, "--grid")
-    pairs = ev.load_pairs(ir, vis, limit)
-    ref_fn, ref_label = ev.reference_runner(reference)
-    fusers = [Fuser(p) for p in (engine or [default_engine()])]
+    if table is not None:
+        format_for(table)
+        check_writable(table, force)
+    specs = [ev.parse_dataset(d) for d in dataset or []]
+    if (ir is None) != (vis is None):
+        raise InputError("give both IR and VIS (two images or two folders), or --dataset NAME=IR_DIR,VIS_DIR")
+    if ir is not None and vis is not None:
+        specs.insert(0, (_dataset_name(ir), ir, vis))
+    if not specs:
+        raise InputError("eval needs pairs: IR VIS (images or folders) or --dataset NAME=IR_DIR,VIS_DIR")
+    if len({name for name, _, _ in specs}) != len(specs):
+        raise InputError("two data sets share a name; name them with --dataset NAME=IR_DIR,VIS_DIR")
+    methods = [ev.parse_fused(f) for f in fused or []]
+    datasets = [ev.Dataset(name, ev.load_pairs(i, v, limit)) for name, i, v in specs]
+    engine_paths = list(engine or [])
+    if not engine_paths:
+        try:
+            engine_paths = [default_engine()]
+        except EngineError:
+            if not methods:
+                raise
+            out.print("note: no engine in engines/ or export/; scoring the --fused folders only")
+    ref_fn, ref_label = ev.reference_runner(reference) if engine_paths else (None, None)
+    fusers = [Fuser(p) for p in engine_paths]
     try:
         labels = [f"{f.engine.name} [{f.info().get('precision')}]" for f in fusers]
         engines = [(label, f.info(), f.fuse) for label, f in zip(labels, fusers)]
-        with out.status(f"evaluating {len(engines)} engine(s) on {len(pairs)} pair(s)..."):
-            results, frames = ev.evaluate(pairs, engines, ref_fn)
+        total = sum(len(d.pairs) for d in datasets)
+        with out.status(f"evaluating on {total} pair(s)...") as status:
+            results, frames = ev.evaluate(
+                datasets, engines, ref_fn, convention, methods,
+                progress=lambda k, n: status.update(f"evaluating: {k}/{n} pairs"))
     finally:
         for f in fusers:
             f.close()
 
-    out.print(f"reference: {ref_label}; {len(pairs)} pair(s)")
-    fid = Table(title="fidelity to the reference (mean over pairs)", title_justify="left")
-    for col in ("engine", "PSNR dB", "SSIM", "max |err|", ">1 level", ">8 levels"):
-        fid.add_column(col, justify="left" if col == "engine" else "right")
-    for r in results:
-        m = r.mean("fidelity")
-        fid.add_row(r.label, "identical" if m["psnr"] is None else f"{m['psnr']:.1f}", f"{m['ssim']:.4f}",
-                    f"{max(p['fidelity']['max_abs'] for p in r.per_pair)}", f"{100 * m['off_by_more_than_1']:.2f}%",
-                    f"{100 * m['off_by_more_than_8']:.2f}%")
-    out.print(fid)
+    if engines:
+        out.print(f"reference: {ref_label}")
     names = FUSION_METRICS
-    met = Table(title="fusion metrics (mean over pairs; MI, SCD, VIF, SSIM summed over IR and visible)",
-                title_justify="left")
-    met.add_column("engine")
-    for name in names:
-        met.add_column(name, justify="right")
-    for r in results:
-        m = r.mean("metrics")
-        met.add_row(r.label, *("-" if m[n] is None else f"{m[n]:.3f}" for n in names))
-    out.print(met)
+    for d in datasets:
+        rows = results[d.name]
+        out.print(f"{d.name}: {len(d.pairs)} pair(s)")
+        if engines:
+            fid = Table(title="fidelity to the reference (mean over pairs)", title_justify="left",
+                        box=box.SIMPLE_HEAD, padding=0, pad_edge=False)
+            for col in ("engine", "PSNR dB", "SSIM", "max |err|", ">1 level", ">8 levels"):
+                fid.add_column(col, justify="left" if col == "engine" else "right",
+                               overflow="fold" if col == "engine" else "ellipsis", no_wrap=col != "engine")
+            for r in rows[: len(engines)]:
+                m = r.mean("fidelity")
+                fid.add_row(r.label, "identical" if m["psnr"] is None else f"{m['psnr']:.1f}", f"{m['ssim']:.4f}",
+                            f"{max(p['fidelity']['max_abs'] for p in r.per_pair)}",
+                            f"{100 * m['off_by_more_than_1']:.2f}%", f"{100 * m['off_by_more_than_8']:.2f}%")
+            out.print(fid)
+        met = Table(title=f"fusion metrics, {convention} convention (mean over pairs)", title_justify="left",
+                    box=box.SIMPLE_HEAD, padding=0, pad_edge=False)
+        met.add_column("method", overflow="fold", min_width=12)
+        for name in names:
+            met.add_column(name, justify="right", no_wrap=True)
+        for r in rows:
+            m = r.mean("metrics")
+            met.add_row(r.label, *(_fmt(m[n]) for n in names))
+        out.print(met)
+    means = {d.name: {r.label: r.mean("metrics") for r in results[d.name]} for d in datasets}
+    if table is not None:
+        caption = f"Fusion metrics ({convention} convention: {CONVENTIONS[convention][1]}), mean over pairs"
+        write_bytes_atomic(table, render(means, names, format_for(table), caption).encode(), force)
+        out.print(f"table: {table}")
     if report is not None:
-        write_json_atomic(report, {"command": "eval", "reference": ref_label, "pairs": [p[0] for p in pairs],
-                                   "conventions": "see occo_deploy/evaluation/metrics.py",
-                                   "engines": [r.as_dict() for r in results]}, force)
+        write_json_atomic(report, {
+            "command": "eval", "convention": convention, "convention_matches": CONVENTIONS[convention][1],
+            "reference": ref_label,
+            "datasets": [{"name": d.name, "ir": str(i), "vis": str(v), "pairs": [p[0] for p in d.pairs],
+                          "methods": [r.as_dict() for r in results[d.name]]}
+                         for d, (_, i, v) in zip(datasets, specs)],
+        }, force)
         out.print(f"report: {report}")
     if grid is not None:
-        rows = [[p[1], p[2], *(frames[label][k] for label in labels)] for k, p in enumerate(pairs[:GRID_ROWS])]
-        image = draw_grid(rows, ["infrared", "visible", *labels], [p[0] for p in pairs[:GRID_ROWS]])
+        first = datasets[0].pairs[:GRID_ROWS]
+        shown = [label for label in (*[e[0] for e in engines], *[m[0] for m in methods]) if label in frames]
+        rows_img = [[p[1], p[2], *(frames[label][k] for label in shown)] for k, p in enumerate(first)]
+        image = draw_grid(rows_img, ["infrared", "visible", *shown], [p[0] for p in first])
         write_png(grid, image, force)
         out.print(f"grid: {grid} ({image.shape[1]}x{image.shape[0]})")

@@ -29,7 +29,11 @@ def load_pairs(ir: Path, vis: Path, limit: int | None = None) -> list[Pair]:
     pairs = []
     for name, i, v in sources[:limit]:
         visible = visible_bgr(read_image(v, "visible"))
-        pairs.append((name, match_size(infrared_gray(read_image(i, "infrared")), visible.shape[:2]), visible))
+        infrared = infrared_gray(read_image(i, "infrared"))
+        if infrared.dtype != np.uint8:
+            raise InputError(f"{i}: eval scores 8-bit pairs as published tables do (got {infrared.dtype}); "
+                             "fuse 16-bit frames with fuse --ir-scale and score 8-bit copies")
+        pairs.append((name, match_size(infrared, visible.shape[:2]), visible))
     return pairs
 
 
@@ -57,43 +61,111 @@ def reference_runner(reference: Path) -> tuple[FuseFn, str]:
 
 
 @dataclass
+class Dataset:
+    """Named pairs: one column block of a paper's table."""
+
+    name: str
+    pairs: list[Pair]
+
+
+def parse_dataset(spec: str) -> tuple[str, Path, Path]:
+    """``NAME=IR_DIR,VIS_DIR`` (``--dataset``) -> (name, ir, vis)."""
+    name, sep, dirs = spec.partition("=")
+    parts = dirs.split(",")
+    if not sep or not name or len(parts) != 2 or not all(parts):
+        raise InputError(f"--dataset takes NAME=IR_DIR,VIS_DIR (got {spec!r}); e.g. --dataset TNO=tno/ir,tno/vi")
+    return name, Path(parts[0]), Path(parts[1])
+
+
+def parse_fused(spec: str) -> tuple[str, Path]:
+    """``NAME=DIR`` (``--fused``) -> (method name, folder of its fused images)."""
+    name, sep, folder = spec.partition("=")
+    if not sep or not name or not folder:
+        raise InputError(f"--fused takes NAME=DIR (got {spec!r}); e.g. --fused CDDFuse=results/CDDFuse")
+    if not Path(folder).is_dir():
+        raise InputError(f"--fused {name}: {folder} is not a folder of fused images")
+    return name, Path(folder)
+
+
+def fused_image(folder: Path, dataset: str, pair: str, method: str) -> np.ndarray:
+    """A method's published fused image for one pair: ``DIR/<dataset>/<pair>.*`` or ``DIR/<pair>.*``,
+    read as stored (a gray file stays gray: the VIFB convention scores gray and colour differently)."""
+    for where in (folder / dataset, folder):
+        found = sorted(p for p in where.glob(f"{pair}.*") if is_image(p)) if where.is_dir() else []
+        if found:
+            image = read_image(found[0], f"{method} fused")
+            if image.dtype != np.uint8:
+                raise InputError(f"{found[0]}: fused images must be 8-bit (got {image.dtype})")
+            return image if image.ndim == 2 or image.shape[2] == 3 else image[:, :, :3]
+    raise InputError(f"--fused {method}: no image for pair {pair!r} of {dataset} (looked for "
+                     f"{folder / dataset / pair}.* and {folder / pair}.*)")
+
+
+@dataclass
 class EngineEval:
+    """One row of the tables on one data set: an engine (with fidelity) or a method's fused folder."""
+
     label: str
     info: dict[str, Any]
     per_pair: list[dict[str, Any]] = field(default_factory=list)
 
     def mean(self, group: str) -> dict[str, float | None]:
-        keys = list(self.per_pair[0][group]) if self.per_pair else []
+        rows = [p[group] for p in self.per_pair if p.get(group) is not None]
         out: dict[str, float | None] = {}
-        for key in keys:
-            values = [p[group][key] for p in self.per_pair]
-            finite = [float(v) for v in values if v is not None and np.isfinite(v)]
+        for key in (list(rows[0]) if rows else []):
+            finite = [float(r[key]) for r in rows if r[key] is not None and np.isfinite(r[key])]
             out[key] = float(np.mean(finite)) if finite else None
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "engine": self.info, "mean": {"fidelity": self.mean("fidelity"),
-                                                                    "metrics": self.mean("metrics")},
+        has_fidelity = any(p.get("fidelity") is not None for p in self.per_pair)
+        return {"label": self.label, "engine": self.info,
+                "mean": {"fidelity": self.mean("fidelity") if has_fidelity else None,
+                         "metrics": self.mean("metrics")},
                 "pairs": self.per_pair}
 
 
-def evaluate(pairs: list[Pair], engines: list[tuple[str, dict[str, Any], FuseFn]], reference: FuseFn,
-             progress: Callable[[int, int], None] | None = None) -> tuple[list[EngineEval], dict[str, list[np.ndarray]]]:
-    """Per engine and pair: fidelity to the reference and the fusion metrics. Also returns the fused
-    frames (reference first) for the picture grid."""
-    if not pairs:
+def _finite(values: dict[str, float | None]) -> dict[str, float | None]:
+    return {m: (None if v is None or not np.isfinite(v) else v) for m, v in values.items()}
+
+
+def evaluate(datasets: list[Dataset], engines: list[tuple[str, dict[str, Any], FuseFn]], reference: FuseFn | None,
+             convention: str = "cddfuse", fused: list[tuple[str, Path]] = (),  # type: ignore[assignment]
+             progress: Callable[[int, int], None] | None = None,
+             ) -> tuple[dict[str, list[EngineEval]], dict[str, list[np.ndarray]]]:
+    """Per data set, engine and pair: fidelity to the reference and the fusion metrics in
+    ``convention``; per method folder in ``fused``: the metrics of its images. Also returns the
+    first data set's fused frames (reference first) for the picture grid."""
+    if not any(d.pairs for d in datasets):
         raise InputError("no pairs to evaluate")
-    results = [EngineEval(label, info) for label, info, _ in engines]
-    frames: dict[str, list[np.ndarray]] = {"reference": []} | {label: [] for label, _, _ in engines}
-    for k, (name, ir, vis) in enumerate(pairs):
-        want = reference(ir, vis)
-        frames["reference"].append(want)
-        for result, (label, _, fuse) in zip(results, engines):
-            got = fuse(ir, vis)
-            frames[label].append(got)
-            metrics = fusion_metrics(ir, vis, got)
-            result.per_pair.append({"pair": name, "fidelity": fidelity(want, got),
-                                    "metrics": {m: (None if not np.isfinite(v) else v) for m, v in metrics.items()}})
-        if progress:
-            progress(k + 1, len(pairs))
+    total = sum(len(d.pairs) for d in datasets)
+    done = 0
+    results: dict[str, list[EngineEval]] = {}
+    frames: dict[str, list[np.ndarray]] = {}
+    for d_index, dataset in enumerate(datasets):
+        rows = [EngineEval(label, info) for label, info, _ in engines]
+        rows += [EngineEval(name, {"fused_folder": str(folder)}) for name, folder in fused]
+        for name, ir, vis in dataset.pairs:
+            want = reference(ir, vis) if reference is not None and engines else None
+            if d_index == 0 and want is not None:
+                frames.setdefault("reference", []).append(want)
+            for row, (label, _, fuse) in zip(rows, engines):
+                got = fuse(ir, vis)
+                if d_index == 0:
+                    frames.setdefault(label, []).append(got)
+                row.per_pair.append({"pair": name, "fidelity": None if want is None else fidelity(want, got),
+                                     "metrics": _finite(fusion_metrics(ir, vis, got, convention))})
+            for row, (method, folder) in zip(rows[len(engines):], fused):
+                image = fused_image(folder, dataset.name, name, method)
+                if image.shape[:2] != vis.shape[:2]:
+                    raise InputError(f"--fused {method}: {name} is {image.shape[1]}x{image.shape[0]}, the pair "
+                                     f"{vis.shape[1]}x{vis.shape[0]}; give fused images at the pair's size")
+                if d_index == 0:
+                    frames.setdefault(method, []).append(image)
+                row.per_pair.append({"pair": name, "fidelity": None,
+                                     "metrics": _finite(fusion_metrics(ir, vis, image, convention))})
+            done += 1
+            if progress:
+                progress(done, total)
+        results[dataset.name] = rows
     return results, frames

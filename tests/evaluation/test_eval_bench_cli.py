@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from occo_deploy.engines.build import BuildResult
 from tests.cli.test_fuse_cli import _one_line_error
@@ -24,8 +25,11 @@ def test_eval_reports_fidelity_metrics_and_draws_a_grid(
     assert result.returncode == 0, result.stderr
     assert "fidelity to the reference" in result.stdout and "Qabf" in result.stdout
     report = json.loads((workspace / "eval.json").read_text())
-    assert report["reference"].startswith("export/occo.onnx") and len(report["pairs"]) == 3
-    by_label = {e["label"].split(" ")[0]: e for e in report["engines"]}
+    assert report["convention"] == "cddfuse" and "Evaluator.py" in report["convention_matches"]
+    (roadscene,) = report["datasets"]
+    assert report["reference"].startswith("export/occo.onnx") and len(roadscene["pairs"]) == 3
+    assert roadscene["name"] == "RoadScene"
+    by_label = {e["label"].split(" ")[0]: e for e in roadscene["methods"]}
     i8, f16 = by_label[int8.name], by_label[fp16_build.engine.name]
     assert i8["mean"]["fidelity"]["psnr"] > 35 and f16["mean"]["fidelity"]["psnr"] > 45
     assert len(i8["pairs"]) == 3 and set(i8["mean"]["metrics"]) == {
@@ -48,7 +52,57 @@ def test_eval_against_a_checkpoint_reference(workspace: Path) -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads((workspace / "e.json").read_text())
     assert report["reference"].startswith("pytorch eager")
-    assert report["engines"][0]["pairs"][0]["fidelity"]["max_abs"] <= 1  # the FP32 export vs PyTorch
+    assert report["datasets"][0]["methods"][0]["pairs"][0]["fidelity"]["max_abs"] <= 1  # FP32 export vs PyTorch
+
+
+def test_eval_lays_out_a_papers_table_over_data_sets_and_other_methods(workspace: Path) -> None:
+    """Two data sets, the default engine and another method's fused folder (gray images, the layout
+    DIR/<data set>/<pair>): one row per method, one column block per data set, in each format."""
+    from occo_deploy.evaluation.evaluate import load_pairs
+    from occo_deploy.evaluation.metrics import fusion_metrics
+
+    method = workspace / "results" / "Max"
+    expected: dict[str, list[dict]] = {}
+    for name in ("TNO", "MSRS"):
+        (method / name).mkdir(parents=True)
+        for side in ("ir", "vi"):
+            (workspace / name / side).mkdir(parents=True)
+        for stem, ir, vis in load_pairs(PAIRS / name / "ir", PAIRS / name / "vi", limit=2):
+            ir, vis = (cv2.resize(x, (160, 120), interpolation=cv2.INTER_AREA) for x in (ir, vis))  # CI time
+            cv2.imwrite(str(workspace / name / "ir" / f"{stem}.png"), ir)
+            cv2.imwrite(str(workspace / name / "vi" / f"{stem}.png"), vis)
+            fused = np.maximum(ir, cv2.cvtColor(vis, cv2.COLOR_BGR2GRAY))
+            cv2.imwrite(str(method / name / f"{stem}.png"), fused)
+            expected.setdefault(name, []).append(fusion_metrics(ir, vis, fused, "vifb"))
+    datasets = [f"--dataset={n}={workspace / n / 'ir'},{workspace / n / 'vi'}" for n in ("TNO", "MSRS")]
+    for suffix in ("md", "csv", "tex"):
+        result = run_cli("eval", *datasets, "--limit", "2", "--fused", f"Max={method}", "--convention", "vifb",
+                         "--table", f"t.{suffix}", "--report", f"r{suffix}.json", cwd=workspace,
+                         env_extra={"COLUMNS": "80"})
+        assert result.returncode == 0, result.stderr
+        assert all(len(line) <= 80 for line in result.stdout.splitlines()), result.stdout
+    report = json.loads((workspace / "rmd.json").read_text())
+    assert report["convention"] == "vifb" and [d["name"] for d in report["datasets"]] == ["TNO", "MSRS"]
+    for d in report["datasets"]:
+        engine, other = d["methods"]
+        assert engine["label"].startswith("occo") and engine["mean"]["fidelity"]["max_abs"] == 0
+        assert other["label"] == "Max" and other["mean"]["fidelity"] is None
+        for name in ("EN", "MI", "Qabf", "PSNR"):  # the folder's gray images, scored as VIFB scores gray
+            assert other["mean"]["metrics"][name] == pytest.approx(
+                np.mean([e[name] for e in expected[d["name"]]]), rel=1e-9)
+        assert other["mean"]["metrics"]["VIF"] is None
+    md = (workspace / "t.md").read_text().splitlines()
+    header = next(line for line in md if line.startswith("| method"))
+    assert "TNO EN" in header and "MSRS PSNR" in header and header.index("TNO EN") < header.index("MSRS EN")
+    rows = [line for line in md if line.startswith("| occo") or line.startswith("| Max")]
+    assert len(rows) == 2 and all(line.count("|") == 2 + 2 * 10 for line in rows)
+    assert sum(line.count("**") for line in rows) == 2 * 2 * 8  # a best per column; VIF, SCD are "-"
+    csv_rows = (workspace / "t.csv").read_text().splitlines()
+    assert csv_rows[0].startswith("method,TNO EN,") and csv_rows[2].startswith("Max,")
+    max_mi = float(csv_rows[2].split(",")[5])
+    assert max_mi == pytest.approx(np.mean([e["MI"] for e in expected["TNO"]]), rel=1e-5)
+    tex = (workspace / "t.tex").read_text()
+    assert r"\begin{tabular}{l|cccccccccc|cccccccccc}" in tex and r"\multicolumn{10}{c}{MSRS}" in tex
 
 
 def test_bench_times_several_engines_and_draws_a_histogram(
@@ -99,6 +153,14 @@ def test_bench_sweeps_batch_sizes_through_the_pipeline(workspace: Path) -> None:
 def test_eval_bad_inputs(workspace: Path) -> None:
     ir = PAIRS / "TNO" / "ir" / "07.png"
     _one_line_error(run_cli("eval", str(ir), str(PAIRS / "TNO" / "vi"), cwd=workspace), "two images or two folders")
+    _one_line_error(run_cli("eval", "--dataset", "TNO", cwd=workspace), "NAME=IR_DIR,VIS_DIR")
+    _one_line_error(run_cli("eval", cwd=workspace), "--dataset NAME=IR_DIR,VIS_DIR")
+    _one_line_error(run_cli("eval", str(ir), str(PAIRS / "TNO" / "vi" / "07.png"), "--convention", "matlab",
+                            cwd=workspace), "cddfuse, vifb, textbook")
+    _one_line_error(run_cli("eval", str(ir), str(PAIRS / "TNO" / "vi" / "07.png"), "--table", "t.xlsx",
+                            cwd=workspace), ".md, .csv or .tex")
+    _one_line_error(run_cli("eval", str(ir), str(PAIRS / "TNO" / "vi" / "07.png"), "--fused", f"X={workspace}",
+                            cwd=workspace), "no image for pair '07'")
     _one_line_error(run_cli("eval", str(ir), str(PAIRS / "TNO" / "vi" / "07.png"), "--grid", "g.jpg",
                             cwd=workspace), "PNG")
     shutil.rmtree(workspace / "export")

@@ -1,4 +1,5 @@
-"""Fusion metrics against values worked out by hand on tiny arrays, and their known properties."""
+"""The textbook convention's metrics against values worked out by hand on tiny arrays, and their
+known properties; engine fidelity."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from occo_deploy.evaluation import metrics as m
+from occo_deploy.evaluation import metrics
+from occo_deploy.evaluation import textbook as m
 from tests.conftest import bgr, load_case
 
 A2 = np.array([[0, 0], [255, 255]], np.float64)
@@ -75,8 +77,8 @@ def test_ssim_and_vif_properties() -> None:
 
 def test_all_metrics_on_a_real_fused_frame_are_in_their_ranges() -> None:
     case = load_case("msrs_00537D")
-    values = m.fusion_metrics(case["ir"], bgr(case["vis"]), bgr(case["fused"]))
-    assert list(values) == list(m.FUSION_METRICS)
+    values = metrics.fusion_metrics(case["ir"], bgr(case["vis"]), bgr(case["fused"]), "textbook")
+    assert list(values) == list(metrics.FUSION_METRICS)
     assert 0 < values["EN"] <= 8 and values["SD"] > 0 and values["SF"] > 0 and values["AG"] > 0
     assert 0 < values["MI"] <= 16 and 0 < values["Qabf"] < 0.975 and 0 < values["SSIM"] < 2
     assert values["VIF"] > 0 and -2 <= values["SCD"] <= 2 and 0 < values["PSNR"] < 100
@@ -84,12 +86,12 @@ def test_all_metrics_on_a_real_fused_frame_are_in_their_ranges() -> None:
 
 def test_fidelity() -> None:
     a = np.zeros((8, 8, 3), np.uint8)
-    same = m.fidelity(a, a.copy())
+    same = metrics.fidelity(a, a.copy())
     assert same["psnr"] is None and same["max_abs"] == 0 and same["off_by_more_than_1"] == 0.0
     b = a.copy()
     b[0, 0, 0] = 9
     b[1, 1, 1] = 2
-    d = m.fidelity(a, b)
+    d = metrics.fidelity(a, b)
     assert d["max_abs"] == 9
     assert d["off_by_more_than_1"] == pytest.approx(2 / a.size) and d["off_by_more_than_8"] == pytest.approx(1 / a.size)
     assert d["psnr"] == pytest.approx(10 * math.log10(255**2 / ((81 + 4) / a.size)))
