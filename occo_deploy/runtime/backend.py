@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from occo_deploy.errors import EngineError
+from occo_deploy.errors import EngineError, InputError
 from occo_deploy.runtime.shapes import ShapeRange
 from occo_deploy.runtime.staging import BufferPlan, Slot, numpy_slot
 
@@ -193,11 +193,17 @@ def resolve_backend(
         provider = (sidecar or {}).get("provider") or _DEFAULT_PROVIDER.get(fmt, "")
     target = _REGISTRY.get((fmt, provider))
     if target is None:
-        known = ", ".join(sorted(f"{f}/{p}" for f, p in _REGISTRY)) or "none"
-        raise EngineError(
-            f"no backend runs '{fmt}' artifacts on provider '{provider}' (known: {known}); "
-            "pass an exported .onnx or a built engine"
-        )
+        providers = sorted({p for _, p in _REGISTRY})
+        here = sorted(p for f, p in _REGISTRY if f == fmt)
+        if provider not in providers:
+            raise InputError(f"unknown --provider {provider!r}; use one of {', '.join(providers)}"
+                             + (f" (for a .{fmt}: {', '.join(here)})" if here and fmt == "onnx" else ""))
+        if here:
+            raise EngineError(f"a .{fmt} artifact runs on --provider {' or '.join(here)}, not {provider!r}"
+                              + ("; for the CPU, fuse the .onnx it was built from" if fmt == "plan" else ""))
+        known = ", ".join(sorted({f".{f}" for f, _ in _REGISTRY}))
+        raise EngineError(f"{artifact.name}: no backend runs '{fmt}' artifacts (known: {known}); "
+                          "pass an exported .onnx or a built engine")
     module_name, class_name = target.split(":")
     return getattr(importlib.import_module(module_name), class_name), provider
 

@@ -47,9 +47,7 @@ class Fuser:
                  max_side: int | None = None, check_memory: bool = True) -> None:
         self.engine = Path(engine)
         if not self.engine.is_file():
-            raise EngineError(
-                f"engine not found: {self.engine}; make one with: occo-deploy export CHECKPOINT"
-            )
+            raise EngineError(f"engine not found: {self.engine}; {_how_to_make(self.engine)}")
         self.sidecar = read_sidecar(self.engine)
         options: dict[str, Any] = {"cuda_graph": cuda_graph}
         if in_flight is not None:
@@ -246,6 +244,16 @@ class Fuser:
             self.ir_resized_from = gray.shape  # type: ignore[assignment]
             gray = match_size(gray, vis_hw)
         return gray
+
+
+def _how_to_make(engine: Path) -> str:
+    """The command that makes a missing engine of this kind."""
+    suffix = engine.suffix.lower()
+    if suffix in (".plan", ".engine", ".trt"):
+        return "build one with: occo-deploy build --fp16 (TensorRT, on the GPU machine that will run it)"
+    if "int8" in engine.name or "fp16" in engine.name or "bf16" in engine.name:
+        return "build one with: occo-deploy build --int8 (or --fp16, --bf16) from export/occo.onnx"
+    return "make one with: occo-deploy export CHECKPOINT (or --demo)"
 
 
 def reduced_hw(hw: tuple[int, int], max_side: int | None) -> tuple[int, int]:

@@ -113,14 +113,20 @@ def test_a_bad_frame_mid_stream_raises_and_leaves_the_fuser_usable(exported: Pat
         Fuser(exported, cuda_graph=True)  # not ignored quietly on the CPU
 
 
-def test_asking_for_a_gpu_provider_without_one_is_an_error_not_a_cpu_run(exported: Path) -> None:
+def test_asking_for_a_gpu_provider_without_one_is_an_error_not_a_cpu_run(exported: Path, tmp_path: Path) -> None:
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(MissingDependencyError, match=r"occo-deploy\[ort-gpu\]"):
             Fuser(exported, provider="cuda")
-    with pytest.raises(EngineError, match="no backend runs 'onnx' artifacts on provider 'gpu'"):
+    with pytest.raises(InputError, match="unknown --provider 'gpu'; use one of cpu, cuda, openvino, tensorrt"):
         Fuser(exported, provider="gpu")
+    plan = tmp_path / "occo.plan"
+    with pytest.raises(EngineError, match="engine not found: .*occo.plan; build one with: occo-deploy build"):
+        Fuser(plan)
+    plan.write_bytes(b"not a plan")  # a TensorRT plan on the CPU provider: says where it runs
+    with pytest.raises(EngineError, match=r"a \.plan artifact runs on --provider tensorrt, not 'cpu'"):
+        Fuser(plan, provider="cpu")
     with pytest.raises(MissingDependencyError, match="pip uninstall -y onnxruntime"):
         gpu_provider("cuda", ["CPUExecutionProvider"], "1.32.0")
     # ONNX Runtime drops a provider whose libraries fail to load and carries on: we refuse.
