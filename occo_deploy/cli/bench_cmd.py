@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from occo_deploy.cli.common import check_outputs, err, one_line_errors, out, write_png
@@ -49,17 +50,22 @@ def bench(
                 with out.status(f"timing {engine}, batch {n} ({warmup:g} s warm-up, {duration:g} s)..."):
                     results.append(bench_lib.run(fuser, frames, batch=n, warmup_s=warmup, duration_s=duration))
     base = results[0]
-    table = Table(title=f"{len(frames)} real pairs at {hw[0]}x{hw[1]}; latency per batch, submit to frames out",
-                  title_justify="left")
-    for col in ("engine", "precision", "batch", "calls", "fps", "vs first", "min", "mean", "p50", "p90", "p95", "p99", "max"):
-        table.add_column(col, justify="left" if col in ("engine", "precision") else "right")
+    # Engines as #1, #2 with a legend: engine file names would not fit 80 columns beside the numbers.
+    keys = list(dict.fromkeys(r.engine["artifact"] for r in results))
+    table = Table(title=f"{len(frames)} real pairs at {hw[0]}x{hw[1]}; latency per batch (ms), submit to "
+                  "frames out", title_justify="left", box=box.SIMPLE_HEAD, padding=0,
+                  pad_edge=False)
+    for col in ("engine", "precision", "batch", "calls", "fps", "vs first", "mean", "p50", "p90", "p99", "max"):
+        table.add_column(col, justify="left" if col in ("engine", "precision") else "right", no_wrap=True)
     for r in results:
         lat = r.latency
-        table.add_row(Path(r.engine["artifact"]).name, str(r.engine.get("precision")), str(r.shape[0]), str(r.calls),
-                      f"{r.fps:.2f}",
-                      f"{r.fps / base.fps:.2f}x" if base.fps else "-",
-                      *(f"{lat[k]:.1f}" for k in ("min_ms", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")))
+        table.add_row(f"#{keys.index(r.engine['artifact']) + 1}", str(r.engine.get("precision")), str(r.shape[0]),
+                      str(r.calls), f"{r.fps:.2f}", f"{r.fps / base.fps:.2f}x" if base.fps else "-",
+                      *(f"{lat[k]:.1f}" for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")))
     out.print(table)
+    for k, artifact in enumerate(keys):
+        info = next(r.engine for r in results if r.engine["artifact"] == artifact)
+        out.print(f"#{k + 1} {artifact} ({info.get('backend')}, {info.get('provider')})", soft_wrap=False)
     out.print("latency in ms; stages p50 per batch: " + "; ".join(
         f"{_label(r, len(batches) > 1)}: " + ", ".join(f"{s} {v['p50_ms']:.1f}" for s, v in r.stages.items())
         for r in results))
