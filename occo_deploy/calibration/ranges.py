@@ -7,9 +7,11 @@ changed key is reported and the ranges are measured again.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +52,11 @@ class _OneSample:
         return feed
 
 
-def measure(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarray]], method: str, symmetric: bool) -> Ranges:
-    """Run the FP32 graph on ``pairs`` and return {tensor: (low, high)} for every quantized input."""
+def measure(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarray]], method: str, symmetric: bool,
+            progress: Callable[[int], None] | None = None) -> Ranges:
+    """Run the FP32 graph on ``pairs`` and return {tensor: (low, high)} for every quantized input;
+    ``progress(frames done)`` after each frame. ONNX Runtime's histogram calibrators print a few
+    lines per frame: they are swallowed here (the library never prints)."""
     from onnxruntime.quantization import create_calibrator
     from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
 
@@ -68,11 +73,15 @@ def measure(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarray]], met
                                        calibrate_method=_ort_method(method), extra_options=options)
         count = 0
         for ir, vis in pairs:
-            calibrator.collect_data(_OneSample(ir, vis))
+            with contextlib.redirect_stdout(io.StringIO()):
+                calibrator.collect_data(_OneSample(ir, vis))
             count += 1
+            if progress:
+                progress(count)
         if count == 0:
             raise InputError("no calibration frames to measure ranges on")
-        data = calibrator.compute_data()
+        with contextlib.redirect_stdout(io.StringIO()):
+            data = calibrator.compute_data()
     return {name: (float(np.asarray(t.range_value[0]).min()), float(np.asarray(t.range_value[1]).max()))
             for name, t in data.data.items()}
 

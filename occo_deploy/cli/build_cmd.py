@@ -29,7 +29,7 @@ def build(
     calib: Path = typer.Option(CALIBRATION_DIR, "--calib", help="Folder with ir/ and vi/ pairs (or sub-folders that have them)."),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax | entropy | percentile."),
     calib_size: Optional[int] = typer.Option(None, "--calib-size", min=1, help="Frames to calibrate on [default: all but the check pairs]."),
-    calib_cache: Optional[Path] = typer.Option(None, "--calib-cache", help="Range cache [default: <engine>.calib.json]."),
+    calib_cache: Optional[Path] = typer.Option(None, "--calib-cache", help="Range cache [default: calib_<method>_<symmetric or asymmetric>.json beside the engine, shared by backends]."),
     seed: int = typer.Option(0, "--seed", help="Seed of the calibration / check split."),
     shape: Optional[str] = typer.Option(None, "--shape", help="Static HxW (batch 1)."),
     min_shape: Optional[str] = typer.Option(None, "--min", help="Profile minimum NxHxW."),
@@ -64,9 +64,30 @@ def build(
                            force=force, calib_dir=calib, calib_method=calib_method, calib_size=calib_size,
                            calib_cache=calib_cache, seed=seed, min_psnr=min_psnr, workspace_gib=workspace,
                            timing_cache=timing_cache, onnx_only=onnx_only)
-    result = build_engine(request, log=lambda message: out.print(message, soft_wrap=True))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    # Calibration and the gates take minutes on a CPU: a bar each (drawn on terminals only).
+    columns = (TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("left"), TimeRemainingColumn())
+    with Progress(*columns, console=out, transient=True) as bars:
+        tasks: dict[str, object] = {}
+
+        def progress(task: str, done: int, total: int) -> None:
+            if task not in tasks:
+                tasks[task] = bars.add_task(task, total=total)
+            bars.update(tasks[task], completed=done)  # type: ignore[arg-type]
+
+        result = build_engine(request, log=lambda message: bars.console.print(message, soft_wrap=True),
+                              progress=progress)
     what = "wrote" if onnx_only else "built"
     out.print(f"{what} {result.engine} ({human_bytes(result.engine.stat().st_size)}) in {result.seconds:.0f} s; "
               f"sidecar {result.sidecar}")
     if onnx_only:
         out.print(f"next, {result.info['purpose'].split('; ', 1)[1]}", soft_wrap=True)
+    else:
+        speed = result.gate.speedup
+        if speed is not None and not onnx_only:
+            out.print(f"speed on this machine: {speed:.2f}x the FP32 export (the gate's frames, both engines "
+                      "run alike)", soft_wrap=True)
+        out.print(f"next: occo-deploy fuse IR VIS --engine {result.engine} (fuse picks the newest engine in "
+                  "engines/ by itself)", soft_wrap=True)

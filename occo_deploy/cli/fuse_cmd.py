@@ -198,3 +198,19 @@ def _summary(result: Any) -> None:
     e = result.engine
     out.print(f"engine: {e.get('artifact')} [{e.get('backend')} {e.get('provider')}, {e.get('precision')}]")
     out.print(latency_table(result.latency))
+    hint = _faster(e)
+    if hint:
+        out.print(hint, soft_wrap=True)
+
+
+def _faster(engine: dict[str, Any]) -> str | None:
+    """After a run on the FP32 export on the CPU: the command to the fastest CPU engine."""
+    if engine.get("precision") != "fp32" or engine.get("provider") != "cpu":
+        return None
+    import importlib.util
+
+    build = "occo-deploy build --backend openvino --int8 --calib PAIRS"
+    if importlib.util.find_spec("openvino") is None:
+        build = f"pip install 'occo-deploy[openvino]' && {build}"
+    return (f"faster on a CPU: {build}  (PAIRS: a folder with ir/ and vi/ of your own pairs; build says how "
+            "much faster the engine is on this machine, and fuse then takes it by itself)")

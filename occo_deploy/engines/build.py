@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from occo_deploy.calibration import data as calib_data
 from occo_deploy.calibration import ranges as calib_ranges
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE, base_sidecar, read_sidecar, sidecar_path
 from occo_deploy.engines import precision as prec
-from occo_deploy.engines.builders import BuildOptions, EngineBuilder, Log, builder_class
+from occo_deploy.engines.builders import BuildOptions, EngineBuilder, Log, Progress, builder_class
 from occo_deploy.engines.gate import DEFAULT_MIN_PSNR, GateResult, compare
 from occo_deploy.engines.profile import Profile
 from occo_deploy.errors import BuildError, EngineError, InputError
@@ -50,7 +51,7 @@ class BuildRequest:
     calib_dir: Path = Path("calibration")
     calib_method: str = "minmax"
     calib_size: int | None = None
-    calib_cache: Path | None = None  # default: <output stem>.calib.json beside the engine
+    calib_cache: Path | None = None  # default: calib_<method>_<symmetric|asymmetric>.json beside the engine
     val_size: int = 4
     seed: int = 0
     min_psnr: float | None = None
@@ -151,7 +152,9 @@ def _lint(builder: EngineBuilder, model_path: Path, log: Log) -> dict[str, Any] 
             "warnings": len(findings) - len(errors)}
 
 
-def build_engine(req: BuildRequest, log: Log = lambda _m: None) -> BuildResult:
+def build_engine(req: BuildRequest, log: Log = lambda _m: None, progress: Progress | None = None) -> BuildResult:
+    """FP32 ONNX -> precision ONNX -> engine -> quality gate; ``log`` gets what a user reads, and
+    ``progress(task, done, total)`` the long steps (calibration, the gates)."""
     start = time.perf_counter()
     builder_cls = builder_class(req.backend)
     source = source_onnx(req.onnx)
@@ -229,7 +232,7 @@ def build_engine(req: BuildRequest, log: Log = lambda _m: None) -> BuildResult:
             assert calib_items is not None
             int8_path = tmp / "int8.onnx"
             info["calibration"] = _quantize(req, builder, hw, calib_items, info["source"]["onnx_sha256"], output,
-                                            int8_path, log)
+                                            int8_path, log, progress)
         parsed = source.path if made_for else builder.precision_input(precision, req.onnx, fp16_path, int8_path)
         lint = _lint(builder, parsed, log)
         if lint:
@@ -244,7 +247,7 @@ def build_engine(req: BuildRequest, log: Log = lambda _m: None) -> BuildResult:
         if req.onnx_only or (req.backend != "onnxruntime" and parsed != reference_path):
             # The artifact the backend parses is checked here too, on the CPU, before the GPU build.
             pre = compare(reference, backends.enter_context(contextlib.closing(reference_backend(parsed))),
-                          val_pairs, min_psnr)
+                          val_pairs, min_psnr, _step(progress, f"checking the {precision} ONNX"))
             log(f"{precision} ONNX on ONNX Runtime: {pre.describe()}")
             info["precision_onnx_check"] = pre.as_dict()
             if not pre.passed:
@@ -259,7 +262,7 @@ def build_engine(req: BuildRequest, log: Log = lambda _m: None) -> BuildResult:
                 info.update(builder.build(parsed, tmp_out, BuildOptions(precision, profile, req.workspace_gib,
                                                                         req.timing_cache, log)))
                 engine = backends.enter_context(contextlib.closing(builder.runner(tmp_out, info)))
-                gate = compare(reference, engine, val_pairs, min_psnr)
+                gate = compare(reference, engine, val_pairs, min_psnr, _step(progress, "quality gate"))
                 log(gate.describe())
                 if not gate.passed:
                     raise BuildError(f"engine below the quality gate, nothing kept: {gate.describe()}; "
@@ -305,19 +308,28 @@ def _pairs(req: BuildRequest, calibrate: bool, hw: tuple[int, int], log: Log
     return list(calib_data.iter_pairs(val, hw)), None
 
 
+def _step(progress: Progress | None, task: str) -> Callable[[int, int], None] | None:
+    return None if progress is None else (lambda done, total: progress(task, done, total))
+
+
 def _quantize(req: BuildRequest, builder: EngineBuilder, hw: tuple[int, int], items: list, onnx_sha256: str,
-              output: Path, out_path: Path, log: Log) -> dict[str, Any]:
+              output: Path, out_path: Path, log: Log, progress: Progress | None = None) -> dict[str, Any]:
     scheme = builder.int8_scheme
     symmetric = prec.SCHEMES[scheme].symmetric
     set_sha = calib_data.set_hash(items, hw)
     key = calib_ranges.cache_key(onnx_sha256, set_sha, req.calib_method, symmetric)
-    cache_path = req.calib_cache or output.with_name(output.stem + ".calib.json")
+    # One cache per method and range kind, shared by every backend beside it: an OpenVINO build
+    # reuses the ranges an ONNX Runtime build measured when their schemes quantize alike.
+    cache_path = req.calib_cache or output.with_name(
+        f"calib_{req.calib_method}_{'symmetric' if symmetric else 'asymmetric'}.json")
     found = calib_ranges.load_cache(cache_path, key)
     log(found.message)
     ranges = found.ranges
     if ranges is None:
         log(f"calibrating ({req.calib_method}) on {len(items)} frames...")
-        ranges = calib_ranges.measure(req.onnx, calib_data.iter_pairs(items, hw), req.calib_method, symmetric)
+        tick = _step(progress, f"calibrating ({req.calib_method})")
+        ranges = calib_ranges.measure(req.onnx, calib_data.iter_pairs(items, hw), req.calib_method, symmetric,
+                                      None if tick is None else (lambda done: tick(done, len(items))))
         calib_ranges.save_cache(cache_path, key, ranges)
     import onnx
 

@@ -19,6 +19,8 @@ from occo_deploy.runtime.backend import Backend
 
 #: Where library code sends progress messages (the CLI prints them; nothing is printed here).
 Log = Callable[[str], None]
+#: progress(task, done, total): the CLI draws it as a bar; the library never prints.
+Progress = Callable[[str, int, int], None]
 
 
 def _quiet(_message: str) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +39,14 @@ class GateResult:
     max_abs: int
     min_psnr: float
     largest_hw: tuple[int, int] = (0, 0)  # the largest frame checked (H, W)
+    #: Seconds the FP32 reference and the candidate took on the same frames, the first of each size
+    #: left out (compiles, allocations): how much faster the engine is on this machine.
+    reference_s: float = 0.0
+    candidate_s: float = 0.0
+
+    @property
+    def speedup(self) -> float | None:
+        return self.reference_s / self.candidate_s if self.candidate_s > 0 and self.reference_s > 0 else None
 
     @property
     def passed(self) -> bool:
@@ -48,7 +59,9 @@ class GateResult:
         return {"reference": "fp32 onnx on onnxruntime cpu", "metric": "psnr of fused uint8 frames (dB)",
                 "pairs": self.pairs, "psnr_min": db(self.psnr_min), "psnr_all": db(self.psnr_all),
                 "max_abs_error": self.max_abs, "min_psnr": self.min_psnr, "largest_hw": list(self.largest_hw),
-                "passed": self.passed}
+                "passed": self.passed, "reference_s": round(self.reference_s, 3),
+                "candidate_s": round(self.candidate_s, 3),
+                "speedup_vs_fp32": None if self.speedup is None else round(self.speedup, 3)}
 
     def describe(self) -> str:
         def db(v: float) -> str:
@@ -60,16 +73,26 @@ class GateResult:
 
 
 def compare(reference: Backend, candidate: Backend, pairs: list[tuple[np.ndarray, np.ndarray]],
-            min_psnr: float) -> GateResult:
+            min_psnr: float, progress: Callable[[int, int], None] | None = None) -> GateResult:
     """Run both on every pair (one at a time, at the pairs' size) and summarise; the caller enforces."""
     if not pairs:
         raise EngineError("no pairs to check the engine on")
     errors, worst = [], 0
     largest = max((p[0].shape[:2] for p in pairs), key=lambda hw: hw[0] * hw[1])
-    for ir, vis in pairs:
+    seen: set[tuple[int, int]] = set()
+    ref_s = cand_s = 0.0
+    for k, (ir, vis) in enumerate(pairs):
+        t0 = time.perf_counter()
         want = reference.run(vis[None], ir[None])[0]
+        t1 = time.perf_counter()
         got = candidate.run(vis[None], ir[None])[0]
+        t2 = time.perf_counter()
+        if ir.shape[:2] in seen:
+            ref_s, cand_s = ref_s + t1 - t0, cand_s + t2 - t1
+        seen.add(ir.shape[:2])
         errors.append(_mse(want, got))
         worst = max(worst, int(np.abs(want.astype(np.int16) - got.astype(np.int16)).max()))
+        if progress:
+            progress(k + 1, len(pairs))
     return GateResult(len(pairs), psnr_from_mse(max(errors)), psnr_from_mse(float(np.mean(errors))), worst, min_psnr,
-                      (int(largest[0]), int(largest[1])))
+                      (int(largest[0]), int(largest[1])), ref_s, cand_s)

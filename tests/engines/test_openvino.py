@@ -40,17 +40,29 @@ def test_fp32_engine_matches_onnxruntime_at_two_sizes(exported: Path, tmp_path: 
             for ir, vis in _pairs(size):
                 diff = np.abs(fuser.fuse(ir, vis).astype(int) - cpu.fuse(ir, vis).astype(int))
                 assert diff.max() <= 1
+        first = fuser.info()
+    # Compiled sizes are cached beside the engine: a new Fuser (a second run, another process)
+    # loads them instead of compiling again, and gives the same frames.
+    cache = tmp_path / ".openvino_cache"
+    assert first["compile_cache"] == str(cache) and first["sizes_compiled"] == ["1x120x160", "1x64x96"]
+    assert any(cache.iterdir())
+    ir, vis = _pairs((96, 64))[0]
+    with Fuser(result.engine) as again, Fuser(exported) as cpu:
+        assert np.abs(again.fuse(ir, vis).astype(int) - cpu.fuse(ir, vis).astype(int)).max() <= 1
+        assert again.info()["sizes_loaded_from_cache"] == ["1x64x96"] and again.info()["sizes_compiled"] == []
 
 
 def test_int8_engine_passes_its_gate_with_static_shapes(
     exported: Path, tmp_path: Path, int8_build: tuple[BuildResult, list[str]]
 ) -> None:
-    # The ranges ONNX Runtime's u8s8 build measured are reused (same ONNX, set, method, symmetry).
+    # The ranges ONNX Runtime's INT8 build measured are reused by default (one cache per method and
+    # range kind beside the engines: same ONNX, set, method, symmetry).
     cache = Path(int8_build[0].info["calibration"]["cache"])
+    assert cache.name == "calib_minmax_asymmetric.json"
     log: list[str] = []
-    result = build_engine(request(exported, tmp_path, backend="openvino", output=tmp_path / "occo_int8_openvino.onnx",
-                                  calib_cache=cache), log.append)
-    assert any("reusing cached calibration ranges" in m for m in log)
+    result = build_engine(request(exported, tmp_path, backend="openvino",
+                                  output=cache.parent / "occo_int8_openvino.onnx"), log.append)
+    assert any(f"reusing cached calibration ranges from {cache}" in m for m in log)
     assert result.gate.passed and result.gate.psnr_min >= 35  # 8 dB if OpenVINO compiled it with dynamic shapes
     assert _worst_psnr(result.engine, exported, _pairs((160, 120))) >= 35
     sidecar = json.loads(result.sidecar.read_text())
