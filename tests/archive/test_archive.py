@@ -223,7 +223,7 @@ def test_ray_cluster_survives_a_killed_worker(exported: Path, tmp_path: Path) ->
     ir_root, vis_root = build_archive(tmp_path / "a", clips=4, clip_frames=30, bad=False)
     port = 20000 + os.getpid() % 10000
     env = {**os.environ, "RAY_AUTH_MODE": "token"}  # Ray 2.59+: the head and its clients agree on tokens
-    head = subprocess.Popen(["ray", "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
+    head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
                              "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:

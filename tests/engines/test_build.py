@@ -13,6 +13,7 @@ import pytest
 from occo_deploy import Fuser
 from occo_deploy.calibration import data as calib_data
 from occo_deploy.engines.build import BuildResult, build_engine
+from occo_deploy.engines.profile import Profile
 from occo_deploy.engines.gate import psnr
 from occo_deploy.errors import BuildError, InputError, OutputExistsError
 from occo_deploy.files import sha256_file
@@ -88,22 +89,29 @@ def test_fp16_engine_holds_on_large_real_frames(exported: Path, fp16_build: Buil
     assert fp16_build.gate.pairs == 5  # four held-out pairs and one enlarged frame
 
 
+#: Tests of what a build does around the engine (caches, failures) calibrate and gate on small frames.
+SMALL = Profile.from_options(min_="1x16x16", opt="1x64x80", max_="8x4096x4096")
+
+
 def test_cache_is_reused_then_invalidated(exported: Path, tmp_path: Path) -> None:
     log: list[str] = []
     cache = tmp_path / "ranges.json"
-    first = build_engine(request(exported, tmp_path, output=tmp_path / "a.onnx", calib_cache=cache, calib_size=4), log.append)
+    first = build_engine(request(exported, tmp_path, output=tmp_path / "a.onnx", calib_cache=cache, calib_size=4,
+                                 profile=SMALL), log.append)
     assert any("no calibration cache" in m for m in log) and cache.is_file()
     log.clear()
-    again = build_engine(request(exported, tmp_path, output=tmp_path / "b.onnx", calib_cache=cache, calib_size=4), log.append)
+    again = build_engine(request(exported, tmp_path, output=tmp_path / "b.onnx", calib_cache=cache, calib_size=4,
+                                 profile=SMALL), log.append)
     assert any("reusing cached calibration ranges" in m for m in log)
     assert not any(m.startswith("calibrating") for m in log)
     assert sha256_file(again.engine) == sha256_file(first.engine)  # same ranges, same engine
     log.clear()
-    build_engine(request(exported, tmp_path, output=tmp_path / "c.onnx", calib_cache=cache, calib_size=5), log.append)
+    build_engine(request(exported, tmp_path, output=tmp_path / "c.onnx", calib_cache=cache, calib_size=5,
+                         profile=SMALL), log.append)
     assert any("stale (the calibration set changed)" in m for m in log)
     log.clear()
     build_engine(request(exported, tmp_path, output=tmp_path / "d.onnx", calib_cache=cache, calib_size=5,
-                         calib_method="percentile"), log.append)
+                         calib_method="percentile", profile=SMALL), log.append)
     assert any("stale (the calibration method changed)" in m for m in log)
 
 
@@ -116,7 +124,8 @@ def _nothing_written(folder: Path) -> None:
 
 def test_gate_failure_keeps_nothing(exported: Path, tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="quality gate, nothing kept"):
-        build_engine(request(exported, tmp_path, calib_size=4, min_psnr=99.0, calib_cache=tmp_path / "c" / "r.json"))
+        build_engine(request(exported, tmp_path, calib_size=4, min_psnr=99.0, calib_cache=tmp_path / "c" / "r.json",
+                             profile=SMALL))
     _nothing_written(tmp_path)
 
 
@@ -126,7 +135,8 @@ def test_interrupted_build_keeps_nothing(exported: Path, tmp_path: Path) -> None
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        build_engine(request(exported, tmp_path, calib_size=4, calib_cache=tmp_path / "c" / "r.json"), interrupt)
+        build_engine(request(exported, tmp_path, calib_size=4, calib_cache=tmp_path / "c" / "r.json", profile=SMALL),
+                     interrupt)
     _nothing_written(tmp_path)
 
 
