@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from occo_deploy.archive.items import discover  # noqa: E402
 from occo_deploy.archive.job import RunSettings, run_archive  # noqa: E402
-from occo_deploy.runtime.cpu import cpu_model  # noqa: E402
+from occo_deploy.runtime.cpu import cpu_description  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 
@@ -87,7 +87,7 @@ def main() -> int:
     configs = [("local", None), ("ray 1x1", RayOptions(workers=1, threads_per_worker=1)),
                ("ray 2x1", RayOptions(workers=2, threads_per_worker=1)),
                ("ray 1x2", RayOptions(workers=1, threads_per_worker=2))]
-    print(f"CPU: {cpu_model()}, engine {args.engine.name}")
+    print(f"CPU: {cpu_description()}, engine {args.engine.name}")
     with tempfile.TemporaryDirectory(prefix="occo-archive-bench-") as tmp:
         tree = make_archive(Path(tmp) / "in", args.images, args.clip_frames)
         tiny = make_archive(Path(tmp) / "tiny", 0, 0, tiny=40)

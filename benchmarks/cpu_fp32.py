@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from occo_deploy.runtime.cpu import cpu_description
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,7 +112,7 @@ def main() -> None:
             worst = max(worst, max(int(np.abs(o.astype(int) - outputs[0].astype(int)).max()) for o in outputs))
 
     base = statistics.median(times["pytorch eager, no_grad (baseline)"])
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, threads={args.threads}; "
+    print(f"machine: {cpu_description()}, {os.cpu_count()} cpus, threads={args.threads}; "
           f"torch {torch.__version__}, onnxruntime {ort.__version__}")
     print(f"{len(pairs)} real 640x480 pairs from {args.pairs} x {args.rounds} rounds, interleaved; "
           f"largest difference between runners: {worst} grey level(s)")

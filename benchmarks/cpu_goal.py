@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -35,6 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from occo_deploy.runtime.cpu import cpu_description
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -201,7 +202,7 @@ def main() -> None:
             if name == EAGER:
                 eager_blocks.append(statistics.median(block))
     base = statistics.median(times[EAGER])
-    print(f"\nmachine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cpus, threads={args.threads}; "
+    print(f"\nmachine: {cpu_description()}, {os.cpu_count()} cpus, threads={args.threads}; "
           f"torch {version('torch')}, onnxruntime {ort.__version__}, openvino {ov.__version__}")
     print(f"{len(pairs)} MSRS 640x480 pairs x {args.rounds} rounds, one block per runner, order rotated; INT8 calibrated on "
           f"{args.calib_size} TNO/RoadScene/LLVIP frames\n")

@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from occo_deploy.runtime.cpu import cpu_model  # noqa: E402
+from occo_deploy.runtime.cpu import cpu_description  # noqa: E402
 
 SENDER = ROOT / "tests" / "live" / "sender.py"
 
@@ -74,7 +74,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="640x480,320x240")
     args = ap.parse_args()
     engines = args.engine or [ROOT / "export" / "occo.onnx"]
-    print(f"CPU: {cpu_model()}; two 30 fps senders on loopback; {args.seconds:g} s per run")
+    print(f"CPU: {cpu_description()}; two 30 fps senders on loopback; {args.seconds:g} s per run")
     rows = [run(engine, size, args.seconds) for engine in engines for size in args.sizes.split(",")]
     print("\n| engine | size | in fps (vis / ir) | out fps | dropped | unpaired | latency p50 / p99 ms | "
           "p50 first / last third ms |")

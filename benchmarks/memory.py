@@ -74,7 +74,7 @@ def fit(rows: list[dict[str, Any]]) -> tuple[float, float] | None:
 
 
 def main() -> int:
-    from occo_deploy.runtime.cpu import cpu_model
+    from occo_deploy.runtime.cpu import cpu_description
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engine", type=Path, action="append")
@@ -83,7 +83,7 @@ def main() -> int:
     ap.add_argument("--fit", action="store_true")
     args = ap.parse_args()
     engines = args.engine or [ROOT / "export" / "occo.onnx"]
-    print(f"CPU: {cpu_model()}; peak resident memory of one fresh process per run (limit {args.limit_gib:g} GiB)\n")
+    print(f"CPU: {cpu_description()}; peak resident memory of one fresh process per run (limit {args.limit_gib:g} GiB)\n")
     print("| engine | size | loaded GB | peak GB | s per frame | note |")
     print("|---|---|---|---|---|---|")
     by_engine: dict[str, list[dict[str, Any]]] = {}

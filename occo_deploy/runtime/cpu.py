@@ -33,6 +33,36 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: Features that decide this network's CPU speed, as a table's reader wants them named.
+ISA_FLAGS = (("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI"), ("avx512_bf16", "AVX-512 BF16"),
+             ("amx_int8", "AMX INT8"), ("amx_bf16", "AMX BF16"))
+
+
+def _cpuinfo_field(name: str) -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.split(":", 1)[0].strip() == name:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_description() -> str:
+    """Model, AMD family/model (the model name of a cloud EPYC is often only "AMD EPYC") and the
+    INT8/BF16 features: what a benchmark table must say, since speeds differ a lot between them."""
+    name = cpu_model()
+    family, model = _cpuinfo_field("cpu family"), _cpuinfo_field("model")
+    if "AMD" in name and family and model and model.isdigit():
+        zen = {23: "Zen/Zen 2", 25: "Zen 3" if int(model) < 0x10 else "Zen 4", 26: "Zen 5"}.get(int(family))
+        name += f" (family {family} model {model}{': ' + zen if zen else ''})"
+    flags = cpu_flags()
+    features = [label for flag, label in ISA_FLAGS if flag in flags]
+    if not features:
+        features = ["AVX-512, no VNNI" if "avx512f" in flags else "AVX2 only" if "avx2" in flags else "no AVX2"]
+    return f"{name}, {', '.join(features)}"
+
+
 def int8_saturates() -> bool:
     """Whether ONNX Runtime's x86 INT8 kernels saturate on this CPU.
 
