@@ -86,8 +86,8 @@ def build(
         out.print(f"next, {result.info['purpose'].split('; ', 1)[1]}", soft_wrap=True)
     else:
         speed = result.gate.speedup
-        if speed is not None and not onnx_only:
-            out.print(f"speed on this machine: {speed:.2f}x the FP32 export (the gate's frames, both engines "
-                      "run alike)", soft_wrap=True)
+        if speed is not None:
+            out.print(f"speed on this machine: {speed:.2f}x the FP32 export on ONNX Runtime's CPU provider "
+                      "(the gate's frames, run one by one by both)", soft_wrap=True)
         out.print(f"next: occo-deploy fuse IR VIS --engine {result.engine} (fuse picks the newest engine in "
                   "engines/ by itself)", soft_wrap=True)

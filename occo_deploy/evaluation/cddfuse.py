@@ -18,6 +18,8 @@ import math
 import cv2
 import numpy as np
 
+from occo_deploy.evaluation.windows import fspecial_gaussian, filter_valid
+
 
 def read_gray(image: np.ndarray) -> np.ndarray:
     """Evaluator.py:10-14: ``np.round(cv2.cvtColor(img.astype(float32), BGR2GRAY))``, float32."""
@@ -89,23 +91,6 @@ def scd(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
     return _corr(a, f - b) + _corr(b, f - a)
 
 
-def _gauss(n: int, sd: float) -> np.ndarray:
-    """Evaluator.py:115-122: MATLAB's ``fspecial('gaussian')`` (tiny values cut, normalised)."""
-    m = (n - 1.0) / 2.0
-    y, x = np.ogrid[-m : m + 1, -m : m + 1]
-    h = np.exp(-(x * x + y * y) / (2.0 * sd * sd))
-    h[h < np.finfo(h.dtype).eps * h.max()] = 0
-    return h / h.sum()
-
-
-def _conv_valid(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """``scipy.signal.convolve2d(img, rot90(kernel, 2), 'valid')``: correlation with ``kernel``,
-    windows fully inside (the kernels here are symmetric)."""
-    out = cv2.filter2D(img.astype(np.float64), cv2.CV_64F, kernel, borderType=cv2.BORDER_CONSTANT)
-    r, c = kernel.shape[0] // 2, kernel.shape[1] // 2
-    return out[r : out.shape[0] - (kernel.shape[0] - 1 - r), c : out.shape[1] - (kernel.shape[1] - 1 - c)]
-
-
 def _vifp(ref: np.ndarray, dist: np.ndarray) -> float:
     """Evaluator.py:104-164 (``compare_viff``): pixel-domain VIF, four scales, sigma_n^2 = 2; a NaN
     result (a flat reference) counts as 1."""
@@ -114,14 +99,14 @@ def _vifp(ref: np.ndarray, dist: np.ndarray) -> float:
     ref, dist = ref.astype(np.float64), dist.astype(np.float64)
     for scale in range(1, 5):
         n = 2 ** (4 - scale + 1) + 1
-        win = _gauss(n, n / 5.0)
+        win = fspecial_gaussian(n, n / 5.0)
         if scale > 1:
-            ref = _conv_valid(ref, win)[::2, ::2]
-            dist = _conv_valid(dist, win)[::2, ::2]
-        mu1, mu2 = _conv_valid(ref, win), _conv_valid(dist, win)
-        s1 = _conv_valid(ref * ref, win) - mu1 * mu1
-        s2 = _conv_valid(dist * dist, win) - mu2 * mu2
-        s12 = _conv_valid(ref * dist, win) - mu1 * mu2
+            ref = filter_valid(ref, win)[::2, ::2]
+            dist = filter_valid(dist, win)[::2, ::2]
+        mu1, mu2 = filter_valid(ref, win), filter_valid(dist, win)
+        s1 = filter_valid(ref * ref, win) - mu1 * mu1
+        s2 = filter_valid(dist * dist, win) - mu2 * mu2
+        s12 = filter_valid(ref * dist, win) - mu1 * mu2
         s1[s1 < 0] = 0
         s2[s2 < 0] = 0
         g = s12 / (s1 + eps)

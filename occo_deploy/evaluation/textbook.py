@@ -23,6 +23,8 @@ import math
 import cv2
 import numpy as np
 
+from occo_deploy.evaluation.windows import filter_valid
+
 
 def gray(image: np.ndarray) -> np.ndarray:
     """float64 gray in [0, 255]: luma of a BGR image, the image itself when it is already gray."""
@@ -93,14 +95,6 @@ def _gaussian(size: int, sigma: float) -> np.ndarray:
     return k @ k.T
 
 
-def _filter_valid(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Correlation with ``kernel`` keeping only windows fully inside the image ('valid')."""
-    out = cv2.filter2D(img, cv2.CV_64F, kernel, borderType=cv2.BORDER_CONSTANT)
-    r0, c0 = kernel.shape[0] // 2, kernel.shape[1] // 2
-    r1, c1 = kernel.shape[0] - 1 - r0, kernel.shape[1] - 1 - c0
-    return out[r0 : out.shape[0] - r1, c0 : out.shape[1] - c1]
-
-
 def vif_pixel(ref: np.ndarray, dist: np.ndarray, sigma_n_sq: float = 2.0, eps: float = 1e-10) -> float:
     """Pixel-domain multi-scale VIF of ``dist`` against ``ref`` (Sheikh & Bovik 2006, "vifp").
 
@@ -116,14 +110,14 @@ def vif_pixel(ref: np.ndarray, dist: np.ndarray, sigma_n_sq: float = 2.0, eps: f
         n = 2 ** (4 - scale + 1) + 1
         win = _gaussian(n, n / 5.0)
         if scale > 1:
-            ref = _filter_valid(ref, win)[::2, ::2]
-            dist = _filter_valid(dist, win)[::2, ::2]
+            ref = filter_valid(ref, win)[::2, ::2]
+            dist = filter_valid(dist, win)[::2, ::2]
         if min(ref.shape) < n:
             break  # too small for this scale's window
-        mu1, mu2 = _filter_valid(ref, win), _filter_valid(dist, win)
-        s1 = _filter_valid(ref * ref, win) - mu1 * mu1
-        s2 = _filter_valid(dist * dist, win) - mu2 * mu2
-        s12 = _filter_valid(ref * dist, win) - mu1 * mu2
+        mu1, mu2 = filter_valid(ref, win), filter_valid(dist, win)
+        s1 = filter_valid(ref * ref, win) - mu1 * mu1
+        s2 = filter_valid(dist * dist, win) - mu2 * mu2
+        s12 = filter_valid(ref * dist, win) - mu1 * mu2
         s1 = np.maximum(s1, 0)
         s2 = np.maximum(s2, 0)
         g = s12 / (s1 + eps)
@@ -194,10 +188,10 @@ def ssim(x: np.ndarray, y: np.ndarray) -> float:
     win = _gaussian(min(11, side if side % 2 else side - 1), 1.5)  # smaller images: largest odd window
     x = x.astype(np.float64)
     y = y.astype(np.float64)
-    mx, my = _filter_valid(x, win), _filter_valid(y, win)
-    sxx = _filter_valid(x * x, win) - mx * mx
-    syy = _filter_valid(y * y, win) - my * my
-    sxy = _filter_valid(x * y, win) - mx * my
+    mx, my = filter_valid(x, win), filter_valid(y, win)
+    sxx = filter_valid(x * x, win) - mx * mx
+    syy = filter_valid(y * y, win) - my * my
+    sxy = filter_valid(x * y, win) - mx * my
     value = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
     return float(value.mean())
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
+
+from occo_deploy.evaluation.windows import fspecial_gaussian, filter_valid
 
 #: MATLAB's rgb2gray weights (the first row of inv of the NTSC YIQ matrix), for R, G, B.
 MATLAB_RGB2GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
@@ -100,31 +101,15 @@ def _mutinf(a: np.ndarray, b: np.ndarray) -> float:
     return h(np.bincount(ia, minlength=256) / ia.size) + h(np.bincount(ib, minlength=256) / ib.size) - h(joint)
 
 
-def _fspecial_gaussian(size: int, sigma: float) -> np.ndarray:
-    """MATLAB ``fspecial('gaussian', size, sigma)``: values below eps * max set to 0, sum 1."""
-    m = (size - 1) / 2
-    y, x = np.ogrid[-m : m + 1, -m : m + 1]
-    h = np.exp(-(x * x + y * y) / (2 * sigma * sigma))
-    h[h < np.finfo(np.float64).eps * h.max()] = 0
-    return h / h.sum()
-
-
-def _filter2_valid(img: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """MATLAB ``filter2(w, img, 'valid')``: correlation, windows fully inside."""
-    out = cv2.filter2D(img, cv2.CV_64F, w, borderType=cv2.BORDER_CONSTANT)
-    r, c = w.shape[0] // 2, w.shape[1] // 2
-    return out[r : out.shape[0] - (w.shape[0] - 1 - r), c : out.shape[1] - (w.shape[1] - 1 - c)]
-
-
 def _ssim(x: np.ndarray, f: np.ndarray) -> float:
     """metricsSsim.m:40-98 (``ssim``): Wang et al. 2004 with an 11x11 Gaussian window (sigma 1.5),
     K1 0.01, K2 0.03, L 255, 'valid' windows, mean of the map. SSIM(A, A) = 1."""
-    w = _fspecial_gaussian(11, 1.5)
+    w = fspecial_gaussian(11, 1.5)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    ua, ub = _filter2_valid(x, w), _filter2_valid(f, w)
-    saa = _filter2_valid(x * x, w) - ua * ua
-    sbb = _filter2_valid(f * f, w) - ub * ub
-    sab = _filter2_valid(x * f, w) - ua * ub
+    ua, ub = filter_valid(x, w), filter_valid(f, w)
+    saa = filter_valid(x * x, w) - ua * ua
+    sbb = filter_valid(f * f, w) - ub * ub
+    sab = filter_valid(x * f, w) - ua * ub
     ssim_map = ((2 * ua * ub + c1) * (2 * sab + c2)) / ((ua * ua + ub * ub + c1) * (saa + sbb + c2))
     return float(ssim_map.mean()) if ssim_map.size else math.nan  # smaller than the window: MATLAB's NaN
 

@@ -16,12 +16,18 @@ def test_int8_build_then_fuse_uses_it(workspace: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "backend: onnxruntime (TensorRT not usable here" in result.stdout
     assert "PSNR vs FP32" in result.stdout and "built engines/occo_int8_onnxruntime.onnx" in result.stdout
+    assert "speed on this machine: " in result.stdout  # measured on the gate's frames
+    assert "next: occo-deploy fuse IR VIS --engine engines/occo_int8_onnxruntime.onnx" in result.stdout
+    assert "Collecting tensor data" not in result.stdout + result.stderr  # ONNX Runtime's chatter
     meta = json.loads((ws / "engines" / "occo_int8_onnxruntime.onnx.json").read_text())
     assert meta["quality"]["passed"] and meta["calibration"]["count"] == 4
+    assert meta["quality"]["speedup_vs_fp32"] > 0 and meta["quality"]["candidate_s"] > 0
+    assert meta["calibration"]["cache"] == "engines/calib_minmax_asymmetric.json"
     ir, vis = PAIRS / "TNO" / "ir" / "07.png", PAIRS / "TNO" / "vi" / "07.png"
     fused = run_cli("fuse", str(ir), str(vis), cwd=ws)  # the newest engine is picked by default
     assert fused.returncode == 0, fused.stderr
     assert "engines/occo_int8_onnxruntime.onnx [onnxruntime cpu, int8]" in fused.stdout
+    assert "faster on a CPU" not in fused.stdout  # the hint is for runs on the FP32 export
 
 
 def test_fp16_on_cpu_says_what_it_means(workspace: Path) -> None:

@@ -118,6 +118,8 @@ def test_video_pair_writes_every_frame_and_reports_latency(workspace: Path, vide
     for key in ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms"):
         assert stages["infer"][key] > 0
     assert report["engine"]["backend"] == "onnxruntime" and report["engine"]["precision"] == "fp32"
+    # On the FP32 export, the summary ends with the command to the fastest CPU engine.
+    assert "faster on a CPU: " in result.stdout and "occo-deploy build --backend openvino --int8" in result.stdout
     # The written frames are the fused frames (up to the video codec), not anything else.
     from occo_deploy import Fuser
 
