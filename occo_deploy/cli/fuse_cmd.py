@@ -209,8 +209,8 @@ def _faster(engine: dict[str, Any]) -> str | None:
         return None
     import importlib.util
 
-    build = "occo-deploy build --backend openvino --int8 --calib PAIRS"
-    if importlib.util.find_spec("openvino") is None:
-        build = f"pip install 'occo-deploy[openvino]' && {build}"
-    return (f"faster on a CPU: {build}  (PAIRS: a folder with ir/ and vi/ of your own pairs; build says how "
-            "much faster the engine is on this machine, and fuse then takes it by itself)")
+    extra = ("" if importlib.util.find_spec("openvino") else
+             "; it needs the openvino extra: pip install -e '.[openvino]' in a checkout")
+    return ("faster on a CPU: occo-deploy build --backend openvino --int8 --calib PAIRS  (PAIRS: a folder with "
+            f"ir/ and vi/ of your own pairs; build says how much faster the engine is on this machine, and fuse "
+            f"then takes it by itself{extra})")
