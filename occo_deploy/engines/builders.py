@@ -96,4 +96,5 @@ def choose_backend(requested: str) -> tuple[str, str]:
     reason = builder_class("tensorrt").unavailable()
     if reason is None:
         return "tensorrt", "TensorRT and a CUDA device are present"
-    return "onnxruntime", f"TensorRT not usable here ({reason})"
+    # The reason's own trailing detail (the import error) would nest a third pair of brackets.
+    return "onnxruntime", f"TensorRT not usable here: {reason.split(' (')[0]}"

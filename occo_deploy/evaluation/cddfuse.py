@@ -5,7 +5,7 @@ github.com/Zhaozixiang1228/MMIF-CDDFuse at commit fd8da1f, with the versions its
 pins: numpy 1.21.5, scikit-image 0.19.2, scikit-learn 1.1.3, scipy 1.7.3, OpenCV 4.5.3). Written here
 from its formulas with numpy and OpenCV (no scikit-image, scikit-learn or scipy at run time); every
 docstring cites the line of Evaluator.py it reproduces. Checked against that evaluator run in its
-own environment (see the README's "eval" section).
+own environment (benchmarks/README.md, "Metric conventions against the original evaluators").
 
 Inputs as ``image_read_cv2(path, 'GRAY')`` (Evaluator.py:9-18) gives them: a colour image is turned
 to grey in float32 by OpenCV and rounded; everything is then float32 in [0, 255].

@@ -19,7 +19,7 @@ from occo_deploy.errors import ShapeError
 #: (backend, precision) -> [(up to pixels, base bytes, bytes per pixel)]: the process's peak resident
 #: memory for batches of N x H x W = pixels, piecewise (ONNX Runtime runs batches over 4 MP on an
 #: arena-less session). Fitted by ``benchmarks/memory.py --fit`` on 640x480 to 3840x2160 on a 2-core
-#: AMD EPYC (Zen 3), 2026-11-26; see the README's memory table. An engine not measured uses the
+#: AMD EPYC (Zen 3), 2026-11-26; see benchmarks/README.md, "Memory". An engine not measured uses the
 #: steepest line (conservative).
 Line = tuple[float, float, float]
 PEAK_MODEL: dict[tuple[str, str], list[Line]] = {

@@ -1,7 +1,7 @@
 """OpenVINO on the CPU: the FP32 or Q/DQ INT8 ONNX of ``occo-deploy build --backend openvino``.
 
 Why it is here: on x86 CPUs with BF16 or VNNI it runs this network about twice as fast as ONNX
-Runtime (see README, Speed). It is an optional extra, behind the same registry as every backend.
+Runtime (see the README's speed tables). It is an optional extra, behind the same registry as every backend.
 
 Each frame size gets its own compiled model (the graph reshaped to that static N x H x W), kept for
 the last few sizes: a video has one size, so it compiles once (1-2 s on the first frame). Compiled
