@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,7 +130,7 @@ def _finite(values: dict[str, float | None]) -> dict[str, float | None]:
 
 
 def evaluate(datasets: list[Dataset], engines: list[tuple[str, dict[str, Any], FuseFn]], reference: FuseFn | None,
-             convention: str = "cddfuse", fused: list[tuple[str, Path]] = (),  # type: ignore[assignment]
+             convention: str = "cddfuse", fused: Sequence[tuple[str, Path]] = (),
              progress: Callable[[int, int], None] | None = None,
              ) -> tuple[dict[str, list[EngineEval]], dict[str, list[np.ndarray]]]:
     """Per data set, engine and pair: fidelity to the reference and the fusion metrics in
