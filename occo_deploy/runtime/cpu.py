@@ -10,35 +10,8 @@ from pathlib import Path
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
-@lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags as Linux reports them (empty elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def cpu_model() -> str:
-    """The CPU's model name, for reports and benchmark tables."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-#: Features that decide this network's CPU speed, as a table's reader wants them named.
-ISA_FLAGS = (("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI"), ("avx512_bf16", "AVX-512 BF16"),
-             ("amx_int8", "AMX INT8"), ("amx_bf16", "AMX BF16"))
-
-
 def _cpuinfo_field(name: str) -> str | None:
+    """The first CPU's ``name`` field in Linux's /proc/cpuinfo (None elsewhere, or when absent)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.split(":", 1)[0].strip() == name:
@@ -46,6 +19,22 @@ def _cpuinfo_field(name: str) -> str | None:
     except OSError:
         pass
     return None
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux reports them (empty elsewhere)."""
+    return frozenset((_cpuinfo_field("flags") or "").split())
+
+
+def cpu_model() -> str:
+    """The CPU's model name, for reports and benchmark tables."""
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+#: Features that decide this network's CPU speed, as a table's reader wants them named.
+ISA_FLAGS = (("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI"), ("avx512_bf16", "AVX-512 BF16"),
+             ("amx_int8", "AMX INT8"), ("amx_bf16", "AMX BF16"))
 
 
 def cpu_description() -> str:

@@ -16,7 +16,7 @@ from occo_deploy.contract import read_sidecar
 from occo_deploy.errors import EngineError, InputError, ShapeError
 from occo_deploy.runtime.backend import Backend, open_backend
 from occo_deploy.runtime.frames import check_same_scene, infrared_gray, looks_swapped, match_size, visible_bgr
-from occo_deploy.runtime.irscale import IrScale, IrScaler
+from occo_deploy.runtime.irscale import IrScale, IrScaler, finite_mask
 from occo_deploy.runtime.memory import check_fits
 from occo_deploy.runtime.staging import Slot
 from occo_deploy.runtime.stats import LatencyStats
@@ -129,8 +129,7 @@ class Fuser:
         h, w = reduced_hw(visible_bgr(vis).shape[:2], self.max_side)
         self.backend.shapes.check(1, h, w)
         gray = infrared_gray(ir)
-        if gray.dtype.kind == "f" and not np.isfinite(gray).any():
-            raise InputError("infrared frame has no finite value (all NaN or infinite); check the camera's export")
+        finite_mask(gray)  # a frame with no finite value fails as fusing it would
         if gray.shape != (h, w):
             check_same_scene(gray.shape, (h, w))  # type: ignore[arg-type]
 
@@ -175,13 +174,11 @@ class Fuser:
             full_hw = first.shape[:2]
             h, w = reduced_hw(full_hw, self.max_side)
             if (h, w) != full_hw:
-                first = cv2.resize(first, (w, h), interpolation=cv2.INTER_AREA)
                 self._say_reduced(full_hw, (h, w))
             n = len(pairs)
             self.backend.shapes.check(n, h, w)
             if self._check_memory and (n, h, w) not in self._fitting:
-                check_fits(self.backend.name, str((self.sidecar or {}).get("precision", "fp32")), n, h, w,
-                           max_side_hint=True)
+                check_fits(self.backend.name, str((self.sidecar or {}).get("precision", "fp32")), n, h, w)
                 self._fitting.add((n, h, w))
             slot = self.backend.acquire(n, h, w, block)
             if slot is None:
@@ -195,7 +192,7 @@ class Fuser:
                             f"visible frames in one batch must share a size ({full_hw[0]}x{full_hw[1]} and "
                             f"{frame.shape[0]}x{frame.shape[1]}); fuse them one by one"
                         )
-                    if k and (h, w) != full_hw:
+                    if (h, w) != full_hw:
                         frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
                     vis_buf[k] = frame
                     ir_buf[k] = self._ir_frame(ir, (h, w))

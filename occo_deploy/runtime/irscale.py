@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from occo_deploy.errors import InputError, ShapeError
+from occo_deploy.runtime.frames import INFRARED_DTYPES
 
 MODES = ("auto", "percentile", "minmax", "fixed", "none")
 DEFAULT_PERCENTILES = (1.0, 99.0)
@@ -92,15 +93,11 @@ class IrScaler:
         mode = self.spec.mode
         if mode == "none" or mode == "auto" and frame.dtype == np.uint8:
             return frame
-        if frame.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
+        if frame.dtype not in INFRARED_DTYPES:
             raise ShapeError(f"infrared frame of {frame.dtype}: occo-deploy takes uint8, uint16 or float frames")
         if mode == "auto":
             mode = "percentile"
-        finite = None
-        if frame.dtype.kind == "f":
-            finite = np.isfinite(frame)
-            if not finite.any():
-                raise InputError("infrared frame has no finite value (all NaN or infinite); check the camera's export")
+        finite = finite_mask(frame)
         low, high = (self.spec.low, self.spec.high) if mode == "fixed" else _frame_range(frame, finite, mode, self.spec)
         with self._lock:
             if self.spec.smooth and mode != "fixed" and self._range is not None:
@@ -126,6 +123,16 @@ class IrScaler:
         return {"mode": self.spec.mode, "description": self.spec.describe(), "frames_scaled": self.frames,
                 "input_dtypes": sorted(self.input_dtypes),
                 "last_range": list(self.last_range) if self.last_range else None}
+
+
+def finite_mask(frame: np.ndarray) -> np.ndarray | None:
+    """Where a float frame is finite (None for integer frames); an ``InputError`` when nowhere."""
+    if frame.dtype.kind != "f":
+        return None
+    finite = np.isfinite(frame)
+    if not finite.any():
+        raise InputError("infrared frame has no finite value (all NaN or infinite); check the camera's export")
+    return finite
 
 
 def _frame_range(frame: np.ndarray, finite: np.ndarray | None, mode: str, spec: IrScale) -> tuple[float, float]:

@@ -51,7 +51,7 @@ def available_bytes() -> int | None:
     return None
 
 
-def estimate_peak(backend: str, precision: str, pixels: int) -> int | None:
+def estimate_peak(backend: str, precision: str, pixels: int) -> int:
     """Estimated peak resident bytes of a process fusing batches of ``pixels`` (N x H x W) with this engine."""
     lines = PEAK_MODEL.get((backend, precision))
     if lines is None:
@@ -60,19 +60,17 @@ def estimate_peak(backend: str, precision: str, pixels: int) -> int | None:
     return int((base + per_pixel * pixels) * MARGIN)
 
 
-def check_fits(backend: str, precision: str, n: int, h: int, w: int, max_side_hint: bool = True) -> None:
+def check_fits(backend: str, precision: str, n: int, h: int, w: int) -> None:
     """Raise ``ShapeError`` in time when fusing n x h x w batches would not fit in free memory."""
     need = estimate_peak(backend, precision, n * h * w)
     free = available_bytes()
-    if need is None or free is None:
+    if free is None:
         return
     have = free + current_rss()  # what this process already holds counts too
     if need <= have:
         return
-    ways = []
-    if max_side_hint:
-        side = max(16, int(max(h, w) * (have / need) ** 0.5 * 0.9) // 16 * 16)
-        ways.append(f"--max-side {side} (fuse smaller, scale back up)")
+    side = max(16, int(max(h, w) * (have / need) ** 0.5 * 0.9) // 16 * 16)
+    ways = [f"--max-side {side} (fuse smaller, scale back up)"]
     if backend != "openvino":
         ways.append("an OpenVINO engine (build --backend openvino), which needs far less")
     if n > 1:
