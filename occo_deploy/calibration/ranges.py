@@ -1,4 +1,8 @@
-"""Activation ranges for INT8: measured with ONNX Runtime's calibrators, cached by what they depend on.
+"""Activation ranges for INT8: measured on the FP32 graph, cached by what they depend on.
+
+``minmax`` is ONNX Runtime's calibrator (its ReduceMin/ReduceMax run inside the graph, as fast as
+inference). ``percentile`` and ``entropy`` count histograms here (``histograms``: ONNX Runtime's
+collector spent most of the time in numpy) and leave the threshold search to ONNX Runtime.
 
 The cache is one JSON file whose key is the FP32 ONNX hash, the calibration-set hash (contents,
 frame choice, preprocessing size) and the method. A build with the same key reuses the ranges; a
@@ -33,16 +37,8 @@ CACHE_VERSION = 1
 Ranges = dict[str, tuple[float, float]]
 
 
-def _ort_method(method: str) -> Any:
-    from onnxruntime.quantization import CalibrationMethod
-
-    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-            "percentile": CalibrationMethod.Percentile}[method]
-
-
 class _OneSample:
-    """A CalibrationDataReader over one pair (ORT's histogram calibrators keep every output of a
-    ``collect_data`` call in memory; feeding them one frame at a time bounds that to one frame)."""
+    """A CalibrationDataReader over one pair, so that progress is reported frame by frame."""
 
     def __init__(self, ir: np.ndarray, vis: np.ndarray) -> None:
         self._feed: dict[str, np.ndarray] | None = {VISIBLE: vis[None], INFRARED: ir[None]}
@@ -52,16 +48,72 @@ class _OneSample:
         return feed
 
 
+#: ONNX Runtime's defaults for its histogram calibrators (create_calibrator), kept so that ranges
+#: measured before the histograms were counted here mean the same.
+HISTOGRAM_BINS = {"percentile": 2048, "entropy": 128}
+QUANTIZED_BINS = 128
+PERCENTILE = 99.999
+
+
+def calibrated_tensors(model: Any) -> list[str]:
+    """The activations in and out of the quantized ops, as ONNX Runtime's calibrators pick them: its
+    quantizer asks for every one (OpenVINO's scheme puts Q/DQ on the outputs too)."""
+    constants = {i.name for i in model.graph.initializer}
+    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    names = [t for n in model.graph.node if n.op_type in QUANTIZED_OPS for t in (n.input[0], n.output[0])
+             if t not in constants]
+    return list(dict.fromkeys(names))
+
+
 def measure(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarray]], method: str, symmetric: bool,
             progress: Callable[[int], None] | None = None) -> Ranges:
     """Run the FP32 graph on ``pairs`` and return {tensor: (low, high)} for every quantized input;
-    ``progress(frames done)`` after each frame. ONNX Runtime's histogram calibrators print a few
-    lines per frame: they are swallowed here (the library never prints)."""
-    from onnxruntime.quantization import create_calibrator
-    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
-
+    ``progress(frames done)`` after each frame."""
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r}; use one of {', '.join(METHODS)}")
+    if method == "minmax":
+        return _measure_minmax(onnx_path, pairs, symmetric, progress)
+    return _measure_histograms(onnx_path, pairs, method, symmetric, progress)
+
+
+def _measure_histograms(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarray]], method: str,
+                        symmetric: bool, progress: Callable[[int], None] | None) -> Ranges:
+    import onnx
+    import onnxruntime as ort
+
+    from occo_deploy.calibration.histograms import HistogramSet, thresholds
+
+    model = onnx.load(str(onnx_path))
+    names = calibrated_tensors(model)
+    outputs = {o.name for o in model.graph.output}
+    model.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
+                              for n in names if n not in outputs)
+    options = ort.SessionOptions()
+    # As ONNX Runtime's calibrators run the graph: no fusions, so each tensor is the FP32 graph's own.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    del model
+    # Percentile with symmetric ranges histograms |x|, every other case the signed values.
+    histograms = HistogramSet(HISTOGRAM_BINS[method], absolute=method == "percentile" and symmetric)
+    count = 0
+    for ir, vis in pairs:
+        values = session.run(names, {VISIBLE: vis[None], INFRARED: ir[None]})
+        for name, value in zip(names, values):
+            histograms.add(name, value)
+        del values
+        count += 1
+        if progress:
+            progress(count)
+    if count == 0:
+        raise InputError("no calibration frames to measure ranges on")
+    return thresholds(histograms, method, symmetric, HISTOGRAM_BINS[method], QUANTIZED_BINS, PERCENTILE)
+
+
+def _measure_minmax(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarray]], symmetric: bool,
+                    progress: Callable[[int], None] | None) -> Ranges:
+    from onnxruntime.quantization import CalibrationMethod, create_calibrator
+    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+
     with tempfile.TemporaryDirectory(prefix="occo-calib-") as tmp:
         model = load_model_with_shape_infer(onnx_path)
         prepared = Path(tmp) / "model.onnx"
@@ -70,7 +122,7 @@ def measure(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarray]], met
         onnx.save(model, prepared)
         options: dict[str, Any] = {"symmetric": symmetric}
         calibrator = create_calibrator(prepared, list(QUANTIZED_OPS), augmented_model_path=str(Path(tmp) / "aug.onnx"),
-                                       calibrate_method=_ort_method(method), extra_options=options)
+                                       calibrate_method=CalibrationMethod.MinMax, extra_options=options)
         count = 0
         for ir, vis in pairs:
             with contextlib.redirect_stdout(io.StringIO()):
