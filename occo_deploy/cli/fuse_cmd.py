@@ -198,9 +198,22 @@ def _summary(result: Any) -> None:
     e = result.engine
     out.print(f"engine: {e.get('artifact')} [{e.get('backend')} {e.get('provider')}, {e.get('precision')}]")
     out.print(latency_table(result.latency))
-    hint = _faster(e)
-    if hint:
-        out.print(hint, soft_wrap=True)
+    for hint in (_compiles(e), _faster(e)):
+        if hint:
+            out.print(hint, soft_wrap=True)
+
+
+def _compiles(engine: dict[str, Any]) -> str | None:
+    """Why a folder of many frame sizes ran slowly on OpenVINO, and what the next run costs."""
+    compiled = engine.get("sizes_compiled") or []
+    loaded = engine.get("sizes_loaded_from_cache") or []
+    if len(compiled) + len(loaded) < 2:  # one size (a video, a fixed camera): one compile, nothing to say
+        return None
+    done = [f"compiled {len(compiled)} frame size(s), seconds each"] if compiled else []
+    done += [f"loaded {len(loaded)} from its cache, about 1 s each"] if loaded else []
+    kept = f"; kept in {engine['compile_cache']} for the next run" if compiled and engine.get("compile_cache") else ""
+    return (f"openvino {' and '.join(done)}{kept}. For folders of many sizes, the ONNX Runtime INT8 engine "
+            "(occo-deploy build --int8) has no per-size step.")
 
 
 def _faster(engine: dict[str, Any]) -> str | None:

@@ -7,13 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from occo_deploy import Fuser
 from occo_deploy.engines.build import BuildResult, build_engine
 from occo_deploy.errors import InputError
-from tests.conftest import ROOT, request, sequence_frames
+from tests.conftest import ROOT, request, run_cli, sequence_frames
 
 ov = pytest.importorskip("openvino")
 
@@ -52,6 +53,20 @@ def test_fp32_engine_matches_onnxruntime_at_two_sizes(exported: Path, tmp_path: 
     with Fuser(result.engine) as again, Fuser(exported) as cpu:
         assert np.abs(again.fuse(ir, vis).astype(int) - cpu.fuse(ir, vis).astype(int)).max() <= 1
         assert again.info()["sizes_loaded_from_cache"] == ["1x120x160"] and again.info()["sizes_compiled"] == []
+    # A folder of two sizes through the CLI: one loaded from the cache, one compiled, and the report
+    # says so (a slow first run over many sizes is otherwise a mystery).
+    for sub in ("ir", "vi"):
+        (tmp_path / "two" / sub).mkdir(parents=True)
+    for k, size in enumerate(((160, 120), (192, 144))):
+        ir, vis = _pairs(size)[0]
+        cv2.imwrite(str(tmp_path / "two" / "ir" / f"{k}.png"), ir)
+        cv2.imwrite(str(tmp_path / "two" / "vi" / f"{k}.png"), vis)
+    done = run_cli("fuse", "two/ir", "two/vi", "--engine", str(result.engine), "-o", "fused", cwd=tmp_path,
+                   env_extra={"COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "openvino compiled 1 frame size(s), seconds each and loaded 1 from its cache" in text
+    assert f"kept in {cache} for the next run" in text
 
 
 def test_int8_engine_passes_its_gate_with_static_shapes(
