@@ -8,7 +8,8 @@ a truncation into reused buffers, and ``np.bincount`` counts them.
 
 The histograms are laid out as ONNX Runtime's ``HistogramCollector`` keeps them, and its own
 percentile and entropy searches pick the thresholds, so a range means what it meant before; only
-the counting is ours. The layouts, from the collector's code (onnxruntime 1.18 to 1.32):
+the counting is ours. The layouts, as the collector keeps them in onnxruntime 1.32 (the tests
+compare with it):
 
 * signed (entropy, and percentile with asymmetric ranges): bins of width ``stride`` over
   ``[-half*stride, half*stride]``, so every edge is a multiple of ``stride``; a frame whose largest
@@ -136,9 +137,6 @@ class HistogramSet:
                 entry += (np.float32(edges[-1]),)
             out[name] = entry
         return out
-
-    def __len__(self) -> int:
-        return len(self._hist)
 
 
 def thresholds(histograms: HistogramSet, method: str, symmetric: bool, bins: int, quantized_bins: int,

@@ -67,8 +67,8 @@ def calibrated_tensors(model: Any) -> list[str]:
 
 def measure(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarray]], method: str, symmetric: bool,
             progress: Callable[[int], None] | None = None) -> Ranges:
-    """Run the FP32 graph on ``pairs`` and return {tensor: (low, high)} for every quantized input;
-    ``progress(frames done)`` after each frame."""
+    """Run the FP32 graph on ``pairs`` and return {tensor: (low, high)} for every activation into or
+    out of a quantized op; ``progress(frames done)`` after each frame."""
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r}; use one of {', '.join(METHODS)}")
     if method == "minmax":
