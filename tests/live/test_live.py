@@ -199,7 +199,9 @@ def test_preview_page_in_a_real_browser(workspace: Path, tmp_path: Path) -> None
     ir_port, vis_port, web = _free_port(), _free_port(), _free_port()
     with sender(ir_port, "ir"), sender(vis_port, "vis"):
         run = subprocess.Popen([sys.executable, "-m", "occo_deploy", "fuse", f"tcp://127.0.0.1:{ir_port}",
-                                f"tcp://127.0.0.1:{vis_port}", "--live", "--duration", "25", "--preview", str(web),
+                                # The run ends by Ctrl-C below; the duration only bounds a stuck run (25 s
+                                # ran out first once under a loaded CI machine).
+                                f"tcp://127.0.0.1:{vis_port}", "--live", "--duration", "120", "--preview", str(web),
                                 "--report", "r.json", "-q"], cwd=workspace, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
         try:
