@@ -203,7 +203,7 @@ def test_preview_page_in_a_real_browser(workspace: Path, tmp_path: Path) -> None
                                 # ran out first once under a loaded CI machine).
                                 f"tcp://127.0.0.1:{vis_port}", "--live", "--duration", "120", "--preview", str(web),
                                 "--report", "r.json", "-q"], cwd=workspace, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
         try:
             base = f"http://127.0.0.1:{web}"
             deadline = time.monotonic() + 20
@@ -247,7 +247,14 @@ def test_preview_page_in_a_real_browser(workspace: Path, tmp_path: Path) -> None
             assert frame.shape == (120, 160, 3)
         finally:
             run.send_signal(signal.SIGINT)  # Ctrl-C ends a live run cleanly
-            stdout, stderr = run.communicate(timeout=60)
+            try:
+                stdout, stderr = run.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                # Once, in a full CI run, Ctrl-C did not end the run within 60 s: SIGABRT makes the
+                # fault handler print every thread's stack, so such a failure says where it waited.
+                run.send_signal(signal.SIGABRT)
+                stderr = run.communicate(timeout=30)[1]
+                pytest.fail(f"the live run did not end within 60 s of Ctrl-C; its threads:\n{stderr[-6000:]}")
     assert run.returncode == 0, stderr
     assert json.loads((workspace / "r.json").read_text())["ended_by"] == "Ctrl-C"
 
