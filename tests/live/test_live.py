@@ -203,7 +203,11 @@ def test_preview_page_in_a_real_browser(workspace: Path, tmp_path: Path) -> None
                                 # ran out first once under a loaded CI machine).
                                 f"tcp://127.0.0.1:{vis_port}", "--live", "--duration", "120", "--preview", str(web),
                                 "--report", "r.json", "-q"], cwd=workspace, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+                               # An ignored SIGINT survives exec, and Python then leaves it ignored: if a
+                               # library earlier in this test process ignored it, Ctrl-C would never
+                               # reach the run. A user's terminal gives the default; so does this.
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             base = f"http://127.0.0.1:{web}"
             deadline = time.monotonic() + 20
@@ -254,7 +258,8 @@ def test_preview_page_in_a_real_browser(workspace: Path, tmp_path: Path) -> None
                 # fault handler print every thread's stack, so such a failure says where it waited.
                 run.send_signal(signal.SIGABRT)
                 stderr = run.communicate(timeout=30)[1]
-                pytest.fail(f"the live run did not end within 60 s of Ctrl-C; its threads:\n{stderr[-6000:]}")
+                pytest.fail(f"the live run did not end within 60 s of Ctrl-C (SIGINT in this test process: "
+                            f"{signal.getsignal(signal.SIGINT)}); its threads:\n{stderr[-6000:]}")
     assert run.returncode == 0, stderr
     assert json.loads((workspace / "r.json").read_text())["ended_by"] == "Ctrl-C"
 
