@@ -39,13 +39,17 @@ def _real_arrays() -> list[np.ndarray]:
     return [base, base * 2.6 + 0.3, base * 0.2, vis.astype(np.float32) / 40.0 - 1.0]
 
 
-def test_signed_counts_and_growth_match_onnxruntime_collector() -> None:
+def _both_histograms(absolute: bool) -> tuple[tuple, tuple]:
+    """Ours and ONNX Runtime's histogram entry for the same real arrays."""
     arrays = _real_arrays()
-    ours = HistogramSet(2048, absolute=False)
+    ours = HistogramSet(2048, absolute=absolute)
     for a in arrays:
         ours.add("t", a)
-    got = ours.as_onnxruntime()["t"]
-    want = _onnxruntime_histograms(arrays, False, 2048)["t"]
+    return ours.as_onnxruntime()["t"], _onnxruntime_histograms(arrays, absolute, 2048)["t"]
+
+
+def test_signed_counts_and_growth_match_onnxruntime_collector() -> None:
+    got, want = _both_histograms(absolute=False)
     assert len(got) == len(want) == 5 and got[0].shape == want[0].shape and got[0].sum() == want[0].sum()
     # float32 edges: a few values sit within a rounding error of an edge and may fall either side.
     assert np.abs(got[0] - want[0]).sum() <= 1e-4 * want[0].sum()
@@ -54,12 +58,7 @@ def test_signed_counts_and_growth_match_onnxruntime_collector() -> None:
 
 
 def test_absolute_counts_and_growth_match_onnxruntime_collector() -> None:
-    arrays = _real_arrays()
-    ours = HistogramSet(2048, absolute=True)
-    for a in arrays:
-        ours.add("t", a)
-    got = ours.as_onnxruntime()["t"]
-    want = _onnxruntime_histograms(arrays, True, 2048)["t"]
+    got, want = _both_histograms(absolute=True)
     assert len(got) == len(want) == 4 and got[0].shape == want[0].shape
     assert got[0].sum() == want[0].sum()  # the same values left out below the first edge
     # ONNX Runtime grows |x| bins with a float32 arange, whose edges drift from the exact multiples of
