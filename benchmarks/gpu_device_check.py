@@ -173,12 +173,12 @@ class CopyBackend(CudaStagedBackend):
 
 
 def _register() -> None:
-    from occo_deploy.runtime.backend import register_backend
+    from occo_deploy import backends
 
-    module = __name__
-    register_backend("pth", "torch-cuda", f"{module}:TorchCudaBackend")
-    register_backend("pth", "torch-cuda-fp16", f"{module}:TorchCudaHalfBackend")
-    register_backend("pth", "copy", f"{module}:CopyBackend")
+    for runner, provider in ((TorchCudaBackend, "torch-cuda"), (TorchCudaHalfBackend, "torch-cuda-fp16"),
+                             (CopyBackend, "copy")):
+        backends.register(backends.BackendSpec(runner=runner, title=runner.name, reads="pth", suffixes=(),
+                                               providers={provider: "this script's test backend"}))
 
 
 # -- sections -----------------------------------------------------------------------------------

@@ -155,7 +155,7 @@ def prepare_lean(fp32: Path, fp16: Path) -> int:
 
     from occo_deploy.engines import precision
     from occo_deploy.engines.gate import psnr
-    from occo_deploy.runtime.onnxruntime_backend import reference_backend
+    from occo_deploy.backends.onnxruntime_cpu import reference_backend
 
     lean = precision.to_fp16(onnx.load(str(fp32)), fp16_ops=precision.FP16_LEAN_OPS)
     out = fp16.with_name("occo_fp16_lean.onnx")

@@ -9,7 +9,7 @@ real MSRS pair scaled to the size, and reports its peak resident memory (``ru_ma
 time. The child runs under an address-space limit (``--limit-gib``), so a size that would exhaust
 the machine fails in the child instead of waking the kernel's OOM killer. ``--fit`` prints, per
 engine, the least-squares line peak = base + bytes_per_pixel x pixels over the sizes that ran:
-the coefficients ``occo_deploy/runtime/memory.py`` keeps to refuse a frame size that will not fit.
+the coefficients each CPU backend's spec (``occo_deploy/backends/*.py``, ``memory``) keeps to refuse a frame size that will not fit.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def main() -> int:
             print(f"| {r.get('engine', engine.name)} | {size} | {loaded} | {r['peak_rss'] / 1e9:.2f} | {secs} | "
                   f"{r.get('error', '')} |", flush=True)
     if args.fit:
-        from occo_deploy.runtime.onnxruntime_backend import LOW_MEMORY_PIXELS
+        from occo_deploy.backends.onnxruntime_cpu import LOW_MEMORY_PIXELS
 
         print()
         for engine, rows in by_engine.items():

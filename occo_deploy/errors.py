@@ -1,15 +1,26 @@
 """Errors the library raises; the CLI turns each into one line and an exit code.
 
-Every message says what was wrong and what to do about it, because the CLI prints it as is.
+Every message says what was wrong and what to do about it, because the CLI prints it as is. Where
+the fix is an option, ``option`` names it as the caller knows it: ``--max-side 640`` for someone at
+the command line, ``max_side=640`` for someone calling ``Fuser``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from pathlib import Path
+from types import ModuleType
+from typing import Any, ClassVar
+
 
 class OccoDeployError(Exception):
-    """Base of every error occo-deploy raises on purpose."""
+    """Base of every error occo-deploy raises on purpose. Only its subclasses are raised, each with an
+    exit code the README's table documents (``tests/test_errors.py`` holds them to it)."""
 
-    exit_code: int = 1
+    exit_code: ClassVar[int] = 1
 
 
 class InputError(OccoDeployError):
@@ -52,6 +63,12 @@ class CheckFailedError(OccoDeployError):
     exit_code = 9
 
 
+class OutputError(OccoDeployError):
+    """An output could not be written (the encoder failed, the disk is full); nothing partial was kept."""
+
+    exit_code = 10
+
+
 class ShapeError(InputError):
     """Frames whose shape the model or engine cannot take."""
 
@@ -62,16 +79,73 @@ class MissingDependencyError(OccoDeployError):
     exit_code = 6
 
 
-def require(module: str, extra: str, purpose: str):  # noqa: ANN201 - returns a module
-    """Import an optional dependency lazily, or say which extra installs it."""
-    import importlib
+# -- naming the fix as the caller knows it ----------------------------------------------------------
+_CLI: ContextVar[bool] = ContextVar("occo_deploy_cli", default=False)
 
+
+@contextlib.contextmanager
+def cli_context() -> Iterator[None]:
+    """Within it, ``option`` names command-line options (the CLI runs every verb in one)."""
+    token = _CLI.set(True)
+    try:
+        yield
+    finally:
+        _CLI.reset(token)
+
+
+_NAME_ONLY: Any = object()
+
+
+def option(name: str, value: Any = _NAME_ONLY) -> str:
+    """An option as the caller spells it: ``--max-side 640`` at the command line, ``max_side=640`` from
+    Python; without a value just its name (``--max-side`` / ``max_side``). ``name`` is the Python keyword;
+    ``True`` makes a flag (``--force`` / ``force=True``)."""
+    if _CLI.get():
+        flag = "--" + name.replace("_", "-")
+        return flag if value is _NAME_ONLY or value is True else f"{flag} {value}"
+    if value is _NAME_ONLY:
+        return name
+    return f"{name}={value!r}" if isinstance(value, str) else f"{name}={value}"
+
+
+def cli_names() -> bool:
+    """Whether messages are for someone at the command line (inside ``cli_context``)."""
+    return _CLI.get()
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs ``extra``, as this copy of occo-deploy was installed.
+
+    From a checkout (the package beside its ``pyproject.toml``, as the README installs it) that is
+    ``pip install -e '.[extra]'``. Anywhere else the extra's own requirements are named, which install
+    whatever index or wheel occo-deploy itself came from.
+    """
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file():
+        try:
+            here = Path.cwd().resolve()
+        except OSError:
+            here = None
+        where = "." if here == root else str(root)
+        return f"pip install -e '{where}[{extra}]'"
+    from importlib import metadata
+
+    try:
+        requirements = metadata.requires("occo-deploy") or []
+    except metadata.PackageNotFoundError:
+        requirements = []
+    marker = f'extra == "{extra}"'
+    wanted = [r.split(";")[0].strip() for r in requirements if marker in r]
+    return "pip install " + " ".join(f"'{r}'" for r in wanted) if wanted else f"install the {extra} extra"
+
+
+def require(module: str, extra: str, purpose: str) -> ModuleType:
+    """Import an optional dependency lazily, or say which extra installs it."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependencyError(
-            f"{purpose} needs '{module}', which is not installed: "
-            f"pip install 'occo-deploy[{extra}]' ({exc})"
+            f"{purpose} needs '{module}', which is not installed: {install_hint(extra)} ({first_line(exc)})"
         ) from exc
 
 

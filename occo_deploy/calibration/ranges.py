@@ -25,6 +25,7 @@ import numpy as np
 from occo_deploy.contract import INFRARED, VISIBLE
 from occo_deploy.errors import InputError
 from occo_deploy.files import write_json_atomic
+from occo_deploy.progress import Progress
 
 METHODS = ("minmax", "entropy", "percentile")
 #: Node types whose inputs get Q/DQ: the convolutions, 99% of the arithmetic. The matrix products
@@ -66,14 +67,15 @@ def calibrated_tensors(model: Any) -> list[str]:
 
 
 def measure(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarray]], method: str, symmetric: bool,
-            progress: Callable[[int], None] | None = None) -> Ranges:
+            progress: Progress | None = None, total: int | None = None) -> Ranges:
     """Run the FP32 graph on ``pairs`` and return {tensor: (low, high)} for every activation into or
-    out of a quantized op; ``progress(frames done)`` after each frame."""
+    out of a quantized op; ``progress(frames done, total)`` after each frame."""
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r}; use one of {', '.join(METHODS)}")
+    tick: Callable[[int], None] | None = None if progress is None else (lambda done: progress(done, total))
     if method == "minmax":
-        return _measure_minmax(onnx_path, pairs, symmetric, progress)
-    return _measure_histograms(onnx_path, pairs, method, symmetric, progress)
+        return _measure_minmax(onnx_path, pairs, symmetric, tick)
+    return _measure_histograms(onnx_path, pairs, method, symmetric, tick)
 
 
 def _measure_histograms(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarray]], method: str,

@@ -201,8 +201,8 @@ def to_int8(model_path: Path, ranges: Ranges, scheme: str) -> onnx.ModelProto:
     })
     options: dict[str, Any] = {"ActivationSymmetric": spec.symmetric, "WeightSymmetric": True,
                                "QuantizeBias": spec.quantize_bias}
-    quantizer = QDQQuantizer(model, True, spec.reduce_range, QuantType.QInt8, getattr(QuantType, spec.activations), tensors,
-                             quantized_nodes(model), [], list(QUANTIZED_OPS), options)
+    quantizer = QDQQuantizer(model, True, spec.reduce_range, QuantType.QInt8, getattr(QuantType, spec.activations),
+                             tensors, quantized_nodes(model), [], list(QUANTIZED_OPS), options)
     quantizer.quantize_model()
     quantized = quantizer.model.model
     # The quantizer appends some Q/DQ pairs out of order; ONNX Runtime does not mind, TensorRT's

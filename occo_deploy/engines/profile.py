@@ -18,8 +18,8 @@ def _parse(text: str, with_batch: bool, option: str) -> Shape:
     if not parts or (parts.group(3) is None) == with_batch:
         form = "NxHxW, e.g. 1x480x640" if with_batch else "HxW, e.g. 480x640"
         raise InputError(f"{option} {text!r} is not {form}")
-    nums = tuple(int(g) for g in parts.groups() if g is not None)
-    return nums if with_batch else (1, *nums)  # type: ignore[return-value]
+    a, b, c = parts.groups()
+    return (int(a), int(b), int(c)) if with_batch else (1, int(a), int(b))
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,21 @@ class Profile:
             s = _parse(shape, False, "--shape")
             profile = cls(s, s, s)
         elif all(ranged):
-            profile = cls(_parse(min_, True, "--min"), _parse(opt, True, "--opt"),  # type: ignore[arg-type]
-                          _parse(max_, True, "--max"))  # type: ignore[arg-type]
+            profile = cls(_parse(min_ or "", True, "--min"), _parse(opt or "", True, "--opt"),
+                          _parse(max_ or "", True, "--max"))
         else:
             profile = cls(DEFAULT_OPT, DEFAULT_OPT, DEFAULT_OPT, dynamic=True)
+        profile.validate()
+        return profile
+
+    @classmethod
+    def from_lists(cls, min_: list[int], opt: list[int], max_: list[int]) -> Profile:
+        """The profile a sidecar recorded (``shapes``: min, opt, max as lists of N, H, W)."""
+        def shape(values: list[int]) -> Shape:
+            n, h, w = (int(v) for v in values)
+            return n, h, w
+
+        profile = cls(shape(min_), shape(opt), shape(max_))
         profile.validate()
         return profile
 

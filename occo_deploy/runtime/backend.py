@@ -1,28 +1,26 @@
-"""The one small interface every backend implements, and the registry that picks one.
+"""The one small interface every backend's runner implements (``Backend``), and its staged calls.
 
-Backends are keyed by (artifact format, provider), as Polygraphy keys its runners: ``("onnx", "cpu")``
-is ONNX Runtime's CPU provider, later ``("onnx", "cuda")`` or ``("plan", "tensorrt")``. The registry
-holds import paths, not classes, so choosing a backend imports only that backend's library.
+Which runner opens an artifact is the registry's business (``occo_deploy.backends``): each backend
+module declares its runner in its spec, keyed by the ``--provider`` values it serves, as Polygraphy
+keys its runners.
 """
 
 from __future__ import annotations
 
 import abc
-import importlib
 import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, overload
 
 import numpy as np
 
-from occo_deploy.errors import EngineError, InputError
 from occo_deploy.runtime.shapes import ShapeRange
 from occo_deploy.runtime.staging import BufferPlan, Slot, numpy_slot
 
-__all__ = ["Backend", "ShapeRange", "StageTimes", "open_backend", "register_backend", "resolve_backend"]
+__all__ = ["Backend", "ShapeRange", "StageTimes"]
 
 #: Seconds per engine stage of one batch, as ``Backend.wait`` reports them ("h2d", "infer", "d2h").
 StageTimes = dict[str, float]
@@ -84,6 +82,10 @@ class Backend(abc.ABC):
         """Slots in the pool: batches in flight for one stream, or calls overlapping from several threads."""
         return max(self.in_flight, self.concurrent_runs)
 
+    @overload
+    def acquire(self, n: int, h: int, w: int, block: Literal[True] = ...) -> Slot: ...
+    @overload
+    def acquire(self, n: int, h: int, w: int, block: bool) -> Slot | None: ...
     def acquire(self, n: int, h: int, w: int, block: bool = True) -> Slot | None:
         """A free slot shaped for an n x h x w batch (grown only when too small). When all are busy:
         wait for one, or return None when ``block`` is false (the caller has slots of its own to retire)."""
@@ -131,25 +133,25 @@ class Backend(abc.ABC):
         if self._worker is None:
             # One worker: batches still run one at a time, as on one engine; only the host work overlaps.
             self._worker = ThreadPoolExecutor(1, thread_name_prefix="occo-infer")
-        slot.device["future"] = self._worker.submit(self._run_slot, slot)
+        slot.future = self._worker.submit(self._run_slot, slot)
 
     def _run_slot(self, slot: Slot) -> None:
         start = time.perf_counter()
         slot.output = np.asarray(self.run(slot.visible(), slot.infrared()))
         slot.staged = False
-        slot.device["times"] = {"infer": time.perf_counter() - start}
+        slot.times = {"infer": time.perf_counter() - start}
 
     def wait(self, slot: Slot) -> StageTimes:
         """Block until the slot's batch is fused, into ``slot.output``; its stage times. The slot stays
         taken until ``release``: its output may live in the slot's buffer (GPU backends)."""
-        future = slot.device.pop("future", None)
+        future, slot.future = slot.future, None
         try:
             if future is not None:
                 future.result()  # re-raises the worker's error here, in the caller's thread
         except BaseException:
             self.release(slot)
             raise
-        times: StageTimes = slot.device.pop("times", {})
+        times, slot.times = slot.times, {}
         return times
 
     def describe(self) -> dict[str, Any]:
@@ -161,61 +163,3 @@ class Backend(abc.ABC):
         if self._worker is not None:
             self._worker.shutdown(wait=True)
             self._worker = None
-
-
-# (format, provider) -> "module:Class". Only imported when chosen.
-_REGISTRY: dict[tuple[str, str], str] = {}
-# format -> provider used when the caller names none.
-_DEFAULT_PROVIDER: dict[str, str] = {}
-
-
-def register_backend(fmt: str, provider: str, target: str, default: bool = False) -> None:
-    """Make ``target`` ("package.module:Class") the backend for artifacts of ``fmt`` on ``provider``."""
-    _REGISTRY[(fmt, provider)] = target
-    if default or fmt not in _DEFAULT_PROVIDER:
-        _DEFAULT_PROVIDER[fmt] = provider
-
-
-def artifact_format(artifact: Path, sidecar: dict[str, Any] | None) -> str:
-    """The artifact's format from its sidecar, else from its suffix."""
-    if sidecar and sidecar.get("format"):
-        return str(sidecar["format"])
-    suffix = artifact.suffix.lower().lstrip(".")
-    return {"engine": "plan", "trt": "plan"}.get(suffix, suffix)
-
-
-def resolve_backend(
-    artifact: Path, sidecar: dict[str, Any] | None, provider: str | None
-) -> tuple[type[Backend], str]:
-    """The backend class and provider for this artifact, or an error listing what exists."""
-    fmt = artifact_format(artifact, sidecar)
-    if provider is None:
-        provider = (sidecar or {}).get("provider") or _DEFAULT_PROVIDER.get(fmt, "")
-    target = _REGISTRY.get((fmt, provider))
-    if target is None:
-        providers = sorted({p for _, p in _REGISTRY})
-        here = sorted(p for f, p in _REGISTRY if f == fmt)
-        if provider not in providers:
-            raise InputError(f"unknown --provider {provider!r}; use one of {', '.join(providers)}"
-                             + (f" (for a .{fmt}: {', '.join(here)})" if here and fmt == "onnx" else ""))
-        if here:
-            raise EngineError(f"a .{fmt} artifact runs on --provider {' or '.join(here)}, not {provider!r}"
-                              + ("; for the CPU, fuse the .onnx it was built from" if fmt == "plan" else ""))
-        known = ", ".join(sorted({f".{f}" for f, _ in _REGISTRY}))
-        raise EngineError(f"{artifact.name}: no backend runs '{fmt}' artifacts (known: {known}); "
-                          "pass an exported .onnx or a built engine")
-    module_name, class_name = target.split(":")
-    return getattr(importlib.import_module(module_name), class_name), provider
-
-
-def open_backend(artifact: Path, sidecar: dict[str, Any] | None, provider: str | None, threads: int | None,
-                 options: Mapping[str, Any] | None = None) -> Backend:
-    cls, chosen = resolve_backend(artifact, sidecar, provider)
-    return cls(artifact, sidecar, chosen, threads, options)
-
-
-register_backend("onnx", "cpu", "occo_deploy.runtime.onnxruntime_backend:OnnxRuntimeBackend", default=True)
-register_backend("onnx", "openvino", "occo_deploy.runtime.openvino_backend:OpenVinoBackend")
-register_backend("onnx", "cuda", "occo_deploy.runtime.onnxruntime_gpu_backend:OnnxRuntimeGpuBackend")
-register_backend("onnx", "tensorrt", "occo_deploy.runtime.onnxruntime_gpu_backend:OnnxRuntimeGpuBackend")
-register_backend("plan", "tensorrt", "occo_deploy.runtime.tensorrt_backend:TensorRTBackend", default=True)

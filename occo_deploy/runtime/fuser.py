@@ -12,12 +12,12 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 
+from occo_deploy import backends
 from occo_deploy.contract import read_sidecar
-from occo_deploy.errors import EngineError, InputError, ShapeError
-from occo_deploy.runtime.backend import Backend, open_backend
+from occo_deploy.errors import EngineError, InputError, ShapeError, cli_names, option
 from occo_deploy.runtime.frames import check_same_scene, infrared_gray, looks_swapped, match_size, visible_bgr
 from occo_deploy.runtime.irscale import IrScale, IrScaler, finite_mask
-from occo_deploy.runtime.memory import check_fits
+from occo_deploy.runtime.memory import MemoryModel
 from occo_deploy.runtime.staging import Slot
 from occo_deploy.runtime.stats import LatencyStats
 
@@ -47,7 +47,9 @@ class Fuser:
                  max_side: int | None = None, check_memory: bool = True) -> None:
         self.engine = Path(engine)
         if not self.engine.is_file():
-            raise EngineError(f"engine not found: {self.engine}; {_how_to_make(self.engine)}")
+            raise EngineError(f"engine not found: {self.engine}; {backends.missing_hint(self.engine)}")
+        if max_side is not None and max_side < 16:
+            raise InputError(f"{option('max_side')} must be at least 16 (got {max_side})")
         self.sidecar = read_sidecar(self.engine)
         options: dict[str, Any] = {"cuda_graph": cuda_graph}
         if in_flight is not None:
@@ -56,25 +58,25 @@ class Fuser:
             options["batch"] = batch  # sizes staging buffers for the batches to come
         if provider_options:
             options["provider_options"] = dict(provider_options)  # e.g. ONNX Runtime CUDA's prefer_nhwc
-        self.backend: Backend = open_backend(self.engine, self.sidecar, provider, threads, options)
+        spec, self.backend = backends.open_backend(self.engine, self.sidecar, provider, threads, options)
         if cuda_graph and not self.backend.cuda_graphs:
             self.backend.close()
+            gpu = ", ".join(p for s in backends.specs() if s.runner.cuda_graphs for p in s.providers)
             raise InputError(f"CUDA graphs need a GPU backend; {self.engine} runs on {self.backend.name} "
-                             f"({self.backend.provider}): drop --cuda-graph, or use a TensorRT plan or --provider cuda")
+                             f"({self.backend.provider}): drop {option('cuda_graph')}, or run it on {gpu}")
         self.stats = LatencyStats()
         #: (H, W) of the last infrared frame that had to be resized to the visible size, else None.
         self.ir_resized_from: tuple[int, int] | None = None
         #: Maps 16-bit and float infrared frames to 8 bits (see ``runtime.irscale``); uint8 passes unchanged.
         self.ir_scaler = IrScaler(ir_scale if isinstance(ir_scale, IrScale) else IrScale.parse(ir_scale))
-        if max_side is not None and max_side < 16:
-            raise InputError(f"--max-side must be at least 16 (got {max_side})")
         #: Frames whose longer side exceeds this are fused at that size and scaled back up.
         self.max_side = max_side
         #: Things worth telling the user once (inputs that look swapped, frames fused at a reduced size).
         self.notices: list[str] = []
         self._checked_swap = False
-        #: Before a batch shape first runs on a CPU engine, is its estimated peak memory free?
-        self._check_memory = check_memory and self.backend.provider in ("cpu", "openvino")
+        #: Before a batch shape first runs on an engine host memory bounds, is its estimated peak free?
+        precision = str((self.sidecar or {}).get("precision", "fp32"))
+        self.memory: MemoryModel | None = backends.memory_model(spec, precision) if check_memory else None
         self._fitting: set[tuple[int, int, int]] = set()
 
     # -- public API -------------------------------------------------------------------------
@@ -89,6 +91,7 @@ class Fuser:
             raise ShapeError(f"need as many infrared as visible frames, and at least one (got {len(ir)} and {n})")
         start = time.perf_counter()
         slot = self._launch(list(zip(ir, vis)))
+        assert slot is not None  # blocking: it waits for a free slot
         return self._retire(slot, start)
 
     def fuse_stream(self, pairs: Iterable[tuple[T, np.ndarray, np.ndarray]], batch: int = 1
@@ -131,7 +134,7 @@ class Fuser:
         gray = infrared_gray(ir)
         finite_mask(gray)  # a frame with no finite value fails as fusing it would
         if gray.shape != (h, w):
-            check_same_scene(gray.shape, (h, w))  # type: ignore[arg-type]
+            check_same_scene(gray.shape, (h, w))
 
     def info(self) -> dict[str, Any]:
         """Backend, provider, precision and artifact, and the infrared scaling: what a report says."""
@@ -169,7 +172,7 @@ class Fuser:
                 self._checked_swap = True
                 if looks_swapped(pairs[0][0], pairs[0][1]):
                     self.notices.append("the visible input looks infrared and vice versa (it has no colour, the "
-                                        "infrared one has); swap them? (fuse --swap)")
+                                        f"infrared one has); swap them? ({_swap_hint()})")
             first = visible_bgr(pairs[0][1])
             full_hw = first.shape[:2]
             h, w = reduced_hw(full_hw, self.max_side)
@@ -177,8 +180,8 @@ class Fuser:
                 self._say_reduced(full_hw, (h, w))
             n = len(pairs)
             self.backend.shapes.check(n, h, w)
-            if self._check_memory and (n, h, w) not in self._fitting:
-                check_fits(self.backend.name, str((self.sidecar or {}).get("precision", "fp32")), n, h, w)
+            if self.memory is not None and (n, h, w) not in self._fitting:
+                self.memory.check(n, h, w)
                 self._fitting.add((n, h, w))
             slot = self.backend.acquire(n, h, w, block)
             if slot is None:
@@ -199,7 +202,7 @@ class Fuser:
             except BaseException:
                 self.backend.release(slot)
                 raise
-            slot.device["restore_hw"] = full_hw if (h, w) != full_hw else None
+            slot.restore_hw = full_hw if (h, w) != full_hw else None
         self.backend.submit(slot)
         return slot
 
@@ -216,7 +219,7 @@ class Fuser:
                     raise EngineError(
                         f"{self.engine} returned {got} for {expected}; re-export or rebuild it with this occo-deploy"
                     )
-                restore = slot.device.pop("restore_hw", None)
+                restore, slot.restore_hw = slot.restore_hw, None
                 if restore is not None:  # fused at a reduced size (max_side): back to the visible size
                     fused = np.stack([cv2.resize(f, (restore[1], restore[0]), interpolation=cv2.INTER_LINEAR)
                                       for f in fused])
@@ -230,27 +233,21 @@ class Fuser:
         return fused
 
     def _say_reduced(self, full_hw: tuple[int, int], hw: tuple[int, int]) -> None:
-        note = (f"frames of {full_hw[1]}x{full_hw[0]} were fused at {hw[1]}x{hw[0]} (--max-side) and scaled back "
-                "up: not the reference's output at full size")
+        note = (f"frames of {full_hw[1]}x{full_hw[0]} were fused at {hw[1]}x{hw[0]} ({option('max_side')}) and "
+                "scaled back up: not the reference's output at full size")
         if note not in self.notices:
             self.notices.append(note)
 
     def _ir_frame(self, frame: np.ndarray, vis_hw: tuple[int, int]) -> np.ndarray:
         gray = self.ir_scaler(infrared_gray(frame))
         if gray.shape != vis_hw:
-            self.ir_resized_from = gray.shape  # type: ignore[assignment]
+            self.ir_resized_from = (gray.shape[0], gray.shape[1])
             gray = match_size(gray, vis_hw)
         return gray
 
 
-def _how_to_make(engine: Path) -> str:
-    """The command that makes a missing engine of this kind."""
-    suffix = engine.suffix.lower()
-    if suffix in (".plan", ".engine", ".trt"):
-        return "build one with: occo-deploy build --fp16 (TensorRT, on the GPU machine that will run it)"
-    if "int8" in engine.name or "fp16" in engine.name or "bf16" in engine.name:
-        return "build one with: occo-deploy build --int8 (or --fp16, --bf16) from export/occo.onnx"
-    return "make one with: occo-deploy export CHECKPOINT (or --demo)"
+def _swap_hint() -> str:
+    return "fuse --swap" if cli_names() else "pass them the other way round"
 
 
 def reduced_hw(hw: tuple[int, int], max_side: int | None) -> tuple[int, int]:

@@ -8,6 +8,7 @@ frames are written straight into the slot (no intermediate batch array).
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +90,14 @@ class Slot:
     #: True when ``output`` lives in the slot's reused buffer and must be copied before the slot is reused.
     staged: bool = False
     busy: bool = False
-    device: dict[str, Any] = field(default_factory=dict)  # backend-owned: device pointers, stream, events
+    #: Seconds per engine stage of the batch (``h2d``, ``infer``, ``d2h``), set when it was fused.
+    times: dict[str, float] = field(default_factory=dict)
+    #: The worker's pending run of this batch (``run``-based backends with more than one in flight).
+    future: Future[None] | None = None
+    #: The caller's: the frame size to scale the fused batch back to (``Fuser(max_side=)``), else None.
+    restore_hw: tuple[int, int] | None = None
+    #: A GPU backend's own: device pointers, stream, events, execution context.
+    device: dict[str, Any] = field(default_factory=dict)
 
     def shape(self, n: int, h: int, w: int) -> None:
         if not self.plan.fits(n, h, w):

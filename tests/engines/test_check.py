@@ -13,8 +13,8 @@ import pytest
 from occo_deploy.engines.build import BuildResult, build_engine
 from occo_deploy.engines.check import check_artifact, check_model
 from occo_deploy.engines.profile import Profile
-from occo_deploy.engines.tensorrt_builder import DEFAULT_PROFILE
-from occo_deploy.errors import InputError
+from occo_deploy.backends.tensorrt import DEFAULT_PROFILE
+from occo_deploy.errors import EngineError, InputError, cli_context
 from tests.cli.test_fuse_cli import _one_line_error
 from tests.conftest import PAIRS, request, run_cli
 
@@ -45,7 +45,7 @@ def trt_onnx(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
 
 def test_the_export_passes_every_target(exported: Path) -> None:
     report = check_artifact(exported)
-    assert report.targets == ["tensorrt", "onnxruntime", "openvino"]
+    assert report.targets == ["onnxruntime", "openvino", "tensorrt"]  # every backend with rules, registry order
     assert report.passed, [f.line() for f in report.findings]
 
 
@@ -119,9 +119,9 @@ def test_a_tensorrt_build_without_shapes_holds_a_real_range(trt_onnx: dict[str, 
 
 def test_a_static_tensorrt_profile_is_named_by_its_shape(exported: Path, tmp_path: Path) -> None:
     from occo_deploy.engines.build import default_output
-    from occo_deploy.engines.builders import builder_class
+    from occo_deploy import backends
 
-    builder = builder_class("tensorrt")()
+    builder = backends.get("tensorrt").make_builder()
     static = Profile.from_options(shape="480x640")
     assert default_output(Path("engines"), "int8", builder, static).name == "occo_int8_tensorrt_1x480x640.plan"
     assert default_output(Path("engines"), "int8", builder, DEFAULT_PROFILE).name == "occo_int8_tensorrt.plan"
@@ -132,14 +132,16 @@ def test_the_precision_onnx_builds_on_without_recalibrating(trt_onnx: dict[str, 
     from occo_deploy.engines.build import BuildRequest
 
     source = trt_onnx["int8"].engine
-    with pytest.raises(InputError, match="made for tensorrt; build it with --backend tensorrt"):
+    with pytest.raises(InputError, match="made for tensorrt; build it with backend='tensorrt'"):
         build_engine(BuildRequest(onnx=source, precision=None, backend="onnxruntime", profile=Profile.from_options()))
-    with pytest.raises(InputError, match="is a int8 ONNX; build it with --int8"):
+    with cli_context(), pytest.raises(InputError, match="made for tensorrt; build it with --backend tensorrt"):
+        build_engine(BuildRequest(onnx=source, precision=None, backend="onnxruntime", profile=Profile.from_options()))
+    with pytest.raises(InputError, match="is a int8 ONNX; build it with precision='int8'"):
         build_engine(BuildRequest(onnx=source, precision="fp16", backend="tensorrt", profile=Profile.from_options()))
     try:
         import tensorrt  # noqa: F401
     except ImportError:
-        with pytest.raises(Exception, match=r"cannot build for tensorrt: .*occo-deploy\[gpu\]"):
+        with pytest.raises(EngineError, match=r"cannot build for tensorrt: .*pip install -e '.*\[gpu\]'"):
             build_engine(BuildRequest(onnx=source, precision=None, backend="tensorrt", profile=Profile.from_options(),
                                       output=tmp_path / "e.plan"))
 
@@ -169,6 +171,6 @@ def test_onnx_only_cli_writes_the_tensorrt_onnx_without_tensorrt(workspace: Path
     fused = run_cli("fuse", str(PAIRS / "TNO" / "ir" / "07.png"), str(PAIRS / "TNO" / "vi" / "07.png"), cwd=workspace)
     assert fused.returncode == 0 and "export/occo.onnx" in fused.stdout
     again = run_cli("build", "engines/occo_fp16_tensorrt.onnx", cwd=workspace)
-    _one_line_error(again, "cannot build for tensorrt", "occo-deploy[gpu]")
+    _one_line_error(again, "cannot build for tensorrt", "[gpu]'")
     _one_line_error(run_cli("build", "--int8", "--onnx-only", "--backend", "onnxruntime", cwd=workspace),
                     "drop --onnx-only")

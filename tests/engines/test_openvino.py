@@ -13,7 +13,7 @@ import pytest
 
 from occo_deploy import Fuser
 from occo_deploy.engines.build import BuildResult, build_engine
-from occo_deploy.errors import InputError
+from occo_deploy.errors import BuildError, InputError
 from tests.conftest import ROOT, request, run_cli, sequence_frames
 
 ov = pytest.importorskip("openvino")
@@ -85,7 +85,7 @@ def test_int8_engine_passes_its_gate_with_static_shapes(
     assert _worst_psnr(result.engine, exported, _pairs((40, 30))) >= 35  # a thumbnail, on ONNX Runtime
     sidecar = json.loads(result.sidecar.read_text())
     assert sidecar["precision"] == "int8" and sidecar["calibration"]["scheme"] == "u8s8"
-    from occo_deploy.runtime.openvino_backend import OpenVinoBackend, cpu_has_bf16
+    from occo_deploy.backends.openvino import OpenVinoBackend, cpu_has_bf16
 
     # What is not INT8 runs in BF16 where the CPU has it; a CPU without it runs it in FP32.
     has_bf16 = cpu_has_bf16(ov.Core())
@@ -96,11 +96,11 @@ def test_int8_engine_passes_its_gate_with_static_shapes(
 
 
 def test_bf16_engine_or_a_clear_refusal(exported: Path, tmp_path: Path) -> None:
-    from occo_deploy.runtime.openvino_backend import cpu_has_bf16
+    from occo_deploy.backends.openvino import cpu_has_bf16
 
     req = request(exported, tmp_path, precision="bf16", backend="openvino", output=tmp_path / "b.onnx")
     if not cpu_has_bf16(ov.Core()):
-        with pytest.raises(Exception, match="no BF16"):
+        with pytest.raises(BuildError, match="no BF16"):
             build_engine(req)
         assert not (tmp_path / "b.onnx").exists()
         return
@@ -112,23 +112,24 @@ def test_bf16_engine_or_a_clear_refusal(exported: Path, tmp_path: Path) -> None:
 
 def test_missing_openvino_names_the_extra(workspace: Path) -> None:
     code = ("import sys; sys.modules['openvino'] = None\n"
-            "from occo_deploy.engines.builders import builder_class\n"
-            "print(builder_class('openvino').unavailable())\n"
-            "from occo_deploy.runtime.openvino_backend import openvino\n"
+            "from occo_deploy import backends\n"
+            "print(backends.get('openvino').unavailable())\n"
+            "from occo_deploy.backends.openvino import openvino\n"
             "openvino()\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert "pip install 'occo-deploy[openvino]'" in result.stdout
-    assert "MissingDependencyError" in result.stderr and "occo-deploy[openvino]" in result.stderr
+    assert "pip install -e '.[openvino]'" in result.stdout  # run from the checkout's root
+    assert "MissingDependencyError" in result.stderr and "pip install -e '.[openvino]'" in result.stderr
     cli = subprocess.run(
         [sys.executable, "-c", "import sys; sys.modules['openvino'] = None\n"
          "from occo_deploy.cli.app import main; sys.argv = ['occo-deploy', 'build', '--fp32', '--backend', 'openvino']\n"
          "main()"], capture_output=True, text=True, cwd=workspace)
     lines = [ln for ln in cli.stderr.splitlines() if ln.strip()]
-    assert cli.returncode == 5 and len(lines) == 1 and "occo-deploy[openvino]" in lines[0], cli.stderr
+    assert cli.returncode == 5 and len(lines) == 1, cli.stderr
+    assert f"pip install -e '{ROOT}[openvino]'" in lines[0], cli.stderr  # elsewhere: the checkout's path
 
 
 def test_bf16_engine_on_a_cpu_without_bf16_runs_fp32(exported: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from occo_deploy.runtime import openvino_backend
+    from occo_deploy.backends import openvino as openvino_backend
 
     monkeypatch.setattr(openvino_backend, "cpu_has_bf16", lambda core: False)
     backend = openvino_backend.OpenVinoBackend(exported, {"inference_precision": "bf16"}, "openvino", 1)

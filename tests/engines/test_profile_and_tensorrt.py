@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,10 +12,10 @@ import pytest
 
 from occo_deploy import Fuser, MissingDependencyError
 from occo_deploy.engines import precision
-from occo_deploy.engines.builders import builder_class, choose_backend
+from occo_deploy import backends
 from occo_deploy.engines.gate import psnr
 from occo_deploy.engines.profile import Profile
-from occo_deploy.runtime.tensorrt_lib import check_plan_compatible
+from occo_deploy.backends.tensorrt import check_plan_compatible
 from occo_deploy.errors import EngineError, InputError, ShapeError
 from tests.conftest import PAIRS
 
@@ -127,8 +128,8 @@ def test_auto_backend_falls_back_to_onnxruntime_and_says_why() -> None:
     try:
         import tensorrt  # noqa: F401
     except ImportError:
-        backend, why = choose_backend("auto")
-        assert backend == "onnxruntime" and "occo-deploy[gpu]" in why
+        spec, why = backends.builder_for("auto")
+        assert spec.name == "onnxruntime" and re.search(r"TensorRT not usable here: .*pip install .*\[gpu\]'", why), why
     else:  # pragma: no cover - only on a TensorRT machine
         pytest.skip("tensorrt is installed here; the fallback is not exercised")
 
@@ -140,8 +141,8 @@ def test_tensorrt_builder_without_tensorrt_names_the_extra() -> None:
         pytest.skip("tensorrt is installed here")
     except ImportError:
         pass
-    reason = builder_class("tensorrt").unavailable()
-    assert reason and "pip install 'occo-deploy[gpu]'" in reason
+    reason = backends.get("tensorrt").make_builder().unavailable()
+    assert reason and re.search(r"pip install -e '.*\[gpu\]'", reason), reason
 
 
 def test_plan_compatibility_checks() -> None:
@@ -166,7 +167,7 @@ def test_loading_a_plan_without_tensorrt_names_the_extra(tmp_path: Path) -> None
     plan.write_bytes(b"serialized engine bytes")
     (tmp_path / "occo_fp16_tensorrt.plan.json").write_text(json.dumps(
         {"format_version": 1, "kind": "engine", "format": "plan", "backend": "tensorrt", "provider": "tensorrt"}))
-    with pytest.raises(MissingDependencyError, match=r"occo-deploy\[gpu\]"):
+    with pytest.raises(MissingDependencyError, match=r"pip install -e '.*\[gpu\]'"):
         Fuser(plan)
 
 
@@ -185,7 +186,7 @@ def test_real_tensorrt_build(exported: Path, tmp_path: Path) -> None:  # pragma:
 def test_tensorrt_parses_the_precision_onnx_on_10_as_on_11(tmp_path: Path) -> None:
     """Strongly typed everywhere: FP16 takes the mixed FP16 ONNX (10.x once took the FP32 one with flags
     and pinned layers by name prefix, which pinned the wrong ones)."""
-    builder = builder_class("tensorrt")()
+    builder = backends.get("tensorrt").make_builder()
     fp32, fp16, int8 = tmp_path / "a.onnx", tmp_path / "b.onnx", tmp_path / "c.onnx"
     assert builder.precision_input("fp16", fp32, fp16, int8) == fp16
     assert builder.precision_input("int8", fp32, fp16, int8) == int8
@@ -193,7 +194,7 @@ def test_tensorrt_parses_the_precision_onnx_on_10_as_on_11(tmp_path: Path) -> No
 
 
 def test_plan_io_must_be_the_contract() -> None:
-    from occo_deploy.runtime.tensorrt_lib import check_io
+    from occo_deploy.backends.tensorrt import check_io
 
     good = {"visible": ("input", "UINT8", 4), "infrared": ("input", "UINT8", 3), "fused": ("output", "UINT8", 4)}
     check_io(good)
@@ -235,7 +236,7 @@ def test_cuda_graphs_capture_only_after_a_plain_run_of_the_bound_shape() -> None
 
 
 def test_onnxruntime_cuda_graphs_get_one_id_per_binding() -> None:
-    from occo_deploy.runtime.onnxruntime_gpu_backend import graph_id
+    from occo_deploy.backends.onnxruntime_gpu import graph_id
 
     ids: dict = {}
     first = graph_id(ids, (0, (1, 480, 640), 100, 200, 300))
@@ -251,7 +252,7 @@ def test_int8_scheme_follows_the_cpu() -> None:
     from occo_deploy.engines.precision import SCHEMES
     from occo_deploy.runtime.cpu import int8_saturates
 
-    builder = builder_class("onnxruntime")()
+    builder = backends.get("onnxruntime").make_builder()
     assert builder.int8_scheme == ("u8s8_7bit" if int8_saturates() else "u8s8")
     assert SCHEMES["u8s8_7bit"].reduce_range and not SCHEMES["u8s8"].reduce_range
     assert not SCHEMES["s8s8"].quantize_bias and SCHEMES["s8s8"].symmetric

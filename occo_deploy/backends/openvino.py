@@ -1,7 +1,13 @@
 """OpenVINO on the CPU: the FP32 or Q/DQ INT8 ONNX of ``occo-deploy build --backend openvino``.
 
-Why it is here: on x86 CPUs with BF16 or VNNI it runs this network about twice as fast as ONNX
-Runtime (see the README's speed tables). It is an optional extra, behind the same registry as every backend.
+Why it is here: on x86 CPUs it runs this network 2-4x as fast as ONNX Runtime (see the README's
+speed tables). It is an optional extra (``openvino``); this module holds the runner, the builder,
+its memory lines and its ``check`` rule (OpenVINO's CPU plugin must take every operation).
+
+The engine stays an ONNX file (FP32, or Q/DQ INT8 with u8 activations, which OpenVINO maps to its
+VNNI kernels); the sidecar says ``provider: openvino`` and the inference precision. ``--bf16`` is the
+FP32 ONNX computed in BF16 where the CPU has it (AVX512_BF16 or AMX), with the quality gate as for
+any build; ``--int8`` runs its convolutions in INT8 and the rest in BF16 on such CPUs, in FP32 elsewhere.
 
 Each frame size gets its own compiled model (the graph reshaped to that static N x H x W), kept for
 the last few sizes: a video has one size, so it compiles once (1-2 s on the first frame). Compiled
@@ -14,16 +20,22 @@ our Q/DQ INT8 graph wrongly with dynamic shapes (8 dB against FP32; 47 dB once s
 from __future__ import annotations
 
 import os
+import shutil
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from occo_deploy.backends.spec import BackendSpec
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE, verify_artifact
-from occo_deploy.errors import EngineError, first_line, require
+from occo_deploy.engines.builders import BuildOptions, EngineBuilder
+from occo_deploy.errors import BuildError, EngineError, first_line, require
 from occo_deploy.runtime.backend import Backend
+
+if TYPE_CHECKING:
+    from occo_deploy.engines.check import CheckInput, Finding
 
 #: Compiled shapes kept; a compile costs 1-2 s, a kept one some tens of MB.
 KEPT_SHAPES = 4
@@ -106,10 +118,11 @@ class OpenVinoBackend(Backend):
         try:
             compiled = self._core.compile_model(model, "CPU", self._config)
         except Exception as exc:
-            raise EngineError(f"OpenVINO cannot compile {self.artifact} for {n}x{h}x{w}: {first_line(exc)[:200]}") from exc
+            raise EngineError(f"OpenVINO cannot compile {self.artifact} for {n}x{h}x{w}: "
+                              f"{first_line(exc)[:200]}") from exc
         try:
             self.compiles[f"{n}x{h}x{w}"] = bool(compiled.get_property("LOADED_FROM_CACHE"))
-        except Exception:  # an OpenVINO without the property: unknown is "compiled"
+        except Exception:  # noqa: BLE001 - an OpenVINO without the property: unknown is "compiled"
             self.compiles[f"{n}x{h}x{w}"] = False
         request = compiled.create_infer_request()
         self._compiled[key] = request
@@ -120,7 +133,7 @@ class OpenVinoBackend(Backend):
     def run(self, visible: np.ndarray, infrared: np.ndarray) -> np.ndarray:
         if infrared.shape[1] * infrared.shape[2] <= TINY_PIXELS:
             if self._tiny is None:
-                from occo_deploy.runtime.onnxruntime_backend import reference_backend
+                from occo_deploy.backends.onnxruntime_cpu import reference_backend
 
                 self._tiny = reference_backend(self.artifact)
             self.tiny_runs += 1
@@ -144,3 +157,68 @@ class OpenVinoBackend(Backend):
         if self._tiny is not None:
             self._tiny.close()
             self._tiny = None
+
+
+# -- builder ---------------------------------------------------------------------------------------
+class OpenVinoBuilder(EngineBuilder):
+    """The precision ONNX plus how OpenVINO is to compute it; OpenVINO compiles it per size at run time."""
+
+    suffix = ".onnx"
+    int8_scheme = "u8s8"  # symmetric s8 activations lost 10 dB on OpenVINO for no speed (issue 5's table)
+    fixed_shapes = False
+    precisions = ("fp32", "bf16", "int8")
+
+    def precision_input(self, precision: str, fp32: Path, fp16: Path | None, int8: Path | None) -> Path:
+        return int8 if precision == "int8" and int8 is not None else fp32
+
+    def build(self, onnx_path: Path, out: Path, options: BuildOptions) -> dict[str, Any]:
+        ov = openvino()
+        core = ov.Core()
+        if options.precision == "bf16" and not cpu_has_bf16(core):
+            raise BuildError("this CPU has no BF16 arithmetic (AVX512_BF16 or AMX), so OpenVINO would compute "
+                             "in FP32; build --fp32 or --int8 instead")
+        shutil.copyfile(onnx_path, out)
+        # INT8 engines compute what is not quantized (norms, attention, gates) in BF16 where the CPU
+        # has it: 346 vs 390 ms per 640x480 frame here, 45.0 vs 45.1 dB worst on MSRS; the quality
+        # gate checks it as built.
+        bf16 = options.precision == "bf16" or (options.precision == "int8" and cpu_has_bf16(core))
+        return {"openvino": ov.__version__, "device": "CPU", "inference_precision": "bf16" if bf16 else "f32",
+                "cpu_capabilities": list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))}
+
+
+# -- check -----------------------------------------------------------------------------------------
+def check_supported(source: CheckInput) -> Iterable[Finding]:
+    """OpenVINO's rule: it reads the ONNX and its CPU plugin takes every operation (``query_model``)."""
+    from occo_deploy.engines.check import Finding
+
+    if source.path is None:
+        return
+    ov = openvino()
+    core = ov.Core()
+    try:
+        ov_model = core.read_model(str(source.path))
+    except Exception as exc:  # noqa: BLE001 - RuntimeError subclasses with C++ traces
+        yield Finding("error", "openvino", "model", "",
+                      f"OpenVINO {ov.__version__} cannot read it: {first_line(exc)[:200]}")
+        return
+    supported = core.query_model(ov_model, "CPU")
+    for op in ov_model.get_ordered_ops():
+        if op.get_type_name() not in ("Parameter", "Result", "Constant") and op.get_friendly_name() not in supported:
+            yield Finding("error", "openvino", op.get_friendly_name(), op.get_type_name(),
+                          "not supported by OpenVINO's CPU plugin")
+
+
+SPEC = BackendSpec(
+    runner=OpenVinoBackend,
+    title="OpenVINO",
+    reads="onnx",
+    suffixes=(".onnx",),
+    providers={"openvino": "OpenVINO, CPU"},
+    extra="openvino",
+    library="openvino",
+    builder=OpenVinoBuilder,
+    # Fitted by ``benchmarks/memory.py --fit`` (AMD EPYC Zen 3, 2026-11-26); FP32 and BF16 were not
+    # measured and take the steepest line of any engine.
+    memory={"int8": ((float("inf"), 235e6, 727.0),)},
+    check=check_supported,
+)

@@ -1,4 +1,10 @@
-"""ONNX Runtime on the GPU: the CUDA and TensorRT execution providers, with I/O binding.
+"""ONNX Runtime on the GPU: its CUDA and TensorRT execution providers, with I/O binding.
+
+``--provider cuda`` and ``--provider ort-tensorrt`` run an ``.onnx`` here. The second is ONNX
+Runtime's TensorRT execution provider, which builds TensorRT engines inside ONNX Runtime and caches
+them beside the model; it is not ``build --backend tensorrt``, which writes a TensorRT plan that
+``backends/tensorrt.py`` runs. This backend builds nothing of its own: it runs the exported ONNX and
+the ONNX engines other backends build. Host memory does not bound it, so it has no memory lines.
 
 Inputs and outputs are bound to the slot's device buffers, so ONNX Runtime copies nothing itself;
 the copies are ours, on the stream ONNX Runtime computes on (``user_compute_stream``), so they are
@@ -17,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from occo_deploy.backends.onnxruntime_cpu import open_session
+from occo_deploy.backends.spec import BackendSpec
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE
-from occo_deploy.errors import EngineError, MissingDependencyError, first_line
+from occo_deploy.errors import EngineError, MissingDependencyError, first_line, install_hint
 from occo_deploy.runtime.cuda_staged import CudaStagedBackend
-from occo_deploy.runtime.onnxruntime_backend import open_session
 from occo_deploy.runtime.staging import Slot
 
-EXECUTION_PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
-INSTALL_HINT = "pip uninstall -y onnxruntime && pip install 'occo-deploy[ort-gpu]'"
+EXECUTION_PROVIDERS = {"cuda": "CUDAExecutionProvider", "ort-tensorrt": "TensorrtExecutionProvider"}
 
 
 def gpu_provider(provider: str, available: list[str], version: str) -> str:
@@ -35,7 +41,7 @@ def gpu_provider(provider: str, available: list[str], version: str) -> str:
     if ep not in available:
         raise MissingDependencyError(
             f"ONNX Runtime {version} here has no {ep} (it has {', '.join(available)}); "
-            f"the GPU build is a separate package: {INSTALL_HINT}"
+            f"the GPU build is a separate package: pip uninstall -y onnxruntime && {install_hint('ort-gpu')}"
         )
     return ep
 
@@ -62,7 +68,7 @@ def check_active(ep: str, active: list[str], artifact: Path) -> None:
 
 
 class OnnxRuntimeGpuBackend(CudaStagedBackend):
-    name = "onnxruntime"
+    name = "onnxruntime-gpu"
     stream_per_slot = False  # a session computes on one stream, ours
     # run_with_iobinding blocks until the GPU is done, so a second batch in flight only queues: on an
     # H100 it gave 0.98-1.03x the throughput at twice the latency.
@@ -95,7 +101,7 @@ class OnnxRuntimeGpuBackend(CudaStagedBackend):
             cache = artifact.with_name(artifact.name + ".ort-trt-cache")
             providers.insert(0, (ep, {**common, "trt_engine_cache_enable": "True",
                                       "trt_engine_cache_path": str(cache)}))
-        self._session = open_session(artifact, sidecar, providers + ["CPUExecutionProvider"], threads)
+        self._session = open_session(artifact, sidecar, [*providers, "CPUExecutionProvider"], threads)
         check_active(ep, self._session.get_providers(), artifact)
         self._ep = ep
         self._ort_version = ort.__version__
@@ -121,7 +127,8 @@ class OnnxRuntimeGpuBackend(CudaStagedBackend):
         try:
             self._session.run_with_iobinding(slot.device["binding"], slot.device.get("run_options"))
         except Exception as exc:
-            raise EngineError(f"ONNX Runtime ({self._ep}) failed on a {slot.n}x{slot.h}x{slot.w} batch: {first_line(exc)[:200]}") from exc
+            raise EngineError(f"ONNX Runtime ({self._ep}) failed on a {slot.n}x{slot.h}x{slot.w} batch: "
+                              f"{first_line(exc)[:200]}") from exc
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "onnxruntime": self._ort_version, "execution_provider": self._ep,
@@ -130,3 +137,15 @@ class OnnxRuntimeGpuBackend(CudaStagedBackend):
     def close(self) -> None:
         super().close()
         self._session = None
+
+
+SPEC = BackendSpec(
+    runner=OnnxRuntimeGpuBackend,
+    title="ONNX Runtime GPU",
+    reads="onnx",
+    suffixes=(".onnx",),
+    providers={"cuda": "ONNX Runtime, CUDA",
+               "ort-tensorrt": "ONNX Runtime's TensorRT execution provider, not a TensorRT plan"},
+    extra="ort-gpu",
+    library="onnxruntime",  # the GPU build installs the same module; the runner checks its providers
+)
