@@ -9,9 +9,9 @@ import os
 os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
-import typer  # noqa: E402
+import typer
 
-from occo_deploy import __version__  # noqa: E402
+from occo_deploy import __version__
 
 app = typer.Typer(
     name="occo-deploy",

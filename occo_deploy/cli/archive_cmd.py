@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from occo_deploy.cli.common import EXIT_SOME_FAILED, err, one_line_errors, out
+from occo_deploy.cli.options import Batch, Engine, Force, IrScale, MaxSide, Provider, Quiet, Report, Threads
+from occo_deploy.cli.progress import Bars
 from occo_deploy.errors import InputError
 from occo_deploy.files import check_writable, write_json_atomic
 
@@ -34,29 +34,29 @@ def ray_argv(argv: list[str]) -> list[str]:
 
 @one_line_errors
 def archive(
-    ir_root: Optional[Path] = typer.Argument(None, help="Infrared root folder (pairs by relative path)."),
-    vis_root: Optional[Path] = typer.Argument(None, help="Visible root folder."),
-    manifest: Optional[Path] = typer.Option(None, "--manifest", help="CSV with header ir,vis[,output] instead of two roots."),
+    ir_root: Path | None = typer.Argument(None, help="Infrared root folder (pairs by relative path)."),
+    vis_root: Path | None = typer.Argument(None, help="Visible root folder."),
+    manifest: Path | None = typer.Option(None, "--manifest", help="CSV with header ir,vis[,output] instead of two roots."),
     output: Path = typer.Option(..., "-o", "--output", help="Output root; the input tree is mirrored there."),
-    engine: Optional[Path] = typer.Option(None, "--engine", help="Exported .onnx or built engine [default: newest in engines/, else export/occo.onnx]."),
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]",
+    engine: Engine = None,
+    ray: str | None = typer.Option(None, "--ray", metavar="[ADDRESS]",
                                       help="Run on Ray: alone, a local instance; with ADDRESS (host:port), that cluster."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Ray actors, each holding one engine [default: one per node, or per GPU share]."),
-    threads_per_worker: Optional[int] = typer.Option(None, "--threads-per-worker", min=1, help="Inference threads per actor [default: cores / workers]."),
-    gpus_per_worker: Optional[float] = typer.Option(None, "--gpus-per-worker", min=0.01, help="GPUs per actor (with a GPU engine)."),
-    provider: Optional[str] = typer.Option(None, "--provider", help="Where an .onnx runs: cpu, cuda, tensorrt, openvino [default: from the sidecar, else cpu]."),
-    batch: int = typer.Option(1, "--batch", min=1, help="Image pairs per inference call (and per Ray task)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Inference threads without --ray [default: all]."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Ray actors, each holding one engine [default: one per node, or per GPU share]."),
+    threads_per_worker: int | None = typer.Option(None, "--threads-per-worker", min=1, help="Inference threads per actor [default: cores / workers]."),
+    gpus_per_worker: float | None = typer.Option(None, "--gpus-per-worker", min=0.01, help="GPUs per actor (with a GPU engine)."),
+    provider: Provider = None,
+    batch: Batch = 1,
+    threads: Threads = None,
     resume: bool = typer.Option(False, "--resume", help="Skip items whose output exists (outputs are written whole or not at all)."),
-    force: bool = typer.Option(False, "--force", help="Fuse every item again, replacing existing outputs."),
-    ir_scale: Optional[str] = typer.Option(None, "--ir-scale", help="16-bit/float infrared to 8 bits: percentile[:LO,HI], minmax, fixed:MIN,MAX (see fuse)."),
-    max_side: Optional[int] = typer.Option(None, "--max-side", min=16, help="Fuse frames whose longer side exceeds N at that size, then scale back up."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Write the per-item report as JSON here."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+    force: Force = False,
+    ir_scale: IrScale = None,
+    max_side: MaxSide = None,
+    report: Report = None,
+    quiet: Quiet = False,
 ) -> None:
     """Fuse an archive of IR/visible pairs and videos; bad items are listed and skipped (exit 8)."""
     from occo_deploy.archive import items as archive_items
-    from occo_deploy.archive.job import RunSettings, run_archive
+    from occo_deploy.archive.job import ItemResult, RunSettings, run_archive
     from occo_deploy.workspace import default_engine
 
     if manifest is not None and (ir_root is not None or vis_root is not None):
@@ -71,8 +71,11 @@ def archive(
         check_writable(report, force)
     if output.exists() and not output.is_dir():
         raise InputError(f"output {output} is a file; give an output folder")
-    found = archive_items.read_manifest(manifest, output) if manifest is not None else \
-        archive_items.discover(ir_root, vis_root, output)  # type: ignore[arg-type]
+    if manifest is not None:
+        found = archive_items.read_manifest(manifest, output)
+    else:
+        assert ir_root is not None and vis_root is not None  # checked above
+        found = archive_items.discover(ir_root, vis_root, output)
     from occo_deploy.runtime.irscale import IrScale
 
     IrScale.parse(ir_scale)  # a bad value is one line here, not one failure per item
@@ -83,8 +86,16 @@ def archive(
         from occo_deploy.archive.ray_runner import RayOptions
 
         ray_options = RayOptions(None if ray == LOCAL else ray, workers, threads_per_worker, gpus_per_worker)
-    with _Bar(quiet, len(found)) as bar:
-        result = run_archive(found, output, settings, resume=resume, ray=ray_options, progress=bar.update)
+    frames = 0
+
+    def count_frames(item: ItemResult) -> None:
+        nonlocal frames
+        frames += item.frames
+        bars.note("fusing items", f"{frames} frames")
+
+    with Bars(quiet) as bars:
+        result = run_archive(found, output, settings, resume=resume, ray=ray_options,
+                             progress=bars.step("fusing items"), on_result=count_frames)
     failures = [r for r in result.results if r.status == "failed"]
     for r in failures[:SHOWN_FAILURES]:
         err.print(f"failed: {r.key}: {r.error}", soft_wrap=True)
@@ -102,30 +113,3 @@ def archive(
     out.print(result.summary())
     if failures:
         raise typer.Exit(EXIT_SOME_FAILED)
-
-
-class _Bar:
-    """Items and frames done, as a progress bar on stderr (nothing when quiet)."""
-
-    def __init__(self, quiet: bool, total: int) -> None:
-        self._bar: Progress | None = None if quiet else Progress(
-            TextColumn("fusing items"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[frames]} frames"),
-            TimeRemainingColumn(), console=err, transient=True)
-        self._total = total
-        self._frames = 0
-        self._task: Any = None
-
-    def __enter__(self) -> _Bar:
-        if self._bar is not None:
-            self._bar.__enter__()
-            self._task = self._bar.add_task("archive", total=self._total, frames=0)
-        return self
-
-    def update(self, result: Any, done: int, total: int) -> None:
-        self._frames += result.frames
-        if self._bar is not None:
-            self._bar.update(self._task, completed=done, total=total, frames=self._frames)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)  # type: ignore[arg-type]

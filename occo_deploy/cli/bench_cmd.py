@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich import box
 from rich.table import Table
 
 from occo_deploy.cli.common import check_outputs, err, one_line_errors, out, write_png
+from occo_deploy.cli.options import CudaGraph, Force, InFlight, Provider, Report, Threads
 from occo_deploy.errors import InputError
 from occo_deploy.files import write_json_atomic
 
 
 @one_line_errors
 def bench(
-    engines: Optional[list[Path]] = typer.Argument(None, help="Engines or exported ONNX files [default: the one fuse would use]."),
+    engines: list[Path] | None = typer.Argument(None, help="Engines or exported ONNX files [default: the one fuse would use]."),
     shape: str = typer.Option("480x640", "--shape", help="Frame size HxW (real pairs are resized and cropped to it)."),
     batch: str = typer.Option("1", "--batch", help="Frames per call; a comma list sweeps, e.g. 1,2,4,8."),
-    provider: Optional[str] = typer.Option(None, "--provider", help="Where an .onnx runs: cpu, cuda, tensorrt (ONNX Runtime) or openvino [default: from the sidecar]."),
-    in_flight: Optional[int] = typer.Option(None, "--in-flight", min=1, help="Batches in flight [default: 2 for TensorRT plans, else 1]."),
-    cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Replay the engine as a CUDA graph (GPU, fixed shape)."),
+    provider: Provider = None,
+    in_flight: InFlight = None,
+    cuda_graph: CudaGraph = False,
     warmup: float = typer.Option(2.0, "--warmup", min=0.0, help="Warm-up seconds (at least one call)."),
     duration: float = typer.Option(10.0, "--duration", min=0.0, help="Measured seconds per engine."),
-    pairs: Optional[Path] = typer.Option(None, "--pairs", help="Folder of real pairs (ir/ + vi/) [default: the bundled clip]."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads [default: all]."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Write the results as JSON."),
-    histogram: Optional[Path] = typer.Option(None, "--histogram", help="Write a latency histogram PNG."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing report or histogram."),
+    pairs: Path | None = typer.Option(None, "--pairs", help="Folder of real pairs (ir/ + vi/) [default: the bundled clip]."),
+    threads: Threads = None,
+    report: Report = None,
+    histogram: Path | None = typer.Option(None, "--histogram", help="Write a latency histogram PNG."),
+    force: Force = False,
 ) -> None:
     """Time engines on real frames: warm-up, then a fixed duration; latency percentiles and throughput."""
     from occo_deploy.calibration.data import sample_pairs

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from occo_deploy.cli.common import one_line_errors, out
+from occo_deploy.cli.options import Force, Report
 from occo_deploy.errors import CheckFailedError
 from occo_deploy.files import check_writable, write_json_atomic
 from occo_deploy.workspace import DEFAULT_ONNX
 
 
+def _targets() -> list[str]:
+    from occo_deploy.engines.check import targets
+
+    return targets()
+
+
 @one_line_errors
 def check(
     artifact: Path = typer.Argument(DEFAULT_ONNX, help="An exported .onnx, an --onnx-only ONNX or an ONNX engine."),
-    target: Optional[list[str]] = typer.Option(
-        None, "--target", metavar="TARGET", help="tensorrt | onnxruntime | openvino; repeatable [default: what the artifact is for, "
-                               "all three for the FP32 export]."),
-    trt_major: Optional[int] = typer.Option(None, "--trt-major", metavar="10|11", help="Check for TensorRT 10 or 11 only [default: both]."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Also write the findings as JSON here."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing report."),
+    target: list[str] | None = typer.Option(
+        None, "--target", metavar="TARGET", help=f"{' | '.join(_targets())}; repeatable [default: what the artifact is "
+                                                 "for, every target for the FP32 export]."),
+    trt_major: int | None = typer.Option(None, "--trt-major", metavar="10|11", help="Check for TensorRT 10 or 11 only [default: both]."),
+    report: Report = None,
+    force: Force = False,
 ) -> None:
     """Check an ONNX against the rules of TensorRT, ONNX Runtime or OpenVINO, without needing TensorRT."""
     from occo_deploy.engines.check import check_artifact

@@ -7,17 +7,19 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from occo_deploy.errors import InputError, OccoDeployError
+from occo_deploy.errors import InputError, OccoDeployError, cli_context
 from occo_deploy.files import check_writable, write_bytes_atomic
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 def _width(stream: object) -> int | None:
     """Terminals report their width; pipes and logs get a wide one so tables are not truncated."""
@@ -35,7 +37,7 @@ EXIT_INTERRUPTED = 130
 EXIT_SOME_FAILED = 8
 
 
-def one_line_errors(func: F) -> F:
+def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn library errors into one line on stderr and their exit code, Ctrl-C into 130.
 
     Anything else is a bug in occo-deploy and keeps its traceback (set OCCO_DEBUG=1 to also see
@@ -43,9 +45,10 @@ def one_line_errors(func: F) -> F:
     """
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return func(*args, **kwargs)
+            with cli_context():  # messages name --options, not Python keywords
+                return func(*args, **kwargs)
         except OccoDeployError as exc:
             if os.environ.get("OCCO_DEBUG"):
                 raise
@@ -55,7 +58,7 @@ def one_line_errors(func: F) -> F:
             err.print("interrupted: partial outputs were removed", soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def latency_table(latency: dict[str, Any], title: str = "latency per call (ms)") -> Table:

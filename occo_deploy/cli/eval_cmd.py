@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich import box
 from rich.table import Table
 
 from occo_deploy.cli.common import check_outputs, one_line_errors, out, write_png
+from occo_deploy.cli.options import Force, Report
 from occo_deploy.files import check_writable, write_bytes_atomic, write_json_atomic
 from occo_deploy.workspace import DEFAULT_ONNX
 
@@ -40,18 +40,18 @@ def _fmt(value: float | None) -> str:
 
 @one_line_errors
 def evaluate(
-    ir: Optional[Path] = typer.Argument(None, help="Infrared image or folder of images."),
-    vis: Optional[Path] = typer.Argument(None, help="Visible image or folder (pairs matched by file name)."),
-    dataset: Optional[list[str]] = typer.Option(None, "--dataset", metavar="NAME=IR_DIR,VIS_DIR", help="A data set: a column block of the table; repeat for several."),
-    engine: Optional[list[Path]] = typer.Option(None, "--engine", metavar="ENGINE", help="Engine to evaluate; repeat for several [default: the one fuse would use]."),
-    fused: Optional[list[str]] = typer.Option(None, "--fused", metavar="NAME=DIR", help="Another method's fused images (DIR/<data set>/<pair>.* or DIR/<pair>.*): a row beside the engines; repeat."),
+    ir: Path | None = typer.Argument(None, help="Infrared image or folder of images."),
+    vis: Path | None = typer.Argument(None, help="Visible image or folder (pairs matched by file name)."),
+    dataset: list[str] | None = typer.Option(None, "--dataset", metavar="NAME=IR_DIR,VIS_DIR", help="A data set: a column block of the table; repeat for several."),
+    engine: list[Path] | None = typer.Option(None, "--engine", metavar="ENGINE", help="Engine to evaluate; repeat for several [default: the one fuse would use]."),
+    fused: list[str] | None = typer.Option(None, "--fused", metavar="NAME=DIR", help="Another method's fused images (DIR/<data set>/<pair>.* or DIR/<pair>.*): a row beside the engines; repeat."),
     convention: str = typer.Option("cddfuse", "--convention", metavar="NAME", help="Metric definitions: cddfuse (MMIF-CDDFuse's evaluator), vifb (VIFB's MATLAB), textbook."),
     reference: Path = typer.Option(DEFAULT_ONNX, "--reference", help="FP32 ONNX / engine, or a checkpoint (.pth: PyTorch, needs the export extra)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many pairs per data set."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Write per-pair and mean values as JSON."),
-    table: Optional[Path] = typer.Option(None, "--table", help="Write the table as in a paper: .md, .csv or .tex."),
-    grid: Optional[Path] = typer.Option(None, "--grid", help="Write a PNG: IR | visible | fused per engine, a few pairs."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing report, table or grid."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many pairs per data set."),
+    report: Report = None,
+    table: Path | None = typer.Option(None, "--table", help="Write the table as in a paper: .md, .csv or .tex."),
+    grid: Path | None = typer.Option(None, "--grid", help="Write a PNG: IR | visible | fused per engine, a few pairs."),
+    force: Force = False,
 ) -> None:
     """Compare engines with a reference and score their fusions (EN SD SF AG MI SCD VIF Qabf SSIM PSNR)."""
     from occo_deploy.errors import EngineError, InputError
@@ -117,7 +117,7 @@ def evaluate(
                 m = r.mean("fidelity")
                 fid.add_row(r.label, "identical" if m["psnr"] is None else f"{m['psnr']:.1f}", f"{m['ssim']:.4f}",
                             f"{max(p['fidelity']['max_abs'] for p in r.per_pair)}",
-                            f"{100 * m['off_by_more_than_1']:.2f}%", f"{100 * m['off_by_more_than_8']:.2f}%")
+                            f"{100 * (m['off_by_more_than_1'] or 0):.2f}%", f"{100 * (m['off_by_more_than_8'] or 0):.2f}%")
             out.print(fid)
         met = Table(title=f"fusion metrics, {convention} convention (mean over pairs)", title_justify="left",
                     box=box.SIMPLE_HEAD, padding=0, pad_edge=False)

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from occo_deploy.cli.common import human_bytes, one_line_errors, out
+from occo_deploy.cli.options import Force
 from occo_deploy.errors import InputError
 from occo_deploy.workspace import DEFAULT_ONNX
 
 
 @one_line_errors
 def export(
-    checkpoint: Optional[Path] = typer.Argument(None, help="OCCO checkpoint (.pth), official format or bare state dict."),
+    checkpoint: Path | None = typer.Argument(None, help="OCCO checkpoint (.pth), official format or bare state dict."),
     output: Path = typer.Option(DEFAULT_ONNX, "-o", "--output", help="ONNX file to write (a .json sidecar goes beside it)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+    force: Force = False,
     demo: bool = typer.Option(False, "--demo", help="Export the bundled demo weights (not the paper's)."),
     opset: int = typer.Option(18, "--opset", min=17, help="ONNX opset (17+ for native LayerNormalization)."),
     trust_checkpoint: bool = typer.Option(

@@ -3,44 +3,56 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from occo_deploy.cli.common import EXIT_SOME_FAILED, err, latency_table, one_line_errors, out
-from occo_deploy.errors import InputError
+from occo_deploy.cli.options import (
+    Batch,
+    CudaGraph,
+    Engine,
+    Force,
+    InFlight,
+    IrScale,
+    MaxSide,
+    Provider,
+    Quiet,
+    Report,
+    Threads,
+)
+from occo_deploy.cli.progress import Bars
+from occo_deploy.errors import InputError, install_hint
 from occo_deploy.files import check_writable, write_json_atomic
 
 
 @one_line_errors
 def fuse(
-    ir: Optional[str] = typer.Argument(None, help="Infrared image, folder of images, or video; with --live a stream URL, camera:N or a file."),
-    vis: Optional[str] = typer.Argument(None, help="Visible image, folder, or video (same kind as IR); with --live likewise."),
-    output: Optional[Path] = typer.Option(
+    ir: str | None = typer.Argument(None, help="Infrared image, folder of images, or video; with --live a stream URL, camera:N or a file."),
+    vis: str | None = typer.Argument(None, help="Visible image, folder, or video (same kind as IR); with --live likewise."),
+    output: Path | None = typer.Option(
         None, "-o", "--output", help="Output image, folder or video [default: fused.png | fused/ | fused.mp4]."),
-    engine: Optional[Path] = typer.Option(
-        None, "--engine", help="Exported .onnx or built engine [default: newest in engines/, else export/occo.onnx]."),
-    batch: int = typer.Option(1, "--batch", min=1, help="Frames per inference call."),
-    provider: Optional[str] = typer.Option(None, "--provider", help="Where an .onnx runs: cpu, cuda, tensorrt (ONNX Runtime) or openvino [default: from the sidecar, else cpu]."),
-    in_flight: Optional[int] = typer.Option(None, "--in-flight", min=1, help="Batches in flight [default: 2 for TensorRT plans, else 1]."),
-    cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Replay the engine as a CUDA graph (GPU, fixed frame size)."),
+    engine: Engine = None,
+    batch: Batch = 1,
+    provider: Provider = None,
+    in_flight: InFlight = None,
+    cuda_graph: CudaGraph = False,
     offset_ms: float = typer.Option(0.0, "--offset-ms", help="Known lag of the IR stream behind the visible one (ms)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference [default: all]."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Also write the summary as JSON here."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+    threads: Threads = None,
+    report: Report = None,
+    force: Force = False,
     demo: bool = typer.Option(False, "--demo", help="Fuse the bundled sample clips (IR and VIS not needed)."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+    quiet: Quiet = False,
     keep_going: bool = typer.Option(False, "--keep-going", help="Folders: skip a pair that cannot be fused, list it, go on (exit 8 if any)."),
     live: bool = typer.Option(False, "--live", help="Real time: IR and VIS are live sources; newest frames first, drops counted."),
-    duration: Optional[float] = typer.Option(None, "--duration", min=0.1, help="Live: stop after this many seconds [default: until Ctrl-C or a source ends]."),
-    preview: Optional[str] = typer.Option(None, "--preview", metavar="[HOST:]PORT", help="Live: serve a preview page (MJPEG and figures) here; host 127.0.0.1 unless given."),
+    duration: float | None = typer.Option(None, "--duration", min=0.1, help="Live: stop after this many seconds [default: until Ctrl-C or a source ends]."),
+    preview: str | None = typer.Option(None, "--preview", metavar="[HOST:]PORT", help="Live: serve a preview page (MJPEG and figures) here; host 127.0.0.1 unless given."),
     reconnect_timeout: float = typer.Option(10.0, "--reconnect-timeout", min=0.0, help="Live: end the run when a source stays down this long (s)."),
-    tolerance_ms: Optional[float] = typer.Option(None, "--tolerance-ms", min=0.0, help="Live: largest gap between paired arrivals [default: half the longer frame period]."),
+    tolerance_ms: float | None = typer.Option(None, "--tolerance-ms", min=0.0, help="Live: largest gap between paired arrivals [default: half the longer frame period]."),
     rtsp_transport: str = typer.Option("tcp", "--rtsp-transport", help="Live: tcp or udp for rtsp:// sources."),
-    ir_scale: Optional[str] = typer.Option(None, "--ir-scale", help="16-bit/float infrared to 8 bits: percentile[:LO,HI] (default 1,99), minmax, fixed:MIN,MAX; uint8 passes unchanged unless named."),
-    ir_smooth: Optional[float] = typer.Option(None, "--ir-smooth", help="Videos and live: smooth the infrared range over frames (0 < a <= 1, weight of the newest)."),
-    max_side: Optional[int] = typer.Option(None, "--max-side", min=16, help="Fuse frames whose longer side exceeds N at that size, then scale back up."),
+    ir_scale: IrScale = None,
+    ir_smooth: float | None = typer.Option(None, "--ir-smooth", help="Videos and live: smooth the infrared range over frames (0 < a <= 1, weight of the newest)."),
+    max_side: MaxSide = None,
     swap: bool = typer.Option(False, "--swap", help="The inputs were given the wrong way round: use VIS as infrared and IR as visible."),
 ) -> None:
     """Fuse infrared + visible pairs: two images, two folders (pairs by file name), two videos, or two live streams."""
@@ -82,10 +94,14 @@ def fuse(
         if kind == "image":
             result = jobs.fuse_image(fuser, Path(ir), Path(vis), output, force=force)
         else:
-            with _progress(quiet, "video" if kind == "video" else "pairs") as progress:
-                run = jobs.fuse_video if kind == "video" else jobs.fuse_folder
-                extra: dict[str, Any] = {"offset_ms": offset_ms} if kind == "video" else {"keep_going": keep_going}
-                result = run(fuser, Path(ir), Path(vis), output, batch=batch, force=force, progress=progress, **extra)
+            with Bars(quiet) as bars:
+                progress = bars.step(f"fusing {'video' if kind == 'video' else 'pairs'}")
+                if kind == "video":
+                    result = jobs.fuse_video(fuser, Path(ir), Path(vis), output, batch=batch, force=force,
+                                             progress=progress, offset_ms=offset_ms)
+                else:
+                    result = jobs.fuse_folder(fuser, Path(ir), Path(vis), output, batch=batch, force=force,
+                                              progress=progress, keep_going=keep_going)
     for notice in result.notices:
         err.print(f"note: {notice}", soft_wrap=True)
     for failure in result.failures:
@@ -163,31 +179,6 @@ def live_line(f: dict[str, Any]) -> str:
             f"out {f['fps_out']:4.1f} fps drop {f['dropped']} {p}")
 
 
-class _progress:
-    """A rich progress bar as the jobs' callback, or nothing when quiet."""
-
-    def __init__(self, quiet: bool, label: str) -> None:
-        self._bar: Progress | None = None if quiet else Progress(
-            TextColumn(f"fusing {label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=err, transient=True)
-        self._task: Any = None
-
-    def __enter__(self) -> Any:
-        if self._bar is None:
-            return None
-        self._bar.__enter__()
-        self._task = self._bar.add_task("fuse", total=None)
-        return self._update
-
-    def _update(self, done: int, total: int | None) -> None:
-        assert self._bar is not None
-        self._bar.update(self._task, completed=done, total=total)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)  # type: ignore[arg-type]
-
-
 def _summary(result: Any) -> None:
     p = result.pairing
     out.print(f"fused {result.frames} frame(s) in {result.wall_s:.2f} s ({result.fps:.2f} fps) -> {result.output}")
@@ -220,10 +211,10 @@ def _faster(engine: dict[str, Any]) -> str | None:
     """After a run on the FP32 export on the CPU: the command to the fastest CPU engine."""
     if engine.get("precision") != "fp32" or engine.get("provider") != "cpu":
         return None
-    import importlib.util
+    from occo_deploy import backends
 
-    extra = ("" if importlib.util.find_spec("openvino") else
-             "; it needs the openvino extra: pip install -e '.[openvino]' in a checkout")
+    missing = backends.get("openvino").unavailable()
+    extra = f"; it needs the openvino extra: {install_hint('openvino')}" if missing else ""
     return ("faster on a CPU: occo-deploy build --backend openvino --int8 --calib PAIRS  (PAIRS: a folder with "
             f"ir/ and vi/ of your own pairs; build says how much faster the engine is on this machine, and fuse "
             f"then takes it by itself{extra})")

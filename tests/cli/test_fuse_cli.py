@@ -244,5 +244,5 @@ def test_a_gpu_provider_that_is_not_there_is_one_line_not_a_cpu_run(workspace: P
     ir = PAIRS / "MSRS" / "ir" / "00016N.png"
     vis = PAIRS / "MSRS" / "vi" / "00016N.png"
     result = run_cli("fuse", str(ir), str(vis), "--provider", "cuda", cwd=workspace)
-    _one_line_error(result, "CUDAExecutionProvider", "occo-deploy[ort-gpu]")
+    _one_line_error(result, "CUDAExecutionProvider", "[ort-gpu]'")
     assert result.returncode == 6 and not (workspace / "fused.png").exists()

@@ -1,0 +1,51 @@
+"""Options more than one verb takes, declared once (as Polygraphy's argument groups are).
+
+Each is a typed ``Annotated`` alias a verb puts in its signature with its default, e.g.
+``provider: Provider = None``; the help text is the same wherever the option appears. Help that
+lists backends or providers is read from the backend registry, so a new backend shows up by itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from occo_deploy import backends
+
+
+def _providers_help() -> str:
+    listed = "; ".join(f"{name} ({what})" for name, what in backends.providers().items())
+    return f"Where the engine runs: {listed} [default: what the engine was built for, else cpu]."
+
+
+def _backends_help() -> str:
+    listed = "; ".join(f"{s.name} ({s.title})" for s in backends.builders())
+    return f"auto, or the backend to build for: {listed} [default: auto: TensorRT with a GPU, else onnxruntime]."
+
+
+# -- the engine and where it runs --------------------------------------------------------------------
+Engine = Annotated[Path | None, typer.Option(
+    "--engine", help="Exported .onnx or built engine [default: newest in engines/, else export/occo.onnx].")]
+Provider = Annotated[str | None, typer.Option("--provider", metavar="NAME", help=_providers_help())]
+Backend = Annotated[str, typer.Option("--backend", metavar="NAME", help=_backends_help())]
+Threads = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for inference [default: all].")]
+Batch = Annotated[int, typer.Option("--batch", min=1, help="Frames (image pairs) per inference call.")]
+InFlight = Annotated[int | None, typer.Option(
+    "--in-flight", min=1, help="Batches in flight [default: 2 for TensorRT plans, else 1].")]
+CudaGraph = Annotated[bool, typer.Option(
+    "--cuda-graph", help="Replay the engine as a CUDA graph (GPU backends, fixed frame size).")]
+
+# -- frames --------------------------------------------------------------------------------------------
+IrScale = Annotated[str | None, typer.Option(
+    "--ir-scale", metavar="MODE",
+    help="16-bit/float infrared to 8 bits: percentile[:LO,HI] (default 1,99), minmax, fixed:MIN,MAX; "
+         "uint8 passes unchanged unless named.")]
+MaxSide = Annotated[int | None, typer.Option(
+    "--max-side", min=16, help="Fuse frames whose longer side exceeds N at that size, then scale back up.")]
+
+# -- outputs -------------------------------------------------------------------------------------------
+Force = Annotated[bool, typer.Option("--force", help="Replace existing outputs (never done without it).")]
+Report = Annotated[Path | None, typer.Option("--report", help="Also write what the run printed as JSON here.")]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar.")]
