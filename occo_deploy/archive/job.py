@@ -1,61 +1,29 @@
-"""Running an archive: what to skip, each task through the ``fuse`` jobs, the report.
+"""Running an archive: what to skip, the runner (this process or Ray), the report.
 
-A task is a list of items a worker runs together: a batch of image pairs (batched through the
-engine), or one video pair. Here they run one after another in this process; ``ray_runner`` hands
-the same tasks to Ray Data actors. Either way every item ends ``done``, ``skipped`` or ``failed``
-with its one-line error, and no item's failure stops the others.
+``run_archive`` removes what a killed run left, skips existing outputs with ``resume``, cuts the
+items into tasks (``tasks``), and hands them to a runner: ``run_local`` here, one after another, or
+``ray_runner.run_on_ray`` on Ray Data actors. Both return a ``Started``: the engine described before
+any task runs, the pool, and the results as they finish.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from occo_deploy.archive.items import Item
-from occo_deploy.errors import InputError, OccoDeployError, first_line
+from occo_deploy.archive.tasks import ItemResult, RunSettings, Started, make_tasks, run_task, worker_name
+from occo_deploy.errors import InputError, option
+from occo_deploy.progress import Progress
 
-#: Called after each finished item: (its result, items finished so far, items in the job).
-Progress = Callable[["ItemResult", int, int], None]
+if TYPE_CHECKING:
+    from occo_deploy.archive.ray_runner import RayOptions
 
-
-@dataclass
-class ItemResult:
-    key: str
-    kind: str
-    ir: str | None
-    vis: str | None
-    output: str | None
-    status: str  # "done" | "skipped" | "failed"
-    frames: int = 0
-    seconds: float = 0.0
-    error: str | None = None
-    worker: str | None = None  # host:pid of the process that ran it
-    notices: list[str] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, item: Item, status: str, **kw: Any) -> ItemResult:
-        return cls(item.key, item.kind, item.ir, item.vis, item.output, status, **kw)
-
-
-@dataclass
-class RunSettings:
-    """How workers run their tasks (the same here and in every Ray actor)."""
-
-    engine: str  # absolute path: Ray workers on other nodes open the same path
-    provider: str | None = None
-    threads: int | None = None
-    batch: int = 1
-    force: bool = False
-    ir_scale: str | None = None
-    max_side: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["ArchiveReport", "ItemResult", "RunSettings", "remove_partials", "run_archive", "run_local",
+           "split_existing"]
 
 
 @dataclass
@@ -96,72 +64,6 @@ class ArchiveReport:
         }
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def make_tasks(items: list[Item], batch: int) -> list[list[Item]]:
-    """Consecutive image pairs in groups of ``batch``; each video pair alone."""
-    tasks: list[list[Item]] = []
-    images: list[Item] = []
-    for item in items:
-        if item.kind == "image":
-            images.append(item)
-            if len(images) == batch:
-                tasks.append(images)
-                images = []
-        else:
-            tasks.append([item])
-    if images:
-        tasks.append(images)
-    return tasks
-
-
-def run_task(fuser: Any, task: list[Item], settings: RunSettings) -> list[ItemResult]:
-    """One task in this process, every item ending with a result (never an exception for a bad item)."""
-    from occo_deploy.video import jobs
-
-    if len(task) == 1 and task[0].kind != "image":
-        return [_run_single(fuser, task[0], settings)]
-    start = time.perf_counter()
-    done: list[Item] = []
-    by_key = {i.key: i for i in task}
-    try:
-        failed = jobs.fuse_image_pairs(
-            fuser, [(i.key, Path(i.ir or ""), Path(i.vis or ""), Path(i.output or "")) for i in task],
-            batch=settings.batch, force=settings.force, keep_going=True, on_done=lambda k: done.append(by_key[k]))
-    except Exception as exc:  # noqa: BLE001 - an engine failure takes the batch, not the job
-        error = _one_line(exc)
-        ran = {i.key for i in done}
-        return [ItemResult.of(i, "done", frames=1, worker=worker_name()) for i in done] + \
-            [ItemResult.of(i, "failed", error=error, worker=worker_name()) for i in task if i.key not in ran]
-    share = (time.perf_counter() - start) / max(1, len(done))
-    errors = dict(failed)
-    return [ItemResult.of(i, "failed", error=errors[i.key], worker=worker_name()) if i.key in errors else
-            ItemResult.of(i, "done", frames=1, seconds=share, worker=worker_name()) for i in task]
-
-
-def _run_single(fuser: Any, item: Item, settings: RunSettings) -> ItemResult:
-    from occo_deploy.video import jobs
-
-    if item.kind == "bad":
-        return ItemResult.of(item, "failed", error=item.error)
-    start = time.perf_counter()
-    try:
-        report = jobs.fuse_video(fuser, Path(item.ir or ""), Path(item.vis or ""), Path(item.output or ""),
-                                 batch=settings.batch, force=settings.force)
-    except Exception as exc:  # noqa: BLE001 - decoders and writers raise their own types
-        return ItemResult.of(item, "failed", error=_one_line(exc), seconds=time.perf_counter() - start,
-                             worker=worker_name())
-    return ItemResult.of(item, "done", frames=report.frames, seconds=time.perf_counter() - start,
-                         worker=worker_name(), notices=report.notices)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = first_line(exc)
-    return text if isinstance(exc, OccoDeployError) else f"{type(exc).__name__}: {text}"
-
-
 def remove_partials(out_root: Path) -> int:
     """Delete the temporary files of outputs a killed run never finished (``files.atomic_output``'s
     names), so a resumed job leaves only whole outputs behind."""
@@ -179,20 +81,18 @@ def split_existing(items: list[Item], resume: bool, force: bool) -> tuple[list[I
     written whole or not at all) and skipped; without ``resume`` or ``force`` it is an error."""
     existing = [i for i in items if i.output and Path(i.output).exists()]
     if existing and not resume and not force:
-        raise InputError(f"{len(existing)} of the outputs exist (first {existing[0].output}); pass --resume to "
-                         "skip them and fuse the rest, or --force to fuse everything again")
+        raise InputError(f"{len(existing)} of the outputs exist (first {existing[0].output}); pass "
+                         f"{option('resume', True)} to skip them and fuse the rest, or {option('force', True)} to "
+                         "fuse everything again")
     if not resume:
         return items, []
     skip = {i.key for i in existing}
     return [i for i in items if i.key not in skip], [ItemResult.of(i, "skipped") for i in existing]
 
 
-def run_local(tasks: list[list[Item]], settings: RunSettings) -> tuple[dict[str, Any], Iterator[ItemResult]]:
-    """(engine description, results as they finish) for tasks run one after another in this process."""
-    from occo_deploy.runtime.fuser import Fuser
-
-    fuser = Fuser(settings.engine, provider=settings.provider, threads=settings.threads, batch=settings.batch,
-                  ir_scale=settings.ir_scale, max_side=settings.max_side)
+def run_local(tasks: list[list[Item]], settings: RunSettings) -> Started:
+    """Tasks run one after another in this process, on one ``Fuser``."""
+    fuser = settings.fuser()
 
     def results() -> Iterator[ItemResult]:
         try:
@@ -201,32 +101,38 @@ def run_local(tasks: list[list[Item]], settings: RunSettings) -> tuple[dict[str,
         finally:
             fuser.close()
 
-    return fuser.info(), results()
+    return Started(fuser.info(), results(), {"count": 1, "threads": settings.threads, "where": worker_name()})
 
 
 def run_archive(items: list[Item], out_root: Path, settings: RunSettings, *, resume: bool = False,
-                ray: Any = None, progress: Progress | None = None) -> ArchiveReport:
-    """Fuse ``items`` into ``out_root``: here, or on Ray when ``ray`` (``ray_runner.RayOptions``) is given."""
+                ray: RayOptions | None = None, progress: Progress | None = None,
+                on_result: Callable[[ItemResult], None] | None = None) -> ArchiveReport:
+    """Fuse ``items`` into ``out_root``: here, or on Ray when ``ray`` is given. ``progress(done, total)``
+    counts finished items; ``on_result`` sees each one's result (frames, errors) as it finishes."""
     start = time.perf_counter()
     removed = remove_partials(out_root)
-    to_run, results = split_existing(items, resume, settings.force)
-    for result in results:
+    to_run, skipped = split_existing(items, resume, settings.force)
+    results: list[ItemResult] = []
+
+    def finished(result: ItemResult) -> None:
+        results.append(result)
+        if on_result:
+            on_result(result)
         if progress:
-            progress(result, len(results), len(items))
+            progress(len(results), len(items))
+
+    for result in skipped:
+        finished(result)
     tasks = make_tasks(to_run, settings.batch)
-    ray_info = None
     if ray is None:
-        engine, stream = run_local(tasks, settings)
-        workers: dict[str, Any] = {"count": 1, "threads": settings.threads, "where": worker_name()}
+        started = run_local(tasks, settings)
     else:
         from occo_deploy.archive.ray_runner import run_on_ray
 
-        engine, stream, workers, ray_info = run_on_ray(tasks, settings, ray)
-    for result in stream:
-        results.append(result)
-        if progress:
-            progress(result, len(results), len(items))
+        started = run_on_ray(tasks, settings, ray)
+    for result in started.results:
+        finished(result)
     removed += remove_partials(out_root)
     results.sort(key=lambda r: r.key)
-    return ArchiveReport(results, time.perf_counter() - start, "local" if ray is None else "ray", engine, workers,
-                         ray_info, removed)
+    return ArchiveReport(results, time.perf_counter() - start, "local" if ray is None else "ray", started.engine,
+                         started.workers, started.ray, removed)

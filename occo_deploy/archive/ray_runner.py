@@ -22,12 +22,14 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
+from occo_deploy import backends
 from occo_deploy.archive.items import Item
-from occo_deploy.archive.job import ItemResult, RunSettings, run_task, worker_name
+from occo_deploy.archive.tasks import ItemResult, RunSettings, Started, run_task
 from occo_deploy.errors import InputError, require
 
 
@@ -42,29 +44,22 @@ class RayOptions:
 class _Worker:
     """A Ray Data actor: one ``Fuser`` for its life; each call runs tasks and returns their results."""
 
-    settings: dict[str, Any] = {}  # set on the subclass ``run_on_ray`` makes, so nothing rides in the object store
+    #: Set on the subclass ``run_on_ray`` makes, so nothing rides in the object store.
+    settings: ClassVar[dict[str, Any]] = {}
 
     def __init__(self) -> None:
         import cv2
 
-        from occo_deploy.runtime.fuser import Fuser
-
         self._settings = RunSettings(**self.settings)
         if self._settings.threads:
             cv2.setNumThreads(self._settings.threads)
-        self._fuser = Fuser(self._settings.engine, provider=self._settings.provider, threads=self._settings.threads,
-                            batch=self._settings.batch, ir_scale=self._settings.ir_scale,
-                            max_side=self._settings.max_side)
-        self._engine = self._fuser.info()
-        self._name = worker_name()
+        self._fuser = self._settings.fuser()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = []
         for task in batch["task"]:
             items = [Item.from_dict(d) for d in json.loads(task)]
-            results = run_task(self._fuser, items, self._settings)
-            out.append(json.dumps({"results": [r.__dict__ for r in results], "engine": self._engine,
-                                   "worker": self._name}))
+            out.append(json.dumps([r.__dict__ for r in run_task(self._fuser, items, self._settings)]))
         return {"result": np.array(out, dtype=object)}
 
 
@@ -101,18 +96,15 @@ def _pool_size(resources: dict[str, float], opts: RayOptions, nodes: int) -> tup
     return workers, threads, opts.gpus_per_worker
 
 
-def run_on_ray(tasks: list[list[Item]], settings: RunSettings, opts: RayOptions
-               ) -> tuple[dict[str, Any], Iterator[ItemResult], dict[str, Any], dict[str, Any]]:
-    """(engine description, results as they finish, workers, Ray facts) for tasks run on Ray Data actors."""
+def run_on_ray(tasks: list[list[Item]], settings: RunSettings, opts: RayOptions) -> Started:
+    """Tasks run on a pool of Ray Data actors; the engine is described here, before any actor opens it."""
     ray = require("ray", "ray", "archive --ray")
-    require("ray.data", "ray", "archive --ray")
-    import ray.data
-
+    ray_data = require("ray.data", "ray", "archive --ray")
     started = _init(ray, opts.address)
     resources = {k: v for k, v in ray.cluster_resources().items() if not k.startswith("node:")}
     nodes = len([n for n in ray.nodes() if n.get("Alive")])
     workers, threads, gpus = _pool_size(resources, opts, nodes)
-    context = ray.data.DataContext.get_current()
+    context = ray_data.DataContext.get_current()
     context.enable_progress_bars = False  # the CLI draws its own
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
@@ -121,24 +113,21 @@ def run_on_ray(tasks: list[list[Item]], settings: RunSettings, opts: RayOptions
     info = {"version": ray.__version__, "address": opts.address or "local instance (ray.init)",
             "nodes": nodes, "cluster_resources": resources}
     pool = {"count": workers, "threads": threads, "gpus": gpus}
-    engine: dict[str, Any] = {}
 
     def results() -> Iterator[ItemResult]:
         try:
             if not tasks:
                 return
             rows = [{"task": json.dumps([i.as_dict() for i in task])} for task in tasks]
-            dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-                worker_cls, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads,
+            dataset = ray_data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+                worker_cls, batch_size=1, compute=ray_data.ActorPoolStrategy(size=workers), num_cpus=threads,
                 num_gpus=gpus or None)
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                 for text in batch["result"]:
-                    answer = json.loads(text)
-                    engine.update(answer["engine"])
-                    for r in answer["results"]:
+                    for r in json.loads(text):
                         yield ItemResult(**r)
         finally:
             if started:
                 ray.shutdown()
 
-    return engine, results(), pool, info
+    return Started(backends.describe(Path(settings.engine), settings.provider), results(), pool, info)
