@@ -20,8 +20,8 @@ import numpy as np
 from occo_deploy.errors import InputError
 from occo_deploy.files import sha256_file
 from occo_deploy.runtime.frames import infrared_gray, visible_bgr
-from occo_deploy.video.media import pair_folders, read_image
 from occo_deploy.runtime.irscale import IrScale, IrScaler
+from occo_deploy.video.media import pair_folders, read_image
 from occo_deploy.video.streams import open_capture, probe
 
 VIS_DIR_NAMES = ("vi", "vis", "visible")
@@ -44,8 +44,9 @@ def _pair_dirs(root: Path) -> list[tuple[str, Path, Path]]:
     def vis_dir(folder: Path) -> Path | None:
         return next((folder / n for n in VIS_DIR_NAMES if (folder / n).is_dir()), None)
 
-    if (root / "ir").is_dir() and vis_dir(root):
-        return [("", root / "ir", vis_dir(root))]  # type: ignore[list-item]
+    here = vis_dir(root)
+    if (root / "ir").is_dir() and here is not None:
+        return [("", root / "ir", here)]
     found = []
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
         v = vis_dir(sub)
@@ -87,7 +88,8 @@ def discover(root: Path) -> list[CalibItem]:
     return items
 
 
-def split(items: list[CalibItem], *, calib_size: int | None, val_size: int, seed: int) -> tuple[list[CalibItem], list[CalibItem]]:
+def split(items: list[CalibItem], *, calib_size: int | None, val_size: int, seed: int
+          ) -> tuple[list[CalibItem], list[CalibItem]]:
     """A seeded shuffle; the first ``val_size`` frames validate, the next ``calib_size`` calibrate.
 
     Frames of one video pair stay together (all calibration or all validation), so validation
@@ -168,7 +170,8 @@ def set_hash(items: list[CalibItem], hw: tuple[int, int]) -> str:
     return digest.hexdigest()
 
 
-def sample_pairs(folder: Path | None, hw: tuple[int, int], count: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+def sample_pairs(folder: Path | None, hw: tuple[int, int], count: int, seed: int = 0
+                 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``count`` real pairs at ``hw``: a seeded choice from ``folder``, or frames of the bundled clip."""
     if folder is None:
         from occo_deploy import demo

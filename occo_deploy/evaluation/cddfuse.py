@@ -18,7 +18,7 @@ import math
 import cv2
 import numpy as np
 
-from occo_deploy.evaluation.windows import fspecial_gaussian, filter_valid
+from occo_deploy.evaluation.windows import filter_valid, fspecial_gaussian
 
 
 def read_gray(image: np.ndarray) -> np.ndarray:

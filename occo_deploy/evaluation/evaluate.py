@@ -129,7 +129,7 @@ def _finite(values: dict[str, float | None]) -> dict[str, float | None]:
     return {m: (None if v is None or not np.isfinite(v) else v) for m, v in values.items()}
 
 
-def evaluate(datasets: list[Dataset], engines: list[tuple[str, dict[str, Any], FuseFn]], reference: FuseFn | None,
+def evaluate(datasets: list[Dataset], engines: Sequence[tuple[str, dict[str, Any], FuseFn]], reference: FuseFn | None,
              convention: str = "cddfuse", fused: Sequence[tuple[str, Path]] = (),
              progress: Callable[[int, int], None] | None = None,
              ) -> tuple[dict[str, list[EngineEval]], dict[str, list[np.ndarray]]]:

@@ -24,8 +24,8 @@ def check_table_path(path: Path) -> None:
 
 
 def _best(means: Means, dataset: str, metric: str) -> float | None:
-    values = [row[metric] for row in means[dataset].values() if row.get(metric) is not None]
-    return max(values) if values else None  # type: ignore[type-var]
+    values = [value for row in means[dataset].values() if (value := row.get(metric)) is not None]
+    return max(values) if values else None
 
 
 def _cell(value: float | None, digits: int) -> str:

@@ -23,10 +23,11 @@ commit). ``compute_metrics.m:87-110`` calls ``metricsX(imgVI, imgIR, fused)`` on
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
-from occo_deploy.evaluation.windows import fspecial_gaussian, filter_valid
+from occo_deploy.evaluation.windows import filter_valid, fspecial_gaussian
 
 #: MATLAB's rgb2gray weights (the first row of inv of the NTSC YIQ matrix), for R, G, B.
 MATLAB_RGB2GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
@@ -190,7 +191,7 @@ def metrics(ir: np.ndarray, vis: np.ndarray, fused: np.ndarray,
         fb = _bands(fused)
         vb = _bands(vis) if vis.ndim == 3 else [vis.astype(np.float64)] * 3
 
-        def per_band(fn) -> float:  # type: ignore[no-untyped-def]
+        def per_band(fn: Callable[[np.ndarray, np.ndarray], float]) -> float:
             return float(np.mean([fn(v, f) for v, f in zip(vb, fb)]))
 
         rgb_side_by_side = np.concatenate(fb, axis=1)

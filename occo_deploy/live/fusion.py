@@ -19,12 +19,15 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from occo_deploy.live.sources import Source, SourceError
 from occo_deploy.runtime.stats import LatencyStats, summarize
+
+if TYPE_CHECKING:
+    from occo_deploy.runtime.fuser import Fuser
 
 #: Pairing tolerance when the streams report no frame rate (ms).
 DEFAULT_TOLERANCE_MS = 50.0
@@ -56,7 +59,7 @@ class LiveFusion:
     ``figures()`` is valid throughout and after.
     """
 
-    def __init__(self, fuser: Any, ir: Source, vis: Source, *, offset_ms: float = 0.0,
+    def __init__(self, fuser: Fuser, ir: Source, vis: Source, *, offset_ms: float = 0.0,
                  tolerance_ms: float | None = None, duration_s: float | None = None) -> None:
         self.fuser, self.ir, self.vis = fuser, ir, vis
         self.offset_s = offset_ms / 1e3

@@ -13,11 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from occo_deploy.live.fusion import LiveFusion
 from occo_deploy.live.preview import PreviewServer
 from occo_deploy.live.sources import Source, SourceError
+
+if TYPE_CHECKING:
+    from occo_deploy.runtime.fuser import Fuser
 
 #: Called about every half second with the live figures (the CLI's progress line).
 OnFigures = Callable[[dict[str, Any]], None]
@@ -41,7 +44,7 @@ class LiveReport:
                 "live": self.figures, "latency": self.latency, "notices": self.notices}
 
 
-def run_live(fuser: Any, ir_spec: str, vis_spec: str, output: Path | None = None, *, duration_s: float | None = None,
+def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = None, *, duration_s: float | None = None,
              offset_ms: float = 0.0, tolerance_ms: float | None = None, reconnect_timeout_s: float = 10.0,
              rtsp_transport: str = "tcp", preview: PreviewServer | None = None, force: bool = False,
              on_figures: OnFigures | None = None) -> LiveReport:
@@ -74,7 +77,7 @@ def run_live(fuser: Any, ir_spec: str, vis_spec: str, output: Path | None = None
                             tmp, fps, (w, h), output.suffix, on_encode=lambda s: fuser.stats.add("encode", s)))
                         t0 = frame.t_capture
                     # Real time: as many output frames as frame periods passed since the first.
-                    due = int(round((frame.t_capture - t0) * fps)) + 1
+                    due = round((frame.t_capture - t0) * fps) + 1
                     for _ in range(max(1, due - report.frames_written)):
                         writer.write(frame.fused)
                         report.frames_written += 1
@@ -84,8 +87,8 @@ def run_live(fuser: Any, ir_spec: str, vis_spec: str, output: Path | None = None
                     figures = live.figures()
                     if preview is not None:
                         preview.publish(frame.fused, figures)
-                    if due_figures:
-                        on_figures(figures)  # type: ignore[misc]
+                    if on_figures is not None and due_figures:
+                        on_figures(figures)
                         last_shown = now
         except KeyboardInterrupt:
             live.stop("Ctrl-C")

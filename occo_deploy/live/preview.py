@@ -90,7 +90,7 @@ class PreviewServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}/"
 
     def start(self) -> PreviewServer:
         self._thread.start()
@@ -151,7 +151,7 @@ def _handler(preview: PreviewServer) -> type[BaseHTTPRequestHandler]:
         server_version = "occo-deploy-preview"
         protocol_version = "HTTP/1.0"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        def log_message(self, format: str, *args: Any) -> None:  # the base class's signature
             return None  # library code never prints
 
         def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
@@ -162,7 +162,7 @@ def _handler(preview: PreviewServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:  # http.server's naming
             path = self.path.split("?", 1)[0]
             if path in ("/", "/index.html"):
                 self._send(HTTPStatus.OK, PAGE.encode(), "text/html; charset=utf-8")
@@ -200,9 +200,9 @@ def _handler(preview: PreviewServer) -> type[BaseHTTPRequestHandler]:
         def _not_allowed(self) -> None:
             self.send_error(HTTPStatus.METHOD_NOT_ALLOWED, "the preview only answers GET")
 
-        do_POST = do_PUT = do_DELETE = do_PATCH = _not_allowed  # noqa: N815
+        do_POST = do_PUT = do_DELETE = do_PATCH = _not_allowed
 
-        def do_HEAD(self) -> None:  # noqa: N802
+        def do_HEAD(self) -> None:
             self._not_allowed()
 
     return Handler

@@ -7,9 +7,9 @@ arrival time on this machine's monotonic clock: two independent cameras share no
 frames pair by arrival time (see ``fusion``).
 
 The reader never waits for the consumer: it keeps the newest ``keep`` frames and lets older ones go
-(``fusion`` counts the visible frames it never fused). When the stream fails (read error, end of a network stream) it reopens it with a
-growing back-off; a source down for longer than ``reconnect_timeout_s`` is failed, with a one-line
-reason. A file ends at its end.
+(``fusion`` counts the visible frames it never fused). When the stream fails (read error, end of a
+network stream) it reopens it with a growing back-off; a source down for longer than
+``reconnect_timeout_s`` is failed, with a one-line reason. A file ends at its end.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ def _read(path: Path, trusted: bool) -> Any:
         # weights_only refuses arbitrary pickled objects; official checkpoints hold only tensors,
         # dicts and numbers, so this is the safe default.
         return torch.load(path, map_location="cpu", weights_only=not trusted)
-    except Exception as exc:  # noqa: BLE001 - unpickling arbitrary bytes raises almost anything
+    except Exception as exc:
         first = first_line(exc)[:160]
         if not trusted and isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
             raise CheckpointError(
@@ -58,8 +58,8 @@ def infer_widths(state: Mapping[str, torch.Tensor], source: str = "checkpoint") 
         raise CheckpointError(
             f"{source} is not an OCCO checkpoint: missing {', '.join(missing[:_SHOW])}"
         )
-    widths = tuple(int(state[k].shape[0]) for k in _WIDTH_KEYS)
-    return widths  # type: ignore[return-value]
+    a, b, c, d = (int(state[k].shape[0]) for k in _WIDTH_KEYS)
+    return a, b, c, d
 
 
 def _mismatch_message(

@@ -172,7 +172,7 @@ class CrossAttention(nn.Module):
         return self.context(x1, self.kv1), self.context(x2, self.kv2)
 
 
-class CrossPath_V2(nn.Module):  # noqa: N801 - reference name, part of the state-dict keys
+class CrossPath_V2(nn.Module):  # the reference's name: part of the state-dict keys
     """Channel-gated features attend across branches; spatially gated ones join them; LayerNorm.
 
     Works on N x C x H x W maps; the reference's per-token Linear and LayerNorm act per pixel here.
@@ -245,7 +245,7 @@ class ChannelEmbed(nn.Module):
         return self.norm(self.residual(x) + self.channel_embed(x))
 
 
-class Attention_fusion(nn.Module):  # noqa: N801 - reference name, part of the state-dict keys
+class Attention_fusion(nn.Module):  # the reference's name: part of the state-dict keys
     """Fuses the visible and infrared feature maps of one encoder stage."""
 
     def __init__(self, dim: int, reduction: int = 1, num_heads: int = 1) -> None:
@@ -263,7 +263,7 @@ class Attention_fusion(nn.Module):  # noqa: N801 - reference name, part of the s
         return self.channel_emb(torch.cat((t1, t2), dim=1))
 
 
-class unetUp(nn.Module):  # noqa: N801 - reference name, part of the state-dict keys
+class unetUp(nn.Module):  # the reference's name: part of the state-dict keys
     """Decoder step: upsample x2, match the skip connection's size, concatenate, two 3x3 convs."""
 
     def __init__(self, in_size: int, out_size: int) -> None:

@@ -102,13 +102,13 @@ class CudaStagedBackend(Backend):
     def _enqueue(self, slot: Slot) -> None:
         """Enqueue the engine on ``slot.device['stream']``: read the slot's device inputs, write its output."""
 
-    def _slot_ready(self, slot: Slot) -> None:  # noqa: B027 - optional hook
+    def _slot_ready(self, slot: Slot) -> None:
         """Called once per new slot, e.g. to give it an execution context."""
 
-    def _slot_freed(self, slot: Slot) -> None:  # noqa: B027 - optional hook
+    def _slot_freed(self, slot: Slot) -> None:
         """Called before a slot's memory is released."""
 
-    def _bind(self, slot: Slot) -> None:  # noqa: B027 - optional hook
+    def _bind(self, slot: Slot) -> None:
         """Tell the engine the slot's batch shape and buffer addresses; called when the shape changes
         (a slot's addresses never move: a regrown slot is a new slot)."""
 

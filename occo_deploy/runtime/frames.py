@@ -33,7 +33,7 @@ def _check_dtype(frame: np.ndarray, what: str, allowed: tuple[type, ...] = (np.u
 def visible_bgr(frame: np.ndarray) -> np.ndarray:
     """H x W x 3 BGR from BGR, BGRA or gray (gray repeats into three channels, as PIL's RGB does)."""
     _check_dtype(frame, "visible")
-    if frame.ndim == 2 or frame.ndim == 3 and frame.shape[2] == 1:
+    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
         return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
     if frame.ndim == 3 and frame.shape[2] == 3:
         return frame
@@ -88,5 +88,5 @@ def match_size(ir: np.ndarray, vis_hw: tuple[int, int]) -> np.ndarray:
     """The infrared frame at the visible frame's size (bilinear), after the same-scene check."""
     if ir.shape[:2] == vis_hw:
         return ir
-    check_same_scene(ir.shape[:2], vis_hw)  # type: ignore[arg-type]
+    check_same_scene(ir.shape[:2], vis_hw)
     return cv2.resize(ir, (vis_hw[1], vis_hw[0]), interpolation=cv2.INTER_LINEAR)

@@ -62,7 +62,7 @@ class IrScale:
         if values is not None and mode not in ("percentile", "fixed"):
             raise InputError(f"--ir-scale {mode} takes no values; percentile:LO,HI and fixed:MIN,MAX do")
         low, high = values or DEFAULT_PERCENTILES
-        if not low < high or mode == "percentile" and not 0.0 <= low < high <= 100.0:
+        if not low < high or (mode == "percentile" and not 0.0 <= low < high <= 100.0):
             raise InputError(f"--ir-scale {text!r}: need LO < HI (percentiles within 0..100)")
         return cls(mode, low, high, smooth)
 
@@ -91,7 +91,7 @@ class IrScaler:
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         mode = self.spec.mode
-        if mode == "none" or mode == "auto" and frame.dtype == np.uint8:
+        if mode == "none" or (mode == "auto" and frame.dtype == np.uint8):
             return frame
         if frame.dtype not in INFRARED_DTYPES:
             raise ShapeError(f"infrared frame of {frame.dtype}: occo-deploy takes uint8, uint16 or float frames")

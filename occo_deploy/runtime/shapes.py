@@ -33,12 +33,12 @@ class ShapeRange:
                 f"frames of {h}x{w} are below this engine's minimum {self.min_height}x{self.min_width}; "
                 "rebuild it with a smaller --min shape or upscale the frames"
             )
-        if self.max_height is not None and h > self.max_height or self.max_width is not None and w > self.max_width:
+        if (self.max_height is not None and h > self.max_height) or (self.max_width is not None and w > self.max_width):
             raise ShapeError(
                 f"frames of {h}x{w} exceed this engine's maximum {self.max_height}x{self.max_width}; "
                 "rebuild it with a larger --max shape or resize the frames"
             )
-        if n < self.min_batch or self.max_batch is not None and n > self.max_batch:
+        if n < self.min_batch or (self.max_batch is not None and n > self.max_batch):
             raise ShapeError(
                 f"batch of {n} is outside this engine's range {self.min_batch}..{self.max_batch}; "
                 "use a smaller --batch or rebuild with a larger --max batch"

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from occo_deploy.errors import InputError
 from occo_deploy.files import atomic_output, check_writable
+from occo_deploy.progress import Progress
 from occo_deploy.runtime.frames import check_same_scene
 from occo_deploy.runtime.fuser import Fuser
 from occo_deploy.video.media import is_image, pair_folders, read_image, write_image
@@ -21,7 +22,6 @@ from occo_deploy.video.pairing import PairingReport, pair_streams
 from occo_deploy.video.streams import ThreadedReader, ThreadedWriter, probe
 
 TIMESTAMP_JITTER_MS = 1.0
-Progress = Callable[[int, int | None], None]  # (frames done, frames expected or None)
 T = TypeVar("T")
 
 

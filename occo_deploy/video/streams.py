@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import threading
@@ -14,7 +15,7 @@ from types import TracebackType
 import cv2
 import numpy as np
 
-from occo_deploy.errors import InputError, OccoDeployError
+from occo_deploy.errors import InputError, OutputError
 
 #: Containers we write, with a codec every OpenCV wheel's FFmpeg has (H.264 is not in them).
 WRITE_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
@@ -42,7 +43,7 @@ class VideoInfo:
 def _gray16(cap: cv2.VideoCapture) -> bool:
     code = int(cap.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT) or 0)
     tag = code.to_bytes(4, "little") if code > 0 else b""
-    return tag[:2] == b"Y1" and tag[3:] == b"\x10" or tag == b"Y16 "
+    return (tag[:2] == b"Y1" and tag[3:] == b"\x10") or tag == b"Y16 "
 
 
 def open_capture(source: str | int, params: list[int] | None = None) -> cv2.VideoCapture:
@@ -150,7 +151,7 @@ class ThreadedReader:
                     return
                 index += 1
             self._put(_END)
-        except BaseException as exc:  # handed to the consumer, which raises it on its own thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it on its own thread
             self._put(exc)
         finally:
             cap.release()
@@ -162,8 +163,9 @@ class ThreadedReader:
                 return
             if isinstance(item, BaseException):
                 raise InputError(f"decoding {self.what} video {self.info.path} failed: {item}") from item
+            assert isinstance(item, Frame)
             self.frames_read += 1
-            yield item  # type: ignore[misc]
+            yield item
 
 
 class ThreadedWriter:
@@ -174,7 +176,7 @@ class ThreadedWriter:
         codec = WRITE_CODECS.get(suffix.lower())
         if codec is None:
             raise InputError(f"cannot write video as {suffix or 'no extension'}: use {', '.join(WRITE_CODECS)}")
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size_wh)
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*codec), fps, size_wh)
         if not self._writer.isOpened():
             raise InputError(f"OpenCV cannot write {suffix} video ({codec}) at {path.parent}; try .avi")
         self._on_encode = on_encode
@@ -192,8 +194,9 @@ class ThreadedWriter:
             if self._error is not None:
                 continue  # drain after a failure so the producer never blocks
             try:
+                assert isinstance(item, np.ndarray)
                 start = time.perf_counter()
-                self._writer.write(item)  # type: ignore[arg-type]
+                self._writer.write(item)
                 if self._on_encode:
                     self._on_encode(time.perf_counter() - start)
                 self.frames_written += 1
@@ -202,7 +205,7 @@ class ThreadedWriter:
 
     def write(self, frame: np.ndarray) -> None:
         if self._error is not None:
-            raise OccoDeployError(f"encoding the output video failed: {self._error}")
+            raise OutputError(f"encoding the output video failed: {self._error}")
         if frame.ndim == 2 or frame.shape[2] == 1:
             # The writer is opened for colour; OpenCV skips gray frames with only a log line.
             frame = cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
@@ -215,10 +218,9 @@ class ThreadedWriter:
         if et is None:
             self.close()
             return
-        try:  # already failing: finish the file, but the first error is the one worth reporting
+        # Already failing: finish the file, but the first error is the one worth reporting.
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:  # noqa: BLE001
-            pass
 
     def close(self) -> None:
         """Flush, finish the file and re-raise an encoding failure."""
@@ -227,7 +229,7 @@ class ThreadedWriter:
             self._thread.join()
         self._writer.release()
         if self._error is not None:
-            raise OccoDeployError(f"encoding the output video failed: {self._error}")
+            raise OutputError(f"encoding the output video failed: {self._error}")
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, force: bool = False) -> int:
