@@ -7,29 +7,44 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
+from occo_deploy.demo import WEIGHTS
 from occo_deploy.engines.build import BuildRequest, BuildResult, build_engine
 from occo_deploy.engines.profile import Profile
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OCCO_SHARED", ROOT.parent / "shared"))
 REFERENCE = SHARED / "reference"
-CHECKPOINT = REFERENCE / "occo-demo.pth"
 PAIRS = SHARED / "data" / "pairs"
 SEQUENCE = SHARED / "data" / "sequence"
+#: ``../shared`` (real pairs, sequences, golden cases) is there; without it only what needs it is skipped.
+HAVE_SHARED = (REFERENCE / "occo-demo.pth").is_file()
+#: The checkpoint in the official format; the package bundles the same demo weights.
+CHECKPOINT = REFERENCE / "occo-demo.pth" if HAVE_SHARED else WEIGHTS
+#: What test modules and fixtures use from ``../shared``: a test that uses any is skipped without it.
+SHARED_NAMES = frozenset({"SHARED", "REFERENCE", "PAIRS", "SEQUENCE", "golden_cases", "golden_params", "load_case",
+                          "sequence_frames", "videos", "int8_build", "fp16_build"})
 
-if not CHECKPOINT.is_file():
-    pytest.exit(f"shared test data not found at {SHARED}; set OCCO_SHARED", returncode=4)
+
+def golden_cases() -> list[dict[str, Any]]:
+    if not HAVE_SHARED:
+        return []
+    cases: list[dict[str, Any]] = json.loads((REFERENCE / "cases" / "index.json").read_text())
+    return cases
 
 
-def golden_cases() -> list[dict]:
-    return json.loads((REFERENCE / "cases" / "index.json").read_text())
+def golden_params(slow_above_pixels: int) -> list[Any]:
+    """The golden cases as test parameters; those of more pixels than this run in the slow tier."""
+    return [pytest.param(c["name"], marks=[pytest.mark.slow] if c["height"] * c["width"] > slow_above_pixels else [])
+            for c in golden_cases()]
 
 
 def load_case(name: str) -> dict[str, np.ndarray]:
@@ -60,21 +75,111 @@ def _export_key() -> str:
     return digest.hexdigest()[:16]
 
 
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shared checkpoint exported once, through the library, verified on the demo frames (reused
-    from ``.test-cache/`` when nothing it depends on changed)."""
+def cached_export() -> Path:
+    return EXPORT_CACHE / f"export-{_export_key()}" / "occo.onnx"
+
+
+def export_for_tests(target: Path) -> None:
+    """The real export, through the library, verified on the demo pair at 160x120 (the golden tests
+    hold the export to full-size frames)."""
     from occo_deploy import demo
-    from occo_deploy.contract import sidecar_path
     from occo_deploy.export.onnx_export import export_onnx
 
+    ir, vis = demo.first_pair()
+    small = (cv2.resize(ir, (160, 120), interpolation=cv2.INTER_AREA),
+             cv2.resize(vis, (160, 120), interpolation=cv2.INTER_AREA))
+    export_onnx(CHECKPOINT, target, verify_with=small, force=True)
+
+
+#: The export running beside the tests that need none (see ``pytest_collection_modifyitems``).
+_export_job: subprocess.Popen[str] | None = None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip what needs ``../shared`` when it is missing; run the tests that need no export first,
+    while the export (a minute of one core) runs in a process of its own on the other."""
+    global _export_job
+    if not HAVE_SHARED:
+        skip = pytest.mark.skip(reason=f"needs the shared test data at {SHARED} (set OCCO_SHARED)")
+        for item in items:
+            if _needs_shared(item):
+                item.add_marker(skip)
+    needs = [item for item in items if "exported" in getattr(item, "fixturenames", ())
+             and not item.get_closest_marker("skip")]
+    items.sort(key=lambda item: "exported" in getattr(item, "fixturenames", ()))
+    target = cached_export()
+    if needs and not _ready(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        code = ("from pathlib import Path; from tests.conftest import export_for_tests; "
+                f"export_for_tests(Path({str(target)!r}))")
+        _export_job = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    """Global names a function's code reads, its lambdas and comprehensions included."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _uses_shared(func: Any, seen: set[types.CodeType]) -> bool:
+    """Whether ``func``, or a test helper it calls, reads the shared data (``SHARED_NAMES``, or a
+    module's own path into it, such as ``SHARED / "data" / "thermal16"``)."""
+    code = getattr(func, "__code__", None)
+    if code is None or code in seen:
+        return False
+    seen.add(code)
+    names = _code_names(code)
+    scope = getattr(func, "__globals__", {})
+    if names & SHARED_NAMES or any(isinstance(scope.get(n), Path) and scope[n].is_relative_to(SHARED) for n in names):
+        return True
+    return any(_uses_shared(scope[n], seen) for n in names
+               if callable(scope.get(n)) and str(getattr(scope[n], "__module__", "")).startswith("tests."))
+
+
+def _needs_shared(item: pytest.Item) -> bool:
+    """A test needs ``../shared`` when it, a helper it calls or one of its fixtures reads it."""
+    if SHARED_NAMES & set(getattr(item, "fixturenames", ())):
+        return True
+    seen: set[types.CodeType] = set()
+    if _uses_shared(getattr(item, "function", None), seen):
+        return True
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    return any(_uses_shared(d.func, seen) for defs in definitions.values() for d in defs)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _export_job is not None and _export_job.poll() is None:
+        _export_job.kill()
+        _export_job.wait()
+
+
+def _ready(onnx_path: Path) -> bool:
+    from occo_deploy.contract import sidecar_path
+
+    return onnx_path.is_file() and sidecar_path(onnx_path).is_file()
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared checkpoint exported once per change of what the export depends on (kept in
+    ``.test-cache/``), copied into this session's folder."""
+    from occo_deploy.contract import sidecar_path
+
+    target = cached_export()
+    if _export_job is not None:
+        _, stderr = _export_job.communicate()
+        if _export_job.returncode != 0:
+            pytest.fail(f"the export the tests use failed:\n{stderr[-3000:]}")
+    if not _ready(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        export_for_tests(target)
     out = tmp_path_factory.mktemp("export") / "occo.onnx"
-    cached = EXPORT_CACHE / f"export-{_export_key()}" / "occo.onnx"
-    if not (cached.is_file() and sidecar_path(cached).is_file()):
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        export_onnx(CHECKPOINT, cached, verify_with=demo.first_pair(), force=True)
-    shutil.copy(cached, out)
-    shutil.copy(sidecar_path(cached), sidecar_path(out))
+    shutil.copy(target, out)
+    shutil.copy(sidecar_path(target), sidecar_path(out))
     return out
 
 
@@ -113,17 +218,41 @@ def make_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
     return path
 
 
-def run_cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m occo_deploy`` as a user would, capturing output."""
-    env = {**os.environ, "COLUMNS": "200", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "occo_deploy", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)
+def run_cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None, process: bool = False
+            ) -> subprocess.CompletedProcess[str]:
+    """Run ``occo-deploy ARGS`` in ``cwd`` as a user would, capturing its exit status and output.
+
+    In this process by default (the same ``main`` entry point, argument handling, one-line errors and
+    exit codes; a second interpreter only adds its start-up), or with ``process=True`` as
+    ``python -m occo_deploy`` for what only a process shows: output that libraries write to the
+    file descriptors themselves, signals, what gets imported. An unexpected exception is raised here,
+    not turned into an exit status, so a bug fails the test with its traceback."""
+    env = {"COLUMNS": "200", **(env_extra or {})}
+    if process:
+        return subprocess.run([sys.executable, "-m", "occo_deploy", *args], cwd=cwd, env={**os.environ, **env},
+                              capture_output=True, text=True, timeout=900)
+    from typer.testing import CliRunner
+
+    from occo_deploy.cli import common
+    from occo_deploy.cli.app import app
+    from occo_deploy.cli.archive_cmd import ray_argv
+
+    width = int(env["COLUMNS"])
+    saved = os.getcwd(), common.out.width, common.err.width
+    os.chdir(cwd)
+    common.out.width = common.err.width = width  # as a fresh process reads COLUMNS
+    try:
+        result = CliRunner(env=env).invoke(app, ray_argv(list(args)), prog_name="occo-deploy", catch_exceptions=False)
+    finally:
+        os.chdir(saved[0])
+        common.out.width, common.err.width = saved[1], saved[2]
+    return subprocess.CompletedProcess(["occo-deploy", *args], result.exit_code, result.stdout, result.stderr)
 
 
 # -- engines built once per session from the shared checkpoint on real calibration pairs ----------
 
-#: Calibrate and check at 240x320 with a few pairs: the same code paths as 480x640, CI-fast.
-PROFILE = Profile.from_options(min_="1x16x16", opt="1x240x320", max_="8x4096x4096")
+#: Calibrate and check at 120x160 with a few pairs: the same code paths as 480x640, CI-fast.
+PROFILE = Profile.from_options(min_="1x16x16", opt="1x120x160", max_="8x4096x4096")
 
 
 def request(exported: Path, tmp: Path, **kw: object) -> BuildRequest:

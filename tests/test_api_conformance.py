@@ -275,7 +275,8 @@ class Walker:
             fitting = [s for s in sigs if s.accepts(positional, keywords) and self.types_fit(s, arg_types, api)]
             if not fitting:
                 self.error(node, f"{cls}.{name} in TensorRT {api.version} takes none of these arguments "
-                                 f"({positional} positional, keywords {keywords}); its signatures: {member['signatures']}")
+                                 f"({positional} positional, keywords {keywords}); "
+                                 f"its signatures: {member['signatures']}")
                 return None
             target = api.class_name(fitting[0].returns)
             returns.add(("trt_obj", target) if target else ("other",))
@@ -421,7 +422,7 @@ def walked() -> list[Walker]:
 
 
 def test_api_data_covers_both_tensorrt_majors() -> None:
-    assert MAJORS == {10, 11}, "regenerate with: python tools/tensorrt_api.py 10.x.y.z 11.x.y.z"
+    assert {10, 11} == MAJORS, "regenerate with: python tools/tensorrt_api.py 10.x.y.z 11.x.y.z"
     assert "STRONGLY_TYPED" in TRT[11].classes["NetworkDefinitionCreationFlag"]["enum"]
     assert "FP16" in TRT[10].classes["BuilderFlag"]["enum"] and "FP16" not in TRT[11].classes["BuilderFlag"]["enum"]
 

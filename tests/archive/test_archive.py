@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 
 from occo_deploy import Fuser
 from occo_deploy.archive.items import discover, read_manifest
+from occo_deploy.archive.tasks import RunSettings, run_task
 from tests.cli.test_fuse_cli import _one_line_error
 from tests.conftest import PAIRS, make_video, run_cli, sequence_frames
 
@@ -112,6 +114,30 @@ def test_items_pair_by_relative_path_and_keep_the_bad_ones(tree: tuple[Path, Pat
     assert items["clips/c0"].output == str(tmp_path / "out/clips/c0.mp4")
 
 
+def test_a_retried_task_keeps_what_its_first_attempt_wrote(tree: tuple[Path, Path], exported: Path,
+                                                            tmp_path: Path) -> None:
+    """Ray retries a task whose worker died; an output that attempt finished is whole (atomic) and is
+    counted done, not fused again nor refused as an existing file."""
+    items = {i.key: i for i in discover(*tree, tmp_path / "out")}
+    task = [items["day1/MSRS/00004N"], items["day2/TNO/01"]]
+    clip = [items["clips/c0"]]
+    settings = RunSettings(str(exported), batch=2)
+    with Fuser(exported) as fuser:
+        first = run_task(fuser, task[:1], settings) + run_task(fuser, clip, settings)  # the attempt that died
+        written = {i.key: Path(i.output or "").stat().st_mtime_ns for i in (task[0], clip[0])}
+        again = {r.key: r for r in run_task(fuser, task, settings) + run_task(fuser, clip, settings)}
+    assert [r.status for r in first] == ["done", "done"]
+    assert {k: r.status for k, r in again.items()} == {"day1/MSRS/00004N": "done", "day2/TNO/01": "done",
+                                                       "clips/c0": "done"}
+    for key, mtime in written.items():
+        assert Path(items[key].output or "").stat().st_mtime_ns == mtime, key  # not written twice
+        assert any("earlier attempt" in n for n in again[key].notices), again[key]
+    assert again["clips/c0"].frames == 6 and not again["day2/TNO/01"].notices  # fused now, for the first time
+    with Fuser(exported) as fuser:  # with --force an existing output is fused again
+        forced = run_task(fuser, task[:1], RunSettings(str(exported), batch=2, force=True))
+    assert forced[0].status == "done" and Path(task[0].output or "").stat().st_mtime_ns != written[task[0].key]
+
+
 def test_manifest(tree: tuple[Path, Path], tmp_path: Path) -> None:
     ir_root, vis_root = tree
     manifest = tmp_path / "list.csv"
@@ -156,6 +182,7 @@ def test_local_archive_skips_bad_items_and_resumes(tree: tuple[Path, Path], expo
     _assert_outputs_match_fuse(out, ir_root, vis_root, exported)
 
 
+@pytest.mark.slow
 def test_driver_killed_then_resumed(exported: Path, tmp_path: Path) -> None:
     """SIGKILL of the whole job mid-way: what exists is whole, and --resume does only the rest."""
     ir_root, vis_root = build_archive(tmp_path / "a", clips=4, clip_frames=30, bad=False)
@@ -186,14 +213,20 @@ def test_driver_killed_then_resumed(exported: Path, tmp_path: Path) -> None:
     assert not list(out.rglob(".*.partial.*"))
 
 
-ray = pytest.importorskip("ray", reason="the ray extra (dev installs it)")
+def _ray() -> Any:
+    """Ray, or a skip of the one test that needs it (the ray extra; dev installs it)."""
+    return pytest.importorskip("ray", reason="the ray extra (dev installs it)")
 
 
+@pytest.mark.slow
 def test_ray_local_instance_matches_one_process(tree: tuple[Path, Path], exported: Path, tmp_path: Path) -> None:
+    ray = _ray()
     ir_root, vis_root = tree
     out = tmp_path / "out"
+    # A process of its own: a Ray instance started inside the test process would outlive the test.
     result = run_cli("archive", str(ir_root), str(vis_root), "-o", str(out), "--engine", str(exported), "--ray",
-                     "--workers", "2", "--batch", "2", "--report", str(tmp_path / "r.json"), "-q", cwd=tmp_path)
+                     "--workers", "2", "--batch", "2", "--report", str(tmp_path / "r.json"), "-q", cwd=tmp_path,
+                     process=True)
     assert result.returncode == 8, result.stderr
     assert "7 done, 0 skipped, 4 failed" in result.stdout and "2 worker(s) x 1 thread(s)" in result.stdout
     report = json.loads((tmp_path / "r.json").read_text())
@@ -217,13 +250,16 @@ def _ray_worker_pids() -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 def test_ray_cluster_survives_a_killed_worker(exported: Path, tmp_path: Path) -> None:
     """A head node started with `ray start --head` on loopback; one worker SIGKILLed mid-job: Ray
     restarts it, retries its task, and every output is complete and correct."""
+    _ray()
     ir_root, vis_root = build_archive(tmp_path / "a", clips=4, clip_frames=30, bad=False)
     port = 20000 + os.getpid() % 10000
     env = {**os.environ, "RAY_AUTH_MODE": "token"}  # Ray 2.59+: the head and its clients agree on tokens
-    head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
+    head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}",
+                             "--node-ip-address=127.0.0.1",
                              "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -241,7 +277,7 @@ def test_ray_cluster_survives_a_killed_worker(exported: Path, tmp_path: Path) ->
                 killed = pids[0]
                 os.kill(killed, signal.SIGKILL)
             time.sleep(0.3)
-        stdout, stderr = job.communicate(timeout=600)
+        _, stderr = job.communicate(timeout=600)
         assert killed is not None, "no worker to kill"
         assert job.returncode == 0, stderr
         report = json.loads((tmp_path / "r.json").read_text())

@@ -37,7 +37,7 @@ def _frames(path: Path) -> list[np.ndarray]:
         frames.append(frame)
 
 
-def _one_line_error(result, *needles: str) -> None:  # noqa: ANN001
+def _one_line_error(result, *needles: str) -> None:
     assert result.returncode != 0, result.stdout
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
@@ -225,6 +225,7 @@ def test_frames_too_small(workspace: Path) -> None:
     _one_line_error(run_cli("fuse", "ir.png", "vis.png", cwd=workspace), "too small", ">= 16")
 
 
+@pytest.mark.slow
 def test_two_batches_in_flight_give_the_same_video(workspace: Path, videos: dict[str, Path]) -> None:
     # Same batches, same engine calls: only the overlap differs, so the decoded frames are identical.
     for in_flight, out in (("1", "one.avi"), ("2", "two.avi")):

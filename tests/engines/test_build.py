@@ -13,12 +13,11 @@ import pytest
 from occo_deploy import Fuser
 from occo_deploy.calibration import data as calib_data
 from occo_deploy.engines.build import BuildResult, build_engine
-from occo_deploy.engines.profile import Profile
 from occo_deploy.engines.gate import psnr
+from occo_deploy.engines.profile import Profile
 from occo_deploy.errors import BuildError, InputError, OutputExistsError
 from occo_deploy.files import sha256_file
-from tests.conftest import PAIRS
-from tests.conftest import request
+from tests.conftest import PAIRS, request
 
 
 def _ops(path: Path) -> set[str]:
@@ -43,7 +42,9 @@ def test_int8_engine_is_quantized_and_passes_the_gate(int8_build: tuple[BuildRes
     assert any("calibrating (minmax) on 10 frames" in m for m in log)
 
 
-def test_int8_engine_holds_on_full_size_pairs_it_never_saw(exported: Path, int8_build: tuple[BuildResult, list[str]]) -> None:
+@pytest.mark.slow
+def test_int8_engine_holds_on_full_size_pairs_it_never_saw(exported: Path,
+                                                           int8_build: tuple[BuildResult, list[str]]) -> None:
     result, _ = int8_build
     calib, val = calib_data.split(calib_data.discover(PAIRS), calib_size=10, val_size=4, seed=0)
     used = {i.name for i in calib + val}
@@ -78,6 +79,7 @@ def test_fp16_engine_is_half_precision_and_passes_the_gate(fp16_build: BuildResu
     assert meta["mixed_precision"]["fp32_nodes"] > 0
 
 
+@pytest.mark.slow
 def test_fp16_engine_holds_on_large_real_frames(exported: Path, fp16_build: BuildResult) -> None:
     # Sums over every pixel grow with the frame: an FP16 round trip left in the attention context once
     # passed the gate at 480x640 and gave 23 dB (255-level errors) on TNO's 768x576 pairs.
@@ -93,6 +95,7 @@ def test_fp16_engine_holds_on_large_real_frames(exported: Path, fp16_build: Buil
 SMALL = Profile.from_options(min_="1x16x16", opt="1x64x80", max_="8x4096x4096")
 
 
+@pytest.mark.slow
 def test_cache_is_reused_then_invalidated(exported: Path, tmp_path: Path) -> None:
     log: list[str] = []
     cache = tmp_path / "ranges.json"
@@ -157,7 +160,7 @@ def test_missing_or_foreign_onnx(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not an occo-deploy export"):
         build_engine(request(tmp_path / "yolo.onnx", tmp_path))
     (tmp_path / "junk.onnx").write_bytes(b"\x08\x99garbage")
-    with pytest.raises(InputError, match="not an ONNX file|not an occo-deploy export"):
+    with pytest.raises(InputError, match=r"not an ONNX file|not an occo-deploy export"):
         build_engine(request(tmp_path / "junk.onnx", tmp_path))
 
 
@@ -172,7 +175,8 @@ def _calib_folder(root: Path, pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -
 
 def _real_pairs(n: int, size: tuple[int, int] = (64, 48)) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     items = calib_data.discover(PAIRS / "MSRS")[:n]
-    return {i.name: (cv2.resize(cv2.imread(str(i.ir), 0), size), cv2.resize(cv2.imread(str(i.vis)), size)) for i in items}
+    return {i.name: (cv2.resize(cv2.imread(str(i.ir), 0), size), cv2.resize(cv2.imread(str(i.vis)), size))
+            for i in items}
 
 
 @pytest.mark.parametrize(

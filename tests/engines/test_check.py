@@ -10,10 +10,10 @@ from pathlib import Path
 import onnx
 import pytest
 
+from occo_deploy.backends.tensorrt import DEFAULT_PROFILE
 from occo_deploy.engines.build import BuildResult, build_engine
 from occo_deploy.engines.check import check_artifact, check_model
 from occo_deploy.engines.profile import Profile
-from occo_deploy.backends.tensorrt import DEFAULT_PROFILE
 from occo_deploy.errors import EngineError, InputError, cli_context
 from tests.cli.test_fuse_cli import _one_line_error
 from tests.conftest import PAIRS, request, run_cli
@@ -22,15 +22,27 @@ BAD = Path(__file__).with_name("fixtures") / "bad_for_tensorrt.onnx"
 SMALL = Profile.from_options(min_="1x64x64", opt="1x120x160", max_="2x480x640")
 
 
+def _trt_onnx(exported: Path, tmp: Path, precision: str) -> BuildResult:
+    """The ONNX TensorRT would parse, as `build --backend tensorrt --onnx-only` writes it, for a small profile."""
+    return build_engine(request(exported, tmp, precision=precision, backend="tensorrt", profile=SMALL,
+                                onnx_only=True, output=tmp / f"occo_{precision}_tensorrt.onnx"))
+
+
 @pytest.fixture(scope="module")
-def trt_onnx(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, BuildResult]:
-    """The three ONNX files TensorRT would parse, as `build --backend tensorrt --onnx-only` writes them."""
-    tmp = tmp_path_factory.mktemp("trt-onnx")
-    built = {}
-    for precision in ("fp16", "int8"):
-        built[precision] = build_engine(request(exported, tmp, precision=precision, backend="tensorrt", profile=SMALL,
-                                                onnx_only=True, output=tmp / f"occo_{precision}_tensorrt.onnx"))
-    # FP32 with no shapes and no output name, as a user's first build: the default range and name.
+def trt_int8(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    return _trt_onnx(exported, tmp_path_factory.mktemp("trt-int8"), "int8")
+
+
+@pytest.fixture(scope="module")
+def trt_fp16(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    return _trt_onnx(exported, tmp_path_factory.mktemp("trt-fp16"), "fp16")
+
+
+@pytest.fixture(scope="module")
+def trt_fp32_default(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    """FP32 with no shapes and no output name, as a user's first build: the default range and name
+    (gated at 480x640 and 960x1280, half a minute on 2 cores)."""
+    tmp = tmp_path_factory.mktemp("trt-fp32")
     cwd = os.getcwd()
     os.chdir(tmp)
     try:
@@ -39,8 +51,7 @@ def trt_onnx(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
                                     calib_dir=tmp / "none", val_size=1))  # one frame and its enlargement: CI time
     finally:
         os.chdir(cwd)
-    built["fp32"] = dataclasses.replace(fp32, engine=tmp / fp32.engine, sidecar=tmp / fp32.sidecar)
-    return built
+    return dataclasses.replace(fp32, engine=tmp / fp32.engine, sidecar=tmp / fp32.sidecar)
 
 
 def test_the_export_passes_every_target(exported: Path) -> None:
@@ -82,9 +93,7 @@ def test_an_onnx_runtime_int8_engine_is_not_for_tensorrt(int8_build: tuple[Build
     assert any("asymmetric" in f.message or "domain" in f.message for f in findings if f.level == "error")
 
 
-@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
-def test_tensorrt_onnx_passes_the_tensorrt_rules(trt_onnx: dict[str, BuildResult], precision: str) -> None:
-    result = trt_onnx[precision]
+def _passes_the_tensorrt_rules(result: BuildResult, precision: str) -> None:
     report = check_artifact(result.engine)
     assert report.targets == ["tensorrt"]  # what its sidecar says it is for
     assert report.passed, [f.line() for f in report.findings]
@@ -94,8 +103,22 @@ def test_tensorrt_onnx_passes_the_tensorrt_rules(trt_onnx: dict[str, BuildResult
     assert "trtexec --onnx=" in meta["purpose"] and "--stronglyTyped" in meta["purpose"]
 
 
-def test_int8_for_tensorrt_is_symmetric_with_float_biases(trt_onnx: dict[str, BuildResult]) -> None:
-    model = onnx.load(str(trt_onnx["int8"].engine))
+def test_tensorrt_int8_onnx_passes_the_tensorrt_rules(trt_int8: BuildResult) -> None:
+    _passes_the_tensorrt_rules(trt_int8, "int8")
+
+
+@pytest.mark.slow  # FP16 reaches the fast tier through the CLI (test_onnx_only_cli_writes_the_tensorrt_onnx...)
+def test_tensorrt_fp16_onnx_passes_the_tensorrt_rules(trt_fp16: BuildResult) -> None:
+    _passes_the_tensorrt_rules(trt_fp16, "fp16")
+
+
+@pytest.mark.slow
+def test_tensorrt_fp32_onnx_passes_the_tensorrt_rules(trt_fp32_default: BuildResult) -> None:
+    _passes_the_tensorrt_rules(trt_fp32_default, "fp32")
+
+
+def test_int8_for_tensorrt_is_symmetric_with_float_biases(trt_int8: BuildResult) -> None:
+    model = onnx.load(str(trt_int8.engine))
     inits = {i.name: i for i in model.graph.initializer}
     dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
     assert len(dq) > 100
@@ -103,12 +126,13 @@ def test_int8_for_tensorrt_is_symmetric_with_float_biases(trt_onnx: dict[str, Bu
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     assert all(len(c.input) < 3 or inits[c.input[2]].data_type == onnx.TensorProto.FLOAT for c in convs
                if len(c.input) > 2 and c.input[2] in inits)
-    meta = json.loads(trt_onnx["int8"].sidecar.read_text())
+    meta = json.loads(trt_int8.sidecar.read_text())
     assert meta["calibration"]["scheme"] == "s8s8" and meta["calibration"]["activations"] == "int8 symmetric"
 
 
-def test_a_tensorrt_build_without_shapes_holds_a_real_range(trt_onnx: dict[str, BuildResult]) -> None:
-    result = trt_onnx["fp32"]
+@pytest.mark.slow
+def test_a_tensorrt_build_without_shapes_holds_a_real_range(trt_fp32_default: BuildResult) -> None:
+    result = trt_fp32_default
     meta = json.loads(result.sidecar.read_text())
     assert meta["shapes"] == DEFAULT_PROFILE.as_dict() == {
         "dynamic": False, "min": [1, 256, 256], "opt": [1, 480, 640], "max": [4, 1088, 1920]}
@@ -118,8 +142,8 @@ def test_a_tensorrt_build_without_shapes_holds_a_real_range(trt_onnx: dict[str, 
 
 
 def test_a_static_tensorrt_profile_is_named_by_its_shape(exported: Path, tmp_path: Path) -> None:
-    from occo_deploy.engines.build import default_output
     from occo_deploy import backends
+    from occo_deploy.engines.build import default_output
 
     builder = backends.get("tensorrt").make_builder()
     static = Profile.from_options(shape="480x640")
@@ -127,11 +151,11 @@ def test_a_static_tensorrt_profile_is_named_by_its_shape(exported: Path, tmp_pat
     assert default_output(Path("engines"), "int8", builder, DEFAULT_PROFILE).name == "occo_int8_tensorrt.plan"
 
 
-def test_the_precision_onnx_builds_on_without_recalibrating(trt_onnx: dict[str, BuildResult], tmp_path: Path) -> None:
+def test_the_precision_onnx_builds_on_without_recalibrating(trt_int8: BuildResult, tmp_path: Path) -> None:
     """On the GPU machine the --onnx-only file is the build's input: its precision and profile carry over."""
     from occo_deploy.engines.build import BuildRequest
 
-    source = trt_onnx["int8"].engine
+    source = trt_int8.engine
     with pytest.raises(InputError, match="made for tensorrt; build it with backend='tensorrt'"):
         build_engine(BuildRequest(onnx=source, precision=None, backend="onnxruntime", profile=Profile.from_options()))
     with cli_context(), pytest.raises(InputError, match="made for tensorrt; build it with --backend tensorrt"):
@@ -146,8 +170,8 @@ def test_the_precision_onnx_builds_on_without_recalibrating(trt_onnx: dict[str, 
                                       output=tmp_path / "e.plan"))
 
 
-def test_check_cli(exported: Path, trt_onnx: dict[str, BuildResult], tmp_path: Path) -> None:
-    ok = run_cli("check", str(trt_onnx["fp16"].engine), "--report", str(tmp_path / "r.json"), cwd=tmp_path)
+def test_check_cli(exported: Path, trt_int8: BuildResult, tmp_path: Path) -> None:
+    ok = run_cli("check", str(trt_int8.engine), "--report", str(tmp_path / "r.json"), cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "0 error(s)" in ok.stdout and "passed" in ok.stdout
     assert json.loads((tmp_path / "r.json").read_text())["passed"] is True

@@ -10,12 +10,11 @@ from pathlib import Path
 import onnx
 import pytest
 
-from occo_deploy import Fuser, MissingDependencyError
+from occo_deploy import Fuser, MissingDependencyError, backends
+from occo_deploy.backends.tensorrt import check_plan_compatible
 from occo_deploy.engines import precision
-from occo_deploy import backends
 from occo_deploy.engines.gate import psnr
 from occo_deploy.engines.profile import Profile
-from occo_deploy.backends.tensorrt import check_plan_compatible
 from occo_deploy.errors import EngineError, InputError, ShapeError
 from tests.conftest import PAIRS
 
@@ -149,7 +148,7 @@ def test_plan_compatibility_checks() -> None:
     sidecar = {"tensorrt": {"version": "10.13.3", "gpu": {"name": "Orin", "compute_capability": "8.7"}}}
     orin = {"name": "Orin", "compute_capability": "8.7"}
     check_plan_compatible(sidecar, "10.13.3", orin)
-    with pytest.raises(EngineError, match="built with TensorRT 10.13.3, this is 11.1.0; rebuild"):
+    with pytest.raises(EngineError, match=r"built with TensorRT 10\.13\.3, this is 11\.1\.0; rebuild"):
         check_plan_compatible(sidecar, "11.1.0", orin)
     with pytest.raises(EngineError, match=r"compute capability 8.7.*H100.*9.0.*rebuild"):
         check_plan_compatible(sidecar, "10.13.3", {"name": "H100", "compute_capability": "9.0"})
@@ -204,7 +203,7 @@ def test_plan_io_must_be_the_contract() -> None:
         check_io({k: v for k, v in good.items() if k != "fused"})
     with pytest.raises(EngineError, match="'infrared' is output"):
         check_io({**good, "infrared": ("output", "UINT8", 3)})
-    with pytest.raises(EngineError, match="lacks .*mask"):
+    with pytest.raises(EngineError, match=r"lacks .*mask"):
         check_io({**good, "mask": ("input", "UINT8", 3)})
 
 

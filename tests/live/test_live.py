@@ -61,6 +61,7 @@ def _frames(path: Path) -> list[np.ndarray]:
         out.append(frame)
 
 
+@pytest.mark.slow
 def test_live_streams_fused_newest_first_with_bounded_latency(exported: Path) -> None:
     """Two 20 fps cameras, an engine slower than that: every fused frame is the engine's output for
     the pair it was given, pairs are close in time, the backlog is dropped (counted), latency stays
@@ -90,6 +91,7 @@ def test_live_streams_fused_newest_first_with_bounded_latency(exported: Path) ->
     assert figures["stopped_because"] == "6 s elapsed"
 
 
+@pytest.mark.slow
 def test_cli_live_run_writes_a_playable_real_time_video(workspace: Path) -> None:
     ir_port, vis_port = _free_port(), _free_port()
     with sender(ir_port, "ir"), sender(vis_port, "vis"):
@@ -106,6 +108,7 @@ def test_cli_live_run_writes_a_playable_real_time_video(workspace: Path) -> None
     assert frames[-1].shape == (120, 160, 3) and frames[-1].std() > 5
 
 
+@pytest.mark.slow
 def test_a_dropped_source_reconnects(exported: Path) -> None:
     ir_port, vis_port = _free_port(), _free_port()
     with sender(vis_port, "vis"), Fuser(exported) as fuser:
@@ -135,6 +138,7 @@ def test_a_dropped_source_reconnects(exported: Path) -> None:
             assert ir.reconnects >= 1 and after_restart >= 2, (ir.figures(), after_restart)
 
 
+@pytest.mark.slow
 def test_a_source_that_never_returns_ends_the_run_with_a_finished_output(workspace: Path) -> None:
     ir_port, vis_port = _free_port(), _free_port()
     out = workspace / "cut.mp4"
@@ -148,7 +152,7 @@ def test_a_source_that_never_returns_ends_the_run_with_a_finished_output(workspa
         time.sleep(6)
         ir.kill()
         ir.wait()
-        stdout, stderr = run.communicate(timeout=60)
+        _, stderr = run.communicate(timeout=60)
     assert run.returncode == 2, stderr
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: infrared source") and "down for more than 2 s" in lines[0]
@@ -192,6 +196,7 @@ def _get(url: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
+@pytest.mark.slow
 def test_preview_page_in_a_real_browser(workspace: Path, tmp_path: Path) -> None:
     chromium = _chromium()
     if chromium is None:
@@ -252,7 +257,7 @@ def test_preview_page_in_a_real_browser(workspace: Path, tmp_path: Path) -> None
         finally:
             run.send_signal(signal.SIGINT)  # Ctrl-C ends a live run cleanly
             try:
-                stdout, stderr = run.communicate(timeout=60)
+                _, stderr = run.communicate(timeout=60)
             except subprocess.TimeoutExpired:
                 # Once, in a full CI run, Ctrl-C did not end the run within 60 s: SIGABRT makes the
                 # fault handler print every thread's stack, so such a failure says where it waited.

@@ -6,12 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from occo_deploy.model.checkpoint import load_model
 from occo_deploy.model import reference_form
+from occo_deploy.model.checkpoint import load_model
 from occo_deploy.model.pipeline import FusionPipeline
-from tests.conftest import CHECKPOINT, bgr, golden_cases, load_case
-
-CASES = [c["name"] for c in golden_cases()]
+from tests.conftest import CHECKPOINT, bgr, golden_cases, golden_params, load_case
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +23,7 @@ def test_golden_cases_cover_odd_and_tiny_sizes() -> None:
 
 
 @pytest.mark.parametrize("form", ["ours", "reference_form"])
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", golden_params(slow_above_pixels=200_000))  # eager PyTorch: 5-30 s a large one
 def test_raw_output_matches_reference(model: torch.nn.Module, name: str, form: str) -> None:
     """Both our rewrite and the reference-form baseline that benchmarks time reproduce the goldens."""
     case = load_case(name)
@@ -40,7 +38,8 @@ def test_raw_output_matches_reference(model: torch.nn.Module, name: str, form: s
     assert rel < 1e-4, f"{name}: relative error {rel:.2e}"
 
 
-@pytest.mark.parametrize("name", ["msrs_00016N", "roadscene_FLIR_07504", "tno_01_crop37x53", "msrs_00055D_crop17x23"])
+@pytest.mark.parametrize("name", [pytest.param("msrs_00016N", marks=pytest.mark.slow), "roadscene_FLIR_07504",
+                                  "tno_01_crop37x53", "msrs_00055D_crop17x23"])
 def test_pipeline_matches_reference_fused_image(model: torch.nn.Module, name: str) -> None:
     case = load_case(name)
     pipeline = FusionPipeline(model)

@@ -66,9 +66,8 @@ def test_infrared_of_another_size_is_resized_and_recorded(exported: Path) -> Non
     with Fuser(exported) as f:
         fused = f.fuse(small_ir, vis)
         assert f.ir_resized_from == (240, 320)
-    assert fused.shape == (480, 640, 3)
-    with Fuser(exported) as f:
         expected = f.fuse(cv2.resize(small_ir, (640, 480), interpolation=cv2.INTER_LINEAR), vis)
+    assert fused.shape == (480, 640, 3)
     assert np.array_equal(fused, expected)
 
 
@@ -154,7 +153,7 @@ def _shared_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
     return [calib_data.load_pair(item, (96, 128) if k % 2 else (120, 160)) for k, item in enumerate(items)]
 
 
-@pytest.mark.parametrize("in_flight", [1, 2])
+@pytest.mark.parametrize("in_flight", [pytest.param(1, marks=pytest.mark.slow), 2])
 def test_one_fuser_shared_by_many_threads(exported: Path, in_flight: int) -> None:
     """A web server or camera callbacks share one Fuser: every caller gets its own correct frame.
     (Before, 3 of 4 threads got 'all staging slots are in flight'.)"""

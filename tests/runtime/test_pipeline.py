@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from occo_deploy import EngineError, Fuser, ShapeError
+from occo_deploy.backends.onnxruntime_gpu import check_active, gpu_provider
 from occo_deploy.errors import InputError, MissingDependencyError, cli_context
 from occo_deploy.runtime.shapes import ShapeRange
-from occo_deploy.backends.onnxruntime_gpu import check_active, gpu_provider
 from occo_deploy.runtime.staging import MAX_PREALLOCATED_BYTES, BufferPlan
 from tests.conftest import sequence_frames
 
@@ -126,7 +126,7 @@ def test_asking_for_a_gpu_provider_without_one_is_an_error_not_a_cpu_run(exporte
     with cli_context(), pytest.raises(InputError, match="unknown --provider 'gpu'"):
         Fuser(exported, provider="gpu")
     plan = tmp_path / "occo.plan"
-    with pytest.raises(EngineError, match="engine not found: .*occo.plan; build one with: occo-deploy build"):
+    with pytest.raises(EngineError, match=r"engine not found: .*occo\.plan; build one with: occo-deploy build"):
         Fuser(plan)
     plan.write_bytes(b"not a plan")  # a TensorRT plan on the CPU provider: says where it runs
     with pytest.raises(EngineError, match=r"a \.plan artifact runs on provider tensorrt, not 'cpu'"):
@@ -152,7 +152,7 @@ def test_missing_cuda_python_names_the_extra(monkeypatch: pytest.MonkeyPatch) ->
 def test_no_gpu_is_one_line_naming_the_cpu_path() -> None:
     from occo_deploy.runtime.cuda import device_info
 
-    with pytest.raises(EngineError, match="no CUDA device found.*on the CPU"):
+    with pytest.raises(EngineError, match=r"no CUDA device found.*on the CPU"):
         device_info()
 
 
@@ -162,7 +162,7 @@ def _cuda_device() -> bool:
 
         device_info()
         return True
-    except Exception:
+    except (EngineError, MissingDependencyError):
         return False
 
 
