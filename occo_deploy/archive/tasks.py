@@ -97,7 +97,32 @@ def make_tasks(items: list[Item], batch: int) -> list[list[Item]]:
 
 
 def run_task(fuser: Fuser, task: list[Item], settings: RunSettings) -> list[ItemResult]:
-    """One task in this process, every item ending with a result (never an exception for a bad item)."""
+    """One task in this process, every item ending with a result (never an exception for a bad item).
+
+    An output that exists when its task starts was written during this job: the job refuses (or with
+    ``--resume`` skips) outputs that exist when it starts, so it comes from an earlier attempt of this
+    very task, which Ray retried because its worker died after writing it. Outputs are atomic, so it
+    is whole: it counts as done and is not fused a second time (``--force`` fuses it again).
+    """
+    earlier = [] if settings.force else [i for i in task if i.kind != "bad" and i.output and Path(i.output).exists()]
+    rest = [i for i in task if i not in earlier]
+    return [_written_earlier(i) for i in earlier] + (_run(fuser, rest, settings) if rest else [])
+
+
+def _written_earlier(item: Item) -> ItemResult:
+    frames = 1
+    if item.kind != "image":
+        from occo_deploy.video.streams import probe
+
+        try:
+            frames = probe(Path(item.output or ""), "output").frame_count
+        except OccoDeployError:
+            frames = 0
+    return ItemResult.of(item, "done", frames=frames, worker=worker_name(),
+                         notices=["written by an earlier attempt of its task (its worker died); kept whole"])
+
+
+def _run(fuser: Fuser, task: list[Item], settings: RunSettings) -> list[ItemResult]:
     from occo_deploy.video import jobs
 
     if len(task) == 1 and task[0].kind != "image":
