@@ -18,10 +18,11 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -46,18 +47,83 @@ class Captured:
     image: np.ndarray
 
 
-def describe(spec: str) -> tuple[str, Any]:
-    """("camera", N) | ("url", url) | ("file", Path) for a source string, or an error saying what is accepted."""
-    camera = re.fullmatch(r"camera:(\d+)", spec.strip())
-    if camera:
-        return "camera", int(camera.group(1))
-    if _URL.match(spec):
-        return "url", spec
-    path = Path(spec)
-    if path.is_file():
-        return "file", path
-    raise SourceError(f"live source {spec!r} is neither a stream URL (rtsp://, udp://, tcp://, http(s)://, srt://), "
-                      "camera:N nor an existing video file")
+class Capture(Protocol):
+    """What a source kind opens: the part of ``cv2.VideoCapture`` a ``Source`` uses."""
+
+    def isOpened(self) -> bool: ...  # OpenCV's name
+    def read(self) -> tuple[bool, np.ndarray | None]: ...
+    def get(self, prop: int) -> float: ...
+    def release(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One kind of live source: which strings name it, and how to open one (a new kind is one entry
+    in ``SOURCE_KINDS``; see DEVELOPERS.md)."""
+
+    name: str
+    #: The form users write, for the error that lists what is accepted.
+    form: str
+    #: The source string -> the target to open (a device number, a URL, a path), or None when not this kind.
+    match: Callable[[str], Any]
+    #: Open the target for a ``Source``; a ``Capture`` or None when it cannot be opened now.
+    open: Callable[[Source], Capture | None]
+    #: Recorded, not live: played at its own frame rate, ended at its end, never reconnected.
+    recorded: bool = False
+
+
+def _camera(source: Source) -> Capture | None:
+    import cv2
+
+    capture: Capture = cv2.VideoCapture(source.target)
+    return capture
+
+
+def _stream(source: Source) -> Capture | None:
+    import os
+
+    import cv2
+
+    from occo_deploy.video.streams import open_capture
+
+    if str(source.target).lower().startswith("rtsp"):
+        # Read by OpenCV's FFmpeg backend when it opens a capture; process-wide, hence set per open.
+        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{source.rtsp_transport}"
+    capture: Capture = open_capture(source.target, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
+                                                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS])
+    return capture
+
+
+def _file(source: Source) -> Capture | None:
+    from occo_deploy.video.streams import open_capture
+
+    capture: Capture = open_capture(str(source.target))
+    return capture
+
+
+def _camera_number(spec: str) -> int | None:
+    found = re.fullmatch(r"camera:(\d+)", spec.strip())
+    return int(found.group(1)) if found else None
+
+
+#: Every kind of live source, tried in order.
+SOURCE_KINDS: list[SourceKind] = [
+    SourceKind("url", "a stream URL (rtsp://, udp://, tcp://, http(s)://, srt://)",
+               lambda spec: spec if _URL.match(spec) else None, _stream),
+    SourceKind("camera", "camera:N", _camera_number, _camera),
+    SourceKind("file", "an existing video file", lambda spec: Path(spec) if Path(spec).is_file() else None, _file,
+               recorded=True),
+]
+
+
+def describe(spec: str) -> tuple[SourceKind, Any]:
+    """(kind, target) for a source string, or an error saying what is accepted."""
+    for kind in SOURCE_KINDS:
+        target = kind.match(spec)
+        if target is not None:
+            return kind, target
+    forms = [k.form for k in SOURCE_KINDS]
+    raise SourceError(f"live source {spec!r} is neither {', '.join(forms[:-1])} nor {forms[-1]}")
 
 
 class Source:
@@ -66,7 +132,9 @@ class Source:
     def __init__(self, spec: str, what: str, *, keep: int = 4, reconnect_timeout_s: float = 10.0,
                  rtsp_transport: str = "tcp") -> None:
         self.spec, self.what = spec, what
-        self.kind, self._target = describe(spec)
+        self._kind, self.target = describe(spec)
+        #: Which of ``SOURCE_KINDS`` it is: "camera", "url", "file", ...
+        self.kind = self._kind.name
         self.reconnect_timeout_s = reconnect_timeout_s
         self.rtsp_transport = rtsp_transport
         self._frames: deque[Captured] = deque(maxlen=keep)
@@ -143,25 +211,13 @@ class Source:
                 "fps_in": self.received / elapsed, "size_wh": list(self.size_wh) if self.size_wh else None}
 
     # -- reader thread -----------------------------------------------------------------------------
-    def _open(self) -> Any:
+    def _open(self) -> Capture | None:
         import cv2
 
-        from occo_deploy.video.streams import open_capture
-
-        if self.kind == "camera":
-            cap = cv2.VideoCapture(self._target)
-        elif self.kind == "file":
-            cap = open_capture(str(self._target))
-        else:
-            import os
-
-            if self._target.lower().startswith("rtsp"):
-                # Read by OpenCV's FFmpeg backend when it opens a capture; process-wide, hence set per open.
-                os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{self.rtsp_transport}"
-            cap = open_capture(self._target, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
-                                              cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS])
-        if not cap.isOpened():
-            cap.release()
+        cap = self._kind.open(self)
+        if cap is None or not cap.isOpened():
+            if cap is not None:
+                cap.release()
             return None
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if 0.0 < fps < 1000.0:
@@ -192,7 +248,7 @@ class Source:
                     break
             now = time.monotonic()
             down_since = down_since or now
-            if self.kind == "file" and cap is None:
+            if self._kind.recorded and cap is None:
                 self._fail(f"{self.what} file {self.spec} cannot be read as a video")
                 break
             if now - down_since > self.reconnect_timeout_s:
@@ -204,19 +260,19 @@ class Source:
             backoff = min(BACKOFF_S[1], backoff * 2)
             self.reconnects += 1
 
-    def _read(self, cap: Any) -> str:
-        """Read until the stream fails (returns why) or, for a file, ends (state "ended")."""
+    def _read(self, cap: Capture) -> str:
+        """Read until the stream fails (returns why) or, for a recording, ends (state "ended")."""
         start, first = time.monotonic(), None
         while not self._stop.is_set():
             ok, image = cap.read()
             if not ok or image is None:
-                if self.kind == "file":
+                if self._kind.recorded:
                     self.state = "ended"
                     with self._cond:
                         self._cond.notify_all()
                 return "no frame came within the read timeout, or the stream ended"
-            if self.kind == "file":
-                # A file plays at its own rate, as the camera that recorded it delivered it.
+            if self._kind.recorded:
+                # A recording plays at its own rate, as the camera that recorded it delivered it.
                 first = self.received if first is None else first
                 due = start + (self.received - first) / (self.fps or 30.0)
                 self._stop.wait(max(0.0, due - time.monotonic()))
