@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich import box
@@ -68,15 +70,7 @@ def evaluate(
     if table is not None:
         format_for(table)
         check_writable(table, force)
-    specs = [ev.parse_dataset(d) for d in dataset or []]
-    if (ir is None) != (vis is None):
-        raise InputError("give both IR and VIS (two images or two folders), or --dataset NAME=IR_DIR,VIS_DIR")
-    if ir is not None and vis is not None:
-        specs.insert(0, (_dataset_name(ir), ir, vis))
-    if not specs:
-        raise InputError("eval needs pairs: IR VIS (images or folders) or --dataset NAME=IR_DIR,VIS_DIR")
-    if len({name for name, _, _ in specs}) != len(specs):
-        raise InputError("two data sets share a name; name them with --dataset NAME=IR_DIR,VIS_DIR")
+    specs = _dataset_specs(ir, vis, dataset or [])
     methods = [ev.parse_fused(f) for f in fused or []]
     datasets = [ev.Dataset(name, ev.load_pairs(i, v, limit)) for name, i, v in specs]
     engine_paths = list(engine or [])
@@ -108,26 +102,8 @@ def evaluate(
         rows = results[d.name]
         out.print(f"{d.name}: {len(d.pairs)} pair(s)")
         if engines:
-            fid = Table(title="fidelity to the reference (mean over pairs)", title_justify="left",
-                        box=box.SIMPLE_HEAD, padding=0, pad_edge=False)
-            for col in ("engine", "PSNR dB", "SSIM", "max |err|", ">1 level", ">8 levels"):
-                fid.add_column(col, justify="left" if col == "engine" else "right",
-                               overflow="fold" if col == "engine" else "ellipsis", no_wrap=col != "engine")
-            for r in rows[: len(engines)]:
-                m = r.mean("fidelity")
-                fid.add_row(r.label, "identical" if m["psnr"] is None else f"{m['psnr']:.1f}", f"{m['ssim']:.4f}",
-                            f"{max(p['fidelity']['max_abs'] for p in r.per_pair)}",
-                            f"{100 * (m['off_by_more_than_1'] or 0):.2f}%", f"{100 * (m['off_by_more_than_8'] or 0):.2f}%")
-            out.print(fid)
-        met = Table(title=f"fusion metrics, {convention} convention (mean over pairs)", title_justify="left",
-                    box=box.SIMPLE_HEAD, padding=0, pad_edge=False)
-        met.add_column("method", overflow="fold", min_width=12)
-        for name in names:
-            met.add_column(name, justify="right", no_wrap=True)
-        for r in rows:
-            m = r.mean("metrics")
-            met.add_row(r.label, *(_fmt(m[n]) for n in names))
-        out.print(met)
+            out.print(_fidelity_table(rows[: len(engines)]))
+        out.print(_metrics_table(rows, names, convention))
     means = {d.name: {r.label: r.mean("metrics") for r in results[d.name]} for d in datasets}
     if table is not None:
         caption = f"Fusion metrics ({convention} convention: {CONVENTIONS[convention][1]}), mean over pairs"
@@ -149,3 +125,48 @@ def evaluate(
         image = draw_grid(rows_img, ["infrared", "visible", *shown], [p[0] for p in first])
         write_png(grid, image, force)
         out.print(f"grid: {grid} ({image.shape[1]}x{image.shape[0]})")
+
+
+def _dataset_specs(ir: Path | None, vis: Path | None, datasets: list[str]) -> list[tuple[str, Path, Path]]:
+    """(name, ir, vis) per data set: IR VIS first, then each --dataset; names must differ."""
+    from occo_deploy.errors import InputError
+    from occo_deploy.evaluation.evaluate import parse_dataset
+
+    specs = [parse_dataset(d) for d in datasets]
+    if (ir is None) != (vis is None):
+        raise InputError("give both IR and VIS (two images or two folders), or --dataset NAME=IR_DIR,VIS_DIR")
+    if ir is not None and vis is not None:
+        specs.insert(0, (_dataset_name(ir), ir, vis))
+    if not specs:
+        raise InputError("eval needs pairs: IR VIS (images or folders) or --dataset NAME=IR_DIR,VIS_DIR")
+    if len({name for name, _, _ in specs}) != len(specs):
+        raise InputError("two data sets share a name; name them with --dataset NAME=IR_DIR,VIS_DIR")
+    return specs
+
+
+def _fidelity_table(rows: list[Any]) -> Table:
+    """Each engine against the reference, mean over pairs (``EngineEval`` rows)."""
+    table = Table(title="fidelity to the reference (mean over pairs)", title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=0, pad_edge=False)
+    for col in ("engine", "PSNR dB", "SSIM", "max |err|", ">1 level", ">8 levels"):
+        table.add_column(col, justify="left" if col == "engine" else "right",
+                         overflow="fold" if col == "engine" else "ellipsis", no_wrap=col != "engine")
+    for r in rows:
+        m = r.mean("fidelity")
+        table.add_row(r.label, "identical" if m["psnr"] is None else f"{m['psnr']:.1f}", f"{m['ssim']:.4f}",
+                      f"{max(p['fidelity']['max_abs'] for p in r.per_pair)}",
+                      f"{100 * (m['off_by_more_than_1'] or 0):.2f}%", f"{100 * (m['off_by_more_than_8'] or 0):.2f}%")
+    return table
+
+
+def _metrics_table(rows: list[Any], names: Sequence[str], convention: str) -> Table:
+    """Each engine's and method's fusion metrics, mean over pairs."""
+    table = Table(title=f"fusion metrics, {convention} convention (mean over pairs)", title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=0, pad_edge=False)
+    table.add_column("method", overflow="fold", min_width=12)
+    for name in names:
+        table.add_column(name, justify="right", no_wrap=True)
+    for r in rows:
+        m = r.mean("metrics")
+        table.add_row(r.label, *(_fmt(m[n]) for n in names))
+    return table

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -24,6 +24,10 @@ from occo_deploy.cli.options import (
 from occo_deploy.cli.progress import Bars
 from occo_deploy.errors import InputError, install_hint
 from occo_deploy.files import check_writable, write_json_atomic
+
+if TYPE_CHECKING:
+    from occo_deploy.runtime.fuser import Fuser
+    from occo_deploy.video.jobs import JobReport
 
 
 @one_line_errors
@@ -91,17 +95,8 @@ def fuse(
     engine_path = engine or default_engine()
     with Fuser(engine_path, threads=threads, provider=provider, in_flight=in_flight, cuda_graph=cuda_graph,
                batch=batch, ir_scale=scale, max_side=max_side) as fuser:
-        if kind == "image":
-            result = jobs.fuse_image(fuser, Path(ir), Path(vis), output, force=force)
-        else:
-            with Bars(quiet) as bars:
-                progress = bars.step(f"fusing {'video' if kind == 'video' else 'pairs'}")
-                if kind == "video":
-                    result = jobs.fuse_video(fuser, Path(ir), Path(vis), output, batch=batch, force=force,
-                                             progress=progress, offset_ms=offset_ms)
-                else:
-                    result = jobs.fuse_folder(fuser, Path(ir), Path(vis), output, batch=batch, force=force,
-                                              progress=progress, keep_going=keep_going)
+        result = _run_job(fuser, kind, Path(ir), Path(vis), output, batch=batch, force=force, quiet=quiet,
+                          offset_ms=offset_ms, keep_going=keep_going)
     for notice in result.notices:
         err.print(f"note: {notice}", soft_wrap=True)
     for failure in result.failures:
@@ -113,6 +108,22 @@ def fuse(
     if result.failures:
         out.print(f"{len(result.failures)} pair(s) failed and were skipped")
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _run_job(fuser: Fuser, kind: str, ir: Path, vis: Path, output: Path, *, batch: int, force: bool, quiet: bool,
+             offset_ms: float, keep_going: bool) -> JobReport:
+    """The file job for ``kind`` (image, folder or video), with a progress bar for the long ones."""
+    from occo_deploy.video import jobs
+
+    if kind == "image":
+        return jobs.fuse_image(fuser, ir, vis, output, force=force)
+    with Bars(quiet) as bars:
+        progress = bars.step(f"fusing {'video' if kind == 'video' else 'pairs'}")
+        if kind == "video":
+            return jobs.fuse_video(fuser, ir, vis, output, batch=batch, force=force, progress=progress,
+                                   offset_ms=offset_ms)
+        return jobs.fuse_folder(fuser, ir, vis, output, batch=batch, force=force, progress=progress,
+                                keep_going=keep_going)
 
 
 def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provider: str | None, threads: int | None,
@@ -179,7 +190,7 @@ def live_line(f: dict[str, Any]) -> str:
             f"out {f['fps_out']:4.1f} fps drop {f['dropped']} {p}")
 
 
-def _summary(result: Any) -> None:
+def _summary(result: JobReport) -> None:
     p = result.pairing
     out.print(f"fused {result.frames} frame(s) in {result.wall_s:.2f} s ({result.fps:.2f} fps) -> {result.output}")
     if result.kind != "image":
