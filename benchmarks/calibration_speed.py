@@ -35,7 +35,8 @@ def onnxruntime_ranges(onnx_path: Path, pairs: list, method: str, symmetric: boo
 
     with tempfile.TemporaryDirectory() as tmp:
         onnx.save(load_model_with_shape_infer(onnx_path), f"{tmp}/m.onnx")
-        calibrator = create_calibrator(f"{tmp}/m.onnx", list(ranges.QUANTIZED_OPS), augmented_model_path=f"{tmp}/a.onnx",
+        calibrator = create_calibrator(f"{tmp}/m.onnx", list(ranges.QUANTIZED_OPS),
+                                       augmented_model_path=f"{tmp}/a.onnx",
                                        calibrate_method=getattr(CalibrationMethod, method.capitalize()),
                                        extra_options={"symmetric": symmetric})
         with contextlib.redirect_stdout(io.StringIO()):
@@ -66,14 +67,15 @@ def main() -> int:
     for k, (method, symmetric) in enumerate(cases):
         timed: dict[str, float] = {}
         got: dict[str, ranges.Ranges] = {}
-        runners = {"ort": lambda: onnxruntime_ranges(args.onnx, pairs, method, symmetric),
-                   "ours": lambda: ranges.measure(args.onnx, pairs, method, symmetric)}
+        runners = {"ort": lambda m=method, s=symmetric: onnxruntime_ranges(args.onnx, pairs, m, s),
+                   "ours": lambda m=method, s=symmetric: ranges.measure(args.onnx, pairs, m, s)}
         for name in (("ort", "ours") if k % 2 == 0 else ("ours", "ort")):
             start = time.perf_counter()
             got[name] = runners[name]()
             timed[name] = (time.perf_counter() - start) / len(pairs)
         theirs = got["ort"]
-        worst = max(max(abs(lo - theirs[n][0]), abs(hi - theirs[n][1])) / max(abs(theirs[n][0]), abs(theirs[n][1]), 1e-12)
+        worst = max(max(abs(lo - theirs[n][0]), abs(hi - theirs[n][1]))
+                    / max(abs(theirs[n][0]), abs(theirs[n][1]), 1e-12)
                     for n, (lo, hi) in got["ours"].items())
         kind = "abs (symmetric)" if method == "percentile" and symmetric else "signed"
         print(f"| {method} | {kind} | {timed['ort']:.2f} | {timed['ours']:.2f} | {timed['ort'] / timed['ours']:.2f}x | "

@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +111,8 @@ def main() -> None:
                 reference = out if reference is None else reference
                 quality[name].append(psnr(reference, out))
     base = statistics.median(times["onnxruntime fp32 (baseline)"])
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, threads={args.threads}; onnxruntime {ort.__version__}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, threads={args.threads}; "
+          f"onnxruntime {ort.__version__}")
     print(f"{len(pairs)} MSRS 640x480 pairs x {args.rounds} rounds, interleaved; calibrated on {args.calib_size} "
           "TNO/RoadScene/LLVIP frames")
     print(f"{'runner':<46} {'ms/frame':>9} {'speed-up':>9} {'PSNR vs fp32, worst / median (dB)':>36}")

@@ -100,7 +100,7 @@ def main() -> None:
         runners = {"pytorch eager, autograd on (reference main.py)": eager, **runners}
     times: dict[str, list[float]] = {name: [] for name in runners}
     worst = 0
-    for name, run in runners.items():  # warm-up: first calls allocate and pick kernels
+    for run in runners.values():  # warm-up: first calls allocate and pick kernels
         run(*pairs[0])
     for _ in range(args.rounds):
         for ir, vis in pairs:

@@ -145,7 +145,8 @@ def main() -> None:
 
     fusers = {name: Fuser(path, threads=args.threads) for name, path in built.items()}
     runners: dict[str, Runner] = {
-        "onnxruntime fp32 (the export)": lambda ir, vis: session.run(["fused"], {"visible": vis[None], "infrared": ir[None]})[0][0],
+        "onnxruntime fp32 (the export)":
+            lambda ir, vis: session.run(["fused"], {"visible": vis[None], "infrared": ir[None]})[0][0],
         "onnxruntime int8 engine": fusers["ort_int8"].fuse,
         "openvino bf16 on the export, dynamic (peer)": ov_peer,
         "occo-deploy openvino bf16 engine": fusers["ov_bf16"].fuse,
@@ -204,7 +205,8 @@ def main() -> None:
     base = statistics.median(times[EAGER])
     print(f"\nmachine: {cpu_description()}, {os.cpu_count()} cpus, threads={args.threads}; "
           f"torch {version('torch')}, onnxruntime {ort.__version__}, openvino {ov.__version__}")
-    print(f"{len(pairs)} MSRS 640x480 pairs x {args.rounds} rounds, one block per runner, order rotated; INT8 calibrated on "
+    print(f"{len(pairs)} MSRS 640x480 pairs x {args.rounds} rounds, one block per runner, order rotated; "
+          "INT8 calibrated on "
           f"{args.calib_size} TNO/RoadScene/LLVIP frames\n")
     print("| runner | ms/frame | vs reference eager no_grad | PSNR vs FP32 ONNX, worst / median |\n|---|---|---|---|")
     for name in names[:2] + list(runners):

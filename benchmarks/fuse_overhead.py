@@ -31,7 +31,8 @@ def main() -> None:
     from occo_deploy.video.jobs import fuse_video
 
     frames = demo.clip_pairs(20)
-    print(f"{os.cpu_count()} cpus; bundled clip: {len(frames)} frames of {frames[0][1].shape[1]}x{frames[0][1].shape[0]}")
+    height, width = frames[0][1].shape[:2]
+    print(f"{os.cpu_count()} cpus; bundled clip: {len(frames)} frames of {width}x{height}")
     print(f"{'engine':<34} {'engine only ms/frame':>21} {'fuse ms/frame':>14} {'overhead':>9}")
     for engine in args.engines:
         bare, whole = [], []

@@ -372,7 +372,8 @@ def onnxruntime_gpu(onnx: Path, fp16: Path | None, frames: int) -> list[dict[str
                         row = _stream_run(fuser, pairs, frames, batch)
                     diffs = [np.abs(g.astype(int) - w.astype(int)).max() for g, w in zip(got, want)]
                     row.update(size=label, engine=f"onnxruntime-cuda {precision}", batch=batch, in_flight=in_flight,
-                               max_abs_vs_cpu=int(max(diffs)), psnr_vs_cpu_fp32=min(psnr(g, w) for g, w in zip(got, want)))
+                               max_abs_vs_cpu=int(max(diffs)),
+                               psnr_vs_cpu_fp32=min(psnr(g, w) for g, w in zip(got, want)))
                     rows.append(row)
     table(rows, ["size", "engine", "batch", "in_flight", "fps", "max_abs_vs_cpu", "psnr_vs_cpu_fp32",
                  "h2d_ms", "infer_ms", "d2h_ms", "total_ms", "total_p99_ms"])

@@ -142,7 +142,8 @@ def main() -> int:
                          f"{r['first_s']:.2f} |")
         else:
             lines.append(f"| {r['variant']} | {r['batch']} | failed: {r['error']} | | | |")
-    text = f"GPU: {env['gpu']['name']}, onnxruntime {env['onnxruntime']}, 640x480 real clip frames\n\n" + "\n".join(lines)
+    text = (f"GPU: {env['gpu']['name']}, onnxruntime {env['onnxruntime']}, 640x480 real clip frames\n\n"
+            + "\n".join(lines))
     print("\n" + text)
     (args.out / "gpu_ort_cuda.md").write_text(text + "\n")
     (args.out / "gpu_ort_cuda.json").write_text(json.dumps({"env": env, "rows": rows}, indent=1, default=str))
@@ -153,9 +154,9 @@ def prepare_lean(fp32: Path, fp16: Path) -> int:
     """The lean FP16 ONNX, and both FP16 variants' Cast count and PSNR on ONNX Runtime's CPU provider."""
     import onnx
 
+    from occo_deploy.backends.onnxruntime_cpu import reference_backend
     from occo_deploy.engines import precision
     from occo_deploy.engines.gate import psnr
-    from occo_deploy.backends.onnxruntime_cpu import reference_backend
 
     lean = precision.to_fp16(onnx.load(str(fp32)), fp16_ops=precision.FP16_LEAN_OPS)
     out = fp16.with_name("occo_fp16_lean.onnx")

@@ -60,7 +60,8 @@ def run(engine: Path, size: str, seconds: float) -> dict[str, Any]:
             s.wait()
     lat = np.array([v for _, v in latencies])
     thirds = [np.array([v for t, v in latencies if k * seconds / 3 <= t < (k + 1) * seconds / 3]) for k in range(3)]
-    return {"engine": name, "size": size, "in_vis": figures["fps_in"]["visible"], "in_ir": figures["fps_in"]["infrared"],
+    return {"engine": name, "size": size, "in_vis": figures["fps_in"]["visible"],
+            "in_ir": figures["fps_in"]["infrared"],
             "out": figures["fps_out_overall"], "dropped": figures["dropped"], "unpaired": figures["unpaired"],
             "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
             "first_p50": float(np.median(thirds[0])) if thirds[0].size else float("nan"),

@@ -9,7 +9,8 @@ real MSRS pair scaled to the size, and reports its peak resident memory (``ru_ma
 time. The child runs under an address-space limit (``--limit-gib``), so a size that would exhaust
 the machine fails in the child instead of waking the kernel's OOM killer. ``--fit`` prints, per
 engine, the least-squares line peak = base + bytes_per_pixel x pixels over the sizes that ran:
-the coefficients each CPU backend's spec (``occo_deploy/backends/*.py``, ``memory``) keeps to refuse a frame size that will not fit.
+the coefficients each CPU backend's spec (``occo_deploy/backends/*.py``, ``memory``) keeps to refuse a
+frame size that will not fit.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def main() -> int:
     ap.add_argument("--fit", action="store_true")
     args = ap.parse_args()
     engines = args.engine or [ROOT / "export" / "occo.onnx"]
-    print(f"CPU: {cpu_description()}; peak resident memory of one fresh process per run (limit {args.limit_gib:g} GiB)\n")
+    print(f"CPU: {cpu_description()}; peak resident memory of one fresh process per run "
+          f"(limit {args.limit_gib:g} GiB)\n")
     print("| engine | size | loaded GB | peak GB | s per frame | note |")
     print("|---|---|---|---|---|---|")
     by_engine: dict[str, list[dict[str, Any]]] = {}

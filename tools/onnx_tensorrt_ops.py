@@ -57,7 +57,8 @@ RULES: dict[str, dict] = {
 
 
 def parse(text: str) -> dict:
-    head = re.search(r"TensorRT\s+([0-9.]+)\s+supports operators in the inclusive range of opset\s+(\d+)\s+to opset\s+(\d+)",
+    head = re.search(r"TensorRT\s+([0-9.]+)\s+supports operators in the inclusive range of opset\s+(\d+)"
+                     r"\s+to opset\s+(\d+)",
                      text)
     if head is None:
         raise SystemExit("no 'TensorRT X supports operators in the inclusive range of opset A to opset B' line")

@@ -109,7 +109,8 @@ def extract(version: str, work: Path) -> dict:
     site = work / f"site-{version}"
     zipfile.ZipFile(wheel).extractall(site)
     module = site / "tensorrt_bindings" / "tensorrt.so"
-    needed = [line.split()[-1].strip("[]") for line in _run("readelf", "-d", str(module)).splitlines() if "(NEEDED)" in line]
+    needed = [line.split()[-1].strip("[]") for line in _run("readelf", "-d", str(module)).splitlines()
+              if "(NEEDED)" in line]
     missing = [lib for lib in needed if lib.startswith("libnv")]
     symbols = sorted({line.split()[-1] for line in _run("nm", "-D", "--undefined-only", str(module)).splitlines()
                       if line.split()[0] == "U" and not _SYSTEM.search(line.split()[-1])})
