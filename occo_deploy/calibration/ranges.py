@@ -15,7 +15,7 @@ import contextlib
 import io
 import json
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,14 +72,13 @@ def measure(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarray]], met
     out of a quantized op; ``progress(frames done, total)`` after each frame."""
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r}; use one of {', '.join(METHODS)}")
-    tick: Callable[[int], None] | None = None if progress is None else (lambda done: progress(done, total))
     if method == "minmax":
-        return _measure_minmax(onnx_path, pairs, symmetric, tick)
-    return _measure_histograms(onnx_path, pairs, method, symmetric, tick)
+        return _measure_minmax(onnx_path, pairs, symmetric, progress, total)
+    return _measure_histograms(onnx_path, pairs, method, symmetric, progress, total)
 
 
 def _measure_histograms(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarray]], method: str,
-                        symmetric: bool, progress: Callable[[int], None] | None) -> Ranges:
+                        symmetric: bool, progress: Progress | None, total: int | None) -> Ranges:
     import onnx
     import onnxruntime as ort
 
@@ -105,14 +104,14 @@ def _measure_histograms(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.nd
         del values
         count += 1
         if progress:
-            progress(count)
+            progress(count, total)
     if count == 0:
         raise InputError("no calibration frames to measure ranges on")
     return thresholds(histograms, method, symmetric, HISTOGRAM_BINS[method], QUANTIZED_BINS, PERCENTILE)
 
 
 def _measure_minmax(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarray]], symmetric: bool,
-                    progress: Callable[[int], None] | None) -> Ranges:
+                    progress: Progress | None, total: int | None) -> Ranges:
     from onnxruntime.quantization import CalibrationMethod, create_calibrator
     from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
 
@@ -131,7 +130,7 @@ def _measure_minmax(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarra
                 calibrator.collect_data(_OneSample(ir, vis))
             count += 1
             if progress:
-                progress(count)
+                progress(count, total)
         if count == 0:
             raise InputError("no calibration frames to measure ranges on")
         with contextlib.redirect_stdout(io.StringIO()):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from occo_deploy.errors import EngineError
+from occo_deploy.progress import Progress
 from occo_deploy.runtime.backend import Backend
 
 #: Default --min-psnr per precision (dB, fused uint8 frames against the FP32 ONNX).
@@ -72,7 +72,7 @@ class GateResult:
 
 
 def compare(reference: Backend, candidate: Backend, pairs: list[tuple[np.ndarray, np.ndarray]],
-            min_psnr: float, progress: Callable[[int, int], None] | None = None) -> GateResult:
+            min_psnr: float, progress: Progress | None = None) -> GateResult:
     """Run both on every pair (one at a time, at the pairs' size) and summarise; the caller enforces."""
     if not pairs:
         raise EngineError("no pairs to check the engine on")

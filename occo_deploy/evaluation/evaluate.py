@@ -11,6 +11,7 @@ import numpy as np
 
 from occo_deploy.errors import InputError
 from occo_deploy.evaluation.metrics import fidelity, fusion_metrics
+from occo_deploy.progress import Progress
 from occo_deploy.runtime.frames import infrared_gray, match_size, visible_bgr
 from occo_deploy.video.media import is_image, pair_folders, read_image
 
@@ -131,7 +132,7 @@ def _finite(values: dict[str, float | None]) -> dict[str, float | None]:
 
 def evaluate(datasets: list[Dataset], engines: Sequence[tuple[str, dict[str, Any], FuseFn]], reference: FuseFn | None,
              convention: str = "cddfuse", fused: Sequence[tuple[str, Path]] = (),
-             progress: Callable[[int, int], None] | None = None,
+             progress: Progress | None = None,
              ) -> tuple[dict[str, list[EngineEval]], dict[str, list[np.ndarray]]]:
     """Per data set, engine and pair: fidelity to the reference and the fusion metrics in
     ``convention``; per method folder in ``fused``: the metrics of its images. Also returns the
