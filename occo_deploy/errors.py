@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import re
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -151,5 +152,6 @@ def require(module: str, extra: str, purpose: str) -> ModuleType:
 
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (or its type's name): libraries raise multi-line
-    C++ traces, and a user gets one line."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    C++ traces, and a user gets one line; terminal colour codes in it (torch bolds words) are dropped."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    return (text.strip().splitlines() or [type(exc).__name__])[0]

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from occo_deploy.errors import InputError, OutputExistsError
+from occo_deploy.errors import InputError, OutputExistsError, option
 
 
 def check_writable(path: Path, force: bool) -> None:
@@ -19,7 +19,8 @@ def check_writable(path: Path, force: bool) -> None:
     if path.is_dir():
         raise OutputExistsError(f"output {path} is a folder; give a file name with -o")
     if path.exists() and not force:
-        raise OutputExistsError(f"output {path} exists; pass --force to overwrite it or choose another with -o")
+        raise OutputExistsError(f"output {path} exists; pass {option('force', True)} to overwrite it or choose "
+                                "another with -o")
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ def test_failure_inside_leaves_neither_file_nor_temporary(tmp_path: Path) -> Non
 def test_existing_file_kept_without_force_and_replaced_with_it(tmp_path: Path) -> None:
     target = tmp_path / "out.png"
     target.write_bytes(b"mine")
-    with pytest.raises(OutputExistsError, match="--force"):
+    with pytest.raises(OutputExistsError, match="pass force=True"):  # named as Python callers pass it
         write_bytes_atomic(target, b"new")
     assert target.read_bytes() == b"mine"
     write_bytes_atomic(target, b"new", force=True)

@@ -26,7 +26,7 @@ import numpy as np
 from occo_deploy.backends.onnxruntime_cpu import open_session
 from occo_deploy.backends.spec import BackendSpec
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE
-from occo_deploy.errors import EngineError, MissingDependencyError, first_line, install_hint
+from occo_deploy.errors import EngineError, MissingDependencyError, first_line, install_hint, option
 from occo_deploy.runtime.cuda_staged import CudaStagedBackend
 from occo_deploy.runtime.staging import Slot
 
@@ -63,7 +63,7 @@ def check_active(ep: str, active: list[str], artifact: Path) -> None:
         raise EngineError(
             f"ONNX Runtime could not start {ep} for {artifact} and would run on {', '.join(active)} instead; "
             "check that the CUDA and cuDNN libraries it was built for are installed (see its log with "
-            "ORT_LOGGING_LEVEL=0), or run on the CPU with --provider cpu"
+            f"ORT_LOGGING_LEVEL=0), or run on the CPU with {option('provider', 'cpu')}"
         )
 
 

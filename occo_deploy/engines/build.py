@@ -36,12 +36,19 @@ from occo_deploy.files import atomic_output, check_writable, sha256_file, write_
 from occo_deploy.progress import Log, Progress, Steps, quiet
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-_GATE_ADVICE = {
-    "int8": "calibrate on more representative pairs, try --calib-method, or lower --min-psnr",
-    "fp16": "some FP16 value overflows or rounds too much; build --fp32 or --int8 and report it",
-    "bf16": "BF16 rounds too much for this gate; build --fp32 or --int8, or lower --min-psnr",
-    "fp32": "the engine does not reproduce its own ONNX; report it with the versions in the sidecar",
-}
+
+
+def _gate_advice(precision: str) -> str:
+    """What to try when an engine of ``precision`` fails its gate."""
+    method, gate = option("calib_method"), option("min_psnr")
+    return {
+        "int8": f"calibrate on more representative pairs, try {method}, or lower {gate}",
+        "fp16": f"some FP16 value overflows or rounds too much; build {_precision_flag('fp32')} or "
+                f"{_precision_flag('int8')} and report it",
+        "bf16": f"BF16 rounds too much for this gate; build {_precision_flag('fp32')} or {_precision_flag('int8')}, "
+                f"or lower {gate}",
+        "fp32": "the engine does not reproduce its own ONNX; report it with the versions in the sidecar",
+    }[precision]
 
 
 @dataclass
@@ -309,7 +316,7 @@ def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None
             info["precision_onnx_check"] = pre.as_dict()
             if not pre.passed:
                 raise BuildError(f"the {precision} ONNX fails the quality gate, nothing kept: {pre.describe()}; "
-                                 + _GATE_ADVICE[precision])
+                                 + _gate_advice(precision))
         with atomic_output(output, req.force) as tmp_out:
             if req.onnx_only:
                 assert pre is not None
@@ -324,7 +331,7 @@ def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None
                 log(gate.describe())
                 if not gate.passed:
                     raise BuildError(f"engine below the quality gate, nothing kept: {gate.describe()}; "
-                                     + _GATE_ADVICE[precision])
+                                     + _gate_advice(precision))
             info["quality"] = gate.as_dict()
             info["sha256"] = sha256_file(tmp_out)
             info["build_seconds"] = round(time.perf_counter() - start, 1)

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from occo_deploy.errors import CheckpointError, first_line
+from occo_deploy.errors import CheckpointError, cli_names, first_line
 from occo_deploy.model.net import OCCO
 
 #: Where each width of ``nb_filter`` can be read: output channels of the first conv of each visible stage.
@@ -29,7 +29,7 @@ def _read(path: Path, trusted: bool) -> Any:
         if not trusted and isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
             raise CheckpointError(
                 f"{path} holds Python objects besides weights ({first}); "
-                "if you trust its source, pass --trust-checkpoint"
+                f"if you trust its source, pass {'--trust-checkpoint' if cli_names() else 'trusted=True'}"
             ) from exc
         raise CheckpointError(
             f"cannot read {path}: not a PyTorch checkpoint, or truncated ({first}); "

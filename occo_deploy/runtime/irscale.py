@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from occo_deploy.errors import InputError, ShapeError
+from occo_deploy.errors import InputError, ShapeError, option
 from occo_deploy.runtime.frames import INFRARED_DTYPES
 
 MODES = ("auto", "percentile", "minmax", "fixed", "none")
@@ -48,22 +48,24 @@ class IrScale:
 
     @classmethod
     def parse(cls, text: str | None, smooth: float | None = None) -> IrScale:
-        """``--ir-scale`` and ``--ir-smooth`` as given on the command line."""
+        """``--ir-scale`` and ``--ir-smooth`` as given on the command line (``ir_scale=`` from Python)."""
+        name = option("ir_scale")
         if smooth is not None and not 0.0 < smooth <= 1.0:
-            raise InputError(f"--ir-smooth is the weight of the newest frame's range, 0 < a <= 1 (got {smooth:g})")
+            raise InputError(f"{option('ir_smooth')} is the weight of the newest frame's range, 0 < a <= 1 "
+                             f"(got {smooth:g})")
         text = (text or "auto").strip().lower()
         m = re.fullmatch(r"(auto|percentile|minmax|fixed|none)(?::\s*([-+0-9.e]+)\s*,\s*([-+0-9.e]+))?", text)
         if m is None:
-            raise InputError(f"--ir-scale {text!r}: use percentile[:LO,HI], minmax, fixed:MIN,MAX, none or auto")
+            raise InputError(f"{name} {text!r}: use percentile[:LO,HI], minmax, fixed:MIN,MAX, none or auto")
         mode = m.group(1)
         values = (float(m.group(2)), float(m.group(3))) if m.group(2) else None
         if mode == "fixed" and values is None:
-            raise InputError("--ir-scale fixed needs the counts that map to black and white: fixed:MIN,MAX")
+            raise InputError(f"{name} fixed needs the counts that map to black and white: fixed:MIN,MAX")
         if values is not None and mode not in ("percentile", "fixed"):
-            raise InputError(f"--ir-scale {mode} takes no values; percentile:LO,HI and fixed:MIN,MAX do")
+            raise InputError(f"{name} {mode} takes no values; percentile:LO,HI and fixed:MIN,MAX do")
         low, high = values or DEFAULT_PERCENTILES
         if not low < high or (mode == "percentile" and not 0.0 <= low < high <= 100.0):
-            raise InputError(f"--ir-scale {text!r}: need LO < HI (percentiles within 0..100)")
+            raise InputError(f"{name} {text!r}: need LO < HI (percentiles within 0..100)")
         return cls(mode, low, high, smooth)
 
     def describe(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from occo_deploy.contract import MIN_SIDE
-from occo_deploy.errors import ShapeError
+from occo_deploy.errors import ShapeError, option
 
 
 @dataclass(frozen=True)
@@ -41,5 +41,5 @@ class ShapeRange:
         if n < self.min_batch or (self.max_batch is not None and n > self.max_batch):
             raise ShapeError(
                 f"batch of {n} is outside this engine's range {self.min_batch}..{self.max_batch}; "
-                "use a smaller --batch or rebuild with a larger --max batch"
+                f"use a smaller {option('batch')} or rebuild with a larger --max batch"
             )

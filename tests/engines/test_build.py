@@ -145,7 +145,7 @@ def test_interrupted_build_keeps_nothing(exported: Path, tmp_path: Path) -> None
 
 def test_existing_engine_is_kept_without_force(exported: Path, tmp_path: Path) -> None:
     (tmp_path / "e.onnx").write_bytes(b"mine")
-    with pytest.raises(OutputExistsError, match="--force"):
+    with pytest.raises(OutputExistsError, match="pass force=True"):  # named as Python callers pass it
         build_engine(request(exported, tmp_path))
     assert (tmp_path / "e.onnx").read_bytes() == b"mine"
 

@@ -65,7 +65,7 @@ def test_onnx_runtime_matches_reference_within_one_grey_level(session: ort.Infer
 def test_existing_output_is_kept_without_force(tmp_path: Path) -> None:
     target = tmp_path / "occo.onnx"
     target.write_bytes(b"user's file")
-    with pytest.raises(OutputExistsError, match="--force"):
+    with pytest.raises(OutputExistsError, match="pass force=True"):  # named as Python callers pass it
         export_onnx(CHECKPOINT, target, verify_with=demo.first_pair())
     assert target.read_bytes() == b"user's file"
 

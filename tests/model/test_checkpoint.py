@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from occo_deploy.errors import CheckpointError
+from occo_deploy.errors import CheckpointError, cli_context
 from occo_deploy.model.checkpoint import load_model
 from occo_deploy.model.net import OCCO
 from tests.conftest import CHECKPOINT
@@ -114,5 +114,9 @@ def test_pickled_objects_need_trust(official: dict, tmp_path: Path) -> None:
     torch.save({"state_dict": official["state_dict"], "meta": {"when": Path("/tmp")}}, path)
     with pytest.raises(CheckpointError) as exc:
         load_model(path)
-    _assert_one_line(exc, "--trust-checkpoint")
+    _assert_one_line(exc, "pass trusted=True")  # the Python argument; the CLI's option below
+    assert "\x1b[" not in str(exc.value)  # torch's terminal bold is not passed on
+    with cli_context(), pytest.raises(CheckpointError) as exc:
+        load_model(path)
+    _assert_one_line(exc, "pass --trust-checkpoint")
     assert load_model(path, trusted=True).widths == (32, 64, 112, 160)
