@@ -15,10 +15,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from occo_deploy.backends.spec import BackendSpec
 from occo_deploy.errors import EngineError, InputError, option
+
+if TYPE_CHECKING:
+    from occo_deploy.runtime.backend import Backend
+    from occo_deploy.runtime.memory import MemoryModel
 
 __all__ = ["MODULES", "BackendSpec", "builder_for", "builders", "by_provider", "describe", "for_suffix", "get",
            "memory_model", "missing_hint", "open_backend", "providers", "register", "resolve", "specs"]
@@ -137,7 +141,7 @@ def resolve(artifact: Path, sidecar: Mapping[str, Any] | None, provider: str | N
 
 
 def open_backend(artifact: Path, sidecar: dict[str, Any] | None, provider: str | None, threads: int | None,
-                 options: Mapping[str, Any] | None = None) -> tuple[BackendSpec, Any]:
+                 options: Mapping[str, Any] | None = None) -> tuple[BackendSpec, Backend]:
     """(spec, open runner) for ``artifact``: ``resolve``, then the spec's runner."""
     spec, chosen = resolve(artifact, sidecar, provider)
     return spec, spec.runner(artifact, sidecar, chosen, threads, options)
@@ -163,7 +167,7 @@ def builder_for(requested: str) -> tuple[BackendSpec, str]:
     raise InputError("no backend can build here: " + "; ".join(skipped))
 
 
-def memory_model(spec: BackendSpec, precision: str) -> Any:
+def memory_model(spec: BackendSpec, precision: str) -> MemoryModel | None:
     """The ``runtime.memory.MemoryModel`` of this backend's ``precision`` engines, or None for a backend
     host memory does not bound. A precision nobody measured takes the steepest line of any engine."""
     from occo_deploy.runtime.memory import MemoryModel
