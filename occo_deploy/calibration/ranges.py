@@ -11,10 +11,7 @@ changed key is reported and the ranges are measured again.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,30 +20,17 @@ from typing import Any
 import numpy as np
 
 from occo_deploy.contract import INFRARED, VISIBLE
+from occo_deploy.engines.placement import calibration_tensors
 from occo_deploy.errors import InputError
 from occo_deploy.files import write_json_atomic
 from occo_deploy.progress import Progress
 
 METHODS = ("minmax", "entropy", "percentile")
-#: Node types whose inputs get Q/DQ: the convolutions, 99% of the arithmetic. The matrix products
-#: are the attention's (two activations, a few % of the arithmetic) and the channel gates' tiny MLP:
-#: quantized, they cost fidelity (worst MSRS frame 44.3 vs 46.2 dB on OpenVINO) and gained nothing
-#: (OpenVINO ran the u8 x u8 products in FP32, and their Q/DQ pinned layout reorders around them).
-QUANTIZED_OPS = ("Conv",)
-CACHE_VERSION = 1
+#: 2: ranges cover every tensor a placement may quantize (``placement.calibration_tensors``): the
+#: residual Adds' shortcuts and the matrix products' inputs joined the convolutions' inputs and outputs.
+CACHE_VERSION = 2
 
 Ranges = dict[str, tuple[float, float]]
-
-
-class _OneSample:
-    """A CalibrationDataReader over one pair, so that progress is reported frame by frame."""
-
-    def __init__(self, ir: np.ndarray, vis: np.ndarray) -> None:
-        self._feed: dict[str, np.ndarray] | None = {VISIBLE: vis[None], INFRARED: ir[None]}
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        feed, self._feed = self._feed, None
-        return feed
 
 
 #: ONNX Runtime's defaults for its histogram calibrators (create_calibrator), kept so that ranges
@@ -56,20 +40,10 @@ QUANTIZED_BINS = 128
 PERCENTILE = 99.999
 
 
-def calibrated_tensors(model: Any) -> list[str]:
-    """The activations in and out of the quantized ops, as ONNX Runtime's calibrators pick them: its
-    quantizer asks for every one (OpenVINO's scheme puts Q/DQ on the outputs too)."""
-    constants = {i.name for i in model.graph.initializer}
-    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
-    names = [t for n in model.graph.node if n.op_type in QUANTIZED_OPS for t in (n.input[0], n.output[0])
-             if t not in constants]
-    return list(dict.fromkeys(names))
-
-
 def measure(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarray]], method: str, symmetric: bool,
             progress: Progress | None = None, total: int | None = None) -> Ranges:
-    """Run the FP32 graph on ``pairs`` and return {tensor: (low, high)} for every activation into or
-    out of a quantized op; ``progress(frames done, total)`` after each frame."""
+    """Run the FP32 graph on ``pairs`` and return {tensor: (low, high)} for every activation a placement
+    may quantize (``placement.calibration_tensors``); ``progress(frames done, total)`` after each frame."""
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r}; use one of {', '.join(METHODS)}")
     if method == "minmax":
@@ -85,7 +59,7 @@ def _measure_histograms(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.nd
     from occo_deploy.calibration.histograms import HistogramSet, thresholds
 
     model = onnx.load(str(onnx_path))
-    names = calibrated_tensors(model)
+    names = calibration_tensors(model)
     outputs = {o.name for o in model.graph.output}
     model.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
                               for n in names if n not in outputs)
@@ -112,31 +86,41 @@ def _measure_histograms(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.nd
 
 def _measure_minmax(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarray]], symmetric: bool,
                     progress: Progress | None, total: int | None) -> Ranges:
-    from onnxruntime.quantization import CalibrationMethod, create_calibrator
-    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+    """Each tensor's lowest and highest value over the frames, reduced inside the graph (ReduceMin and
+    ReduceMax on every calibrated tensor, as ONNX Runtime's MinMax calibrator measures them: the same
+    numbers, for every tensor a placement may quantize)."""
+    import onnx
+    import onnxruntime as ort
 
-    with tempfile.TemporaryDirectory(prefix="occo-calib-") as tmp:
-        model = load_model_with_shape_infer(onnx_path)
-        prepared = Path(tmp) / "model.onnx"
-        import onnx
-
-        onnx.save(model, prepared)
-        options: dict[str, Any] = {"symmetric": symmetric}
-        calibrator = create_calibrator(prepared, list(QUANTIZED_OPS), augmented_model_path=str(Path(tmp) / "aug.onnx"),
-                                       calibrate_method=CalibrationMethod.MinMax, extra_options=options)
-        count = 0
-        for ir, vis in pairs:
-            with contextlib.redirect_stdout(io.StringIO()):
-                calibrator.collect_data(_OneSample(ir, vis))
-            count += 1
-            if progress:
-                progress(count, total)
-        if count == 0:
-            raise InputError("no calibration frames to measure ranges on")
-        with contextlib.redirect_stdout(io.StringIO()):
-            data = calibrator.compute_data()
-    return {name: (float(np.asarray(t.range_value[0]).min()), float(np.asarray(t.range_value[1]).max()))
-            for name, t in data.data.items()}
+    model = onnx.load(str(onnx_path))
+    names = calibration_tensors(model)
+    reduced = []
+    for k, name in enumerate(names):
+        for op in ("ReduceMin", "ReduceMax"):
+            out = f"occo_calib_{k}_{op}"
+            model.graph.node.append(onnx.helper.make_node(op, [name], [out], keepdims=0, name=out))
+            model.graph.output.append(onnx.helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, []))
+            reduced.append(out)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    del model
+    low = np.full(len(names), np.inf)
+    high = np.full(len(names), -np.inf)
+    count = 0
+    for ir, vis in pairs:
+        values = np.array(session.run(reduced, {VISIBLE: vis[None], INFRARED: ir[None]}), np.float64)
+        low = np.minimum(low, values[0::2])
+        high = np.maximum(high, values[1::2])
+        count += 1
+        if progress:
+            progress(count, total)
+    if count == 0:
+        raise InputError("no calibration frames to measure ranges on")
+    if symmetric:
+        amax = np.maximum(np.abs(low), np.abs(high))
+        low, high = -amax, amax
+    return {name: (float(np.float32(lo)), float(np.float32(hi))) for name, lo, hi in zip(names, low, high)}
 
 
 @dataclass

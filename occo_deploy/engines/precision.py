@@ -17,7 +17,8 @@ from typing import Any
 
 import onnx
 
-from occo_deploy.calibration.ranges import QUANTIZED_OPS, Ranges
+from occo_deploy.calibration.ranges import Ranges
+from occo_deploy.engines.placement import QUANTIZED_OPS, quantized_nodes, tensorrt_qdq, toposort
 from occo_deploy.errors import EngineError
 
 _FP32_CLASSES = ("ChannelLayerNorm", "AttentionContext")
@@ -36,6 +37,10 @@ class Scheme:
     #: 7-bit weights (ONNX Runtime's ``reduce_range``), so u8 x s8 pair sums fit int16 on CPUs
     #: without VNNI (see ``runtime.cpu.int8_saturates``).
     reduce_range: bool = False
+    #: Where the Q/DQ go: ``onnxruntime`` (its quantizer: inputs and outputs of every quantized op,
+    #: which its INT8 kernels need) or ``tensorrt`` (``placement.tensorrt_qdq``: inputs only, residual
+    #: shortcuts, as TensorRT fuses them).
+    placement: str = "onnxruntime"
 
     def describe_weights(self) -> str:
         return f"int8 symmetric per channel{', 7-bit (reduce_range)' if self.reduce_range else ''}"
@@ -44,7 +49,7 @@ class Scheme:
 SCHEMES = {
     # TensorRT accepts symmetric INT8 Q/DQ only, and its IDequantizeLayer takes INT8/FP8/INT4/FP4
     # inputs, not INT32 (onnx/onnx-tensorrt#850): biases stay float and TensorRT fuses them itself.
-    "s8s8": Scheme("QInt8", True, quantize_bias=False),
+    "s8s8": Scheme("QInt8", True, quantize_bias=False, placement="tensorrt"),
     # ONNX Runtime on x86: u8 activations x s8 weights runs the VNNI kernels (measured ~1.5x faster
     # than FP32 on this project's CPU at 640x480; symmetric s8 activations gained far less).
     "u8s8": Scheme("QUInt8", False, quantize_bias=True),
@@ -93,7 +98,7 @@ def to_fp16(model: onnx.ModelProto, fp16_ops: frozenset[str] = frozenset()) -> o
     keep = fp32_nodes(model, fp16_ops)
     mixed = convert_float_to_float16(model, keep_io_types=True, node_block_list=keep)
     _drop_round_trips(mixed, set(keep))
-    _toposort(mixed.graph)
+    toposort(mixed.graph)
     del mixed.graph.value_info[:]  # the converter's are partly stale; recomputed from the graph
     mixed = onnx.shape_inference.infer_shapes(mixed)
     onnx.checker.check_model(mixed)
@@ -144,34 +149,32 @@ def _drop_round_trips(model: onnx.ModelProto, fp32: set[str]) -> None:
     graph.node.extend(kept)
 
 
-def _toposort(graph: onnx.GraphProto) -> None:
-    known = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
-    pending = list(graph.node)
-    ordered: list[onnx.NodeProto] = []
-    while pending:
-        ready = [n for n in pending if all(i in known for i in n.input)]
-        if not ready:
-            raise EngineError("mixed-precision graph has a cycle or a dangling input; report this")
-        for node in ready:
-            known.update(node.output)
-        ordered.extend(ready)
-        ready_ids = {id(n) for n in ready}
-        pending = [n for n in pending if id(n) not in ready_ids]
-    del graph.node[:]
-    graph.node.extend(ordered)
+#: Opset of an INT8 ONNX with a reduced-precision rest: QuantizeLinear takes FP16 input, and
+#: DequantizeLinear gives FP16 output, from opset 19 (what else our graph uses reads the same in 19).
+FP16_QDQ_OPSET = 19
 
 
-#: Module scopes whose products stay FP32 in INT8 builds. ``net.final`` makes the raw fused Y that
-#: the per-image min-max stretches to the full range, so its quantization error is amplified on
-#: low-contrast frames: in FP32 the worst of 10 MSRS frames went from 38.4 to 45.3 dB against the
-#: FP32 ONNX, for a 32 -> 1 channel convolution (under 1% of the network's arithmetic).
-INT8_FP32_SCOPES = ("'net.final'",)
+def int8_with_fp16_rest(quantized: onnx.ModelProto) -> onnx.ModelProto:
+    """A Q/DQ INT8 graph with everything not quantized in FP16 but the classes that need FP32.
+
+    Measured on the held-out MSRS pairs against the FP32 export (benchmarks/README.md, "TensorRT
+    INT8"): the reductions, BatchNorm and Resize lose nothing in FP16 (each within 0.1 dB of the FP32
+    rest alone), so they go to FP16 here, unlike in FP16 builds. The attention contexts stay FP32:
+    their gram products and logits reach 4.5e5 on real frames, past FP16's 65504. The channel
+    LayerNorms stay FP32 too: a sum of squared activations, 0.3 dB worse alone in FP16, and the first
+    to overflow on a brighter scene. The Q/DQ scales become FP16, so each INT8 layer's output is FP16.
+    """
+    model = onnx.ModelProto()
+    model.CopyFrom(quantized)
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            opset.version = max(opset.version, FP16_QDQ_OPSET)
+    return to_fp16(model, frozenset(_FP32_OPS))
 
 
-def quantized_nodes(model: onnx.ModelProto) -> list[str]:
-    """The network's convolutions (``QUANTIZED_OPS``) but ``INT8_FP32_SCOPES`` (the I/O pipeline has none)."""
-    return [n.name for n in model.graph.node if n.op_type in QUANTIZED_OPS
-            and not any(s in _meta(n).get("pkg.torch.onnx.name_scopes", "") for s in INT8_FP32_SCOPES)]
+def int8_fp32_nodes(model: onnx.ModelProto) -> list[str]:
+    """The nodes ``int8_with_fp16_rest`` keeps in FP32 (the I/O, the attention contexts, the LayerNorms)."""
+    return fp32_nodes(model, frozenset(_FP32_OPS))
 
 
 def _check_constant_weights(model: onnx.ModelProto) -> None:
@@ -186,14 +189,19 @@ def _check_constant_weights(model: onnx.ModelProto) -> None:
                           "it with this version: occo-deploy export CHECKPOINT --force")
 
 
-def to_int8(model_path: Path, ranges: Ranges, scheme: str) -> onnx.ModelProto:
-    """Q/DQ (explicit quantization) with the given activation ranges; per-channel INT8 weights."""
+def to_int8(model_path: Path, ranges: Ranges, scheme: str | Scheme) -> onnx.ModelProto:
+    """Q/DQ (explicit quantization) with the given activation ranges; per-channel INT8 weights.
+    ``scheme`` names one of ``SCHEMES`` (a ``Scheme`` itself for a benchmark's variant)."""
     import numpy as np
     from onnxruntime.quantization import QDQQuantizer, QuantType
     from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
     from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
 
-    spec = SCHEMES[scheme]
+    spec = SCHEMES[scheme] if isinstance(scheme, str) else scheme
+    if spec.placement == "tensorrt":
+        fp32 = onnx.load(str(model_path))
+        _check_constant_weights(fp32)
+        return tensorrt_qdq(fp32, ranges)[0]
     model = load_model_with_shape_infer(model_path)
     _check_constant_weights(model)
     tensors = TensorsData(CalibrationMethod.MinMax, {
@@ -207,5 +215,5 @@ def to_int8(model_path: Path, ranges: Ranges, scheme: str) -> onnx.ModelProto:
     quantized = quantizer.model.model
     # The quantizer appends some Q/DQ pairs out of order; ONNX Runtime does not mind, TensorRT's
     # parser and the ONNX checker do.
-    _toposort(quantized.graph)
+    toposort(quantized.graph)
     return quantized
