@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from occo_deploy.engines.check import CheckInput, Finding, Graph, attr, type_name
+from occo_deploy.engines.placement import weight_axis
 
 if TYPE_CHECKING:
     import onnx
@@ -49,8 +50,23 @@ def rules_source() -> str:
 
 
 def check_rules(source: CheckInput) -> Iterable[Finding]:
-    """TensorRT's rules on the ONNX it would parse, for ``source.tensorrt_major`` (None: 10 and 11)."""
-    yield from _tensorrt(source.graph, source.tensorrt_major)
+    """TensorRT's rules on the ONNX it would parse, for ``source.tensorrt_major`` (None: 10 and 11),
+    then what the plan will run: the convolution and matrix work by precision and the Q/DQ pairs that
+    keep a product from running its epilogue (``placement.report``)."""
+    findings = list(_tensorrt(source.graph, source.tensorrt_major))
+    yield from findings
+    if any(f.level == "error" for f in findings):
+        return
+    from occo_deploy.engines.placement import report
+
+    try:
+        lines = report(source.model).lines()
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own errors: the report is extra, not a rule
+        yield Finding("warning", "tensorrt", "model", "", f"could not measure the work by precision: "
+                                                          f"{str(exc).splitlines()[0][:160]}")
+        return
+    for line in lines:
+        yield Finding("info", "tensorrt", "model", "", line)
 
 
 def _tensorrt(g: Graph, major: int | None) -> Iterable[Finding]:
@@ -124,6 +140,8 @@ def _tensorrt_node(g: Graph, node: onnx.NodeProto, ops: dict[str, Any]) -> Itera
 
 
 def _qdq(g: Graph, node: onnx.NodeProto, zp_index: int) -> Iterable[Finding]:
+    """onnx-tensorrt's Q/DQ importer: a constant, positive scale; a zero point that is INT8 zeros of
+    the scale's size; per-channel scales only on weights, along the reading op's output channels."""
     t, op = "tensorrt", node.op_type
     zp_name = node.input[zp_index] if len(node.input) > zp_index else ""
     zp = g.array(zp_name) if zp_name else None
@@ -139,15 +157,51 @@ def _qdq(g: Graph, node: onnx.NodeProto, zp_index: int) -> Iterable[Finding]:
     if scale is None:
         yield Finding("error", t, node.name, op, "scale must be a constant")
         return
+    if scale.size == 0 or not np.all(np.asarray(scale, np.float64) > 0):
+        yield Finding("error", t, node.name, op, "scale coefficients must all be positive (a zero or negative "
+                                                 "scale): TensorRT's parser refuses it")
+    if zp is not None and zp.size != scale.size:
+        yield Finding("error", t, node.name, op, f"zero point has {zp.size} values and the scale {scale.size}; "
+                                                 "TensorRT needs the same volume")
+    weight = _weight_shape(g, node)
+    if weight is None:
+        if scale.size != 1:
+            yield Finding("error", t, node.name, op, "activation quantized per channel; TensorRT expects one scale "
+                                                     "per activation tensor")
+        return
+    if scale.size == 1:
+        return
+    axis = attr(node, "axis", 1)
+    axis = axis + len(weight) if axis < 0 else axis
+    dequantized = node.output[0] if node.op_type == "DequantizeLinear" else \
+        next((u.output[0] for u in g.consumers.get(node.output[0], []) if u.op_type == "DequantizeLinear"), "")
+    wanted = {a for user in _readers(g, node)
+              if (a := weight_axis(user, list(user.input).index(dequantized) if dequantized in user.input else 1,
+                                   len(weight))) is not None}
+    if wanted and axis not in wanted:
+        yield Finding("error", t, node.name, op, f"per-channel weight scale on axis {attr(node, 'axis', 1)}; its "
+                                                 f"{'/'.join(sorted({u.op_type for u in _readers(g, node)}))} reads "
+                                                 f"output channels on axis {min(wanted)}")
+    elif not 0 <= axis < len(weight) or scale.size != weight[axis]:
+        yield Finding("error", t, node.name, op, "per-channel scale length differs from the output channels")
+
+
+def _weight_shape(g: Graph, node: onnx.NodeProto) -> list[int] | None:
+    """The shape of the weight a Q/DQ quantizes, or None for an activation. TensorRT takes a weight
+    as DQ(INT8 initializer) (ours) or DQ(Q(float initializer)) (ModelOpt's), and Q(initializer)."""
     data = node.input[0]
-    if op == "DequantizeLinear" and data in g.initializers:  # a weight
-        if scale.size > 1:
-            if attr(node, "axis", 1) != 0:
-                yield Finding("error", t, node.name, op,
-                              f"per-channel weight scale on axis {attr(node, 'axis', 1)}; convolution weights are "
-                              "quantized per output channel (axis 0)")
-            elif scale.size != g.initializers[data].dims[0]:
-                yield Finding("error", t, node.name, op, "per-channel scale length differs from the output channels")
-    elif scale.size != 1:
-        yield Finding("error", t, node.name, op, "activation quantized per channel; TensorRT expects one scale "
-                                                 "per activation tensor")
+    if data in g.constants:
+        array = g.array(data)
+        return list(array.shape) if array is not None else None
+    producer = g.producer.get(data)
+    if node.op_type == "DequantizeLinear" and producer is not None and producer.op_type == "QuantizeLinear":
+        return _weight_shape(g, producer)
+    return None
+
+
+def _readers(g: Graph, node: onnx.NodeProto) -> list[onnx.NodeProto]:
+    """The ops that read a weight's quantized value: past its DQ when ``node`` is the Q."""
+    users = g.consumers.get(node.output[0], [])
+    if node.op_type == "QuantizeLinear":
+        return [r for u in users if u.op_type == "DequantizeLinear" for r in g.consumers.get(u.output[0], [])]
+    return users

@@ -41,7 +41,7 @@ def check(
         out.print(f"note: {note}", soft_wrap=True)
     if report is not None:
         write_json_atomic(report, {"command": "check", **result.as_dict()}, force)
-    summary = f"{artifact}: {len(result.errors)} error(s), {len(result.findings) - len(result.errors)} warning(s) " \
+    summary = f"{artifact}: {len(result.errors)} error(s), {len(result.warnings)} warning(s) " \
               f"for {', '.join(result.targets)}"
     if not result.passed:
         raise CheckFailedError(summary + "; see the lines above")

@@ -41,7 +41,8 @@ def type_name(dtype: int) -> str:
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem: ``error`` means the target refuses the graph, ``warning`` that it may run worse."""
+    """One finding: ``error`` means the target refuses the graph, ``warning`` that it may run worse,
+    ``info`` what it will run (TensorRT's work by precision, say)."""
 
     level: str
     target: str
@@ -66,12 +67,17 @@ class CheckReport:
         return [f for f in self.findings if f.level == "error"]
 
     @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "warning"]
+
+    @property
     def passed(self) -> bool:
         return not self.errors
 
     def as_dict(self) -> dict[str, Any]:
         return {"artifact": str(self.artifact), "targets": self.targets, "passed": self.passed,
-                "errors": len(self.errors), "findings": [f.__dict__ for f in self.findings], "notes": self.notes}
+                "errors": len(self.errors), "warnings": len(self.warnings),
+                "findings": [f.__dict__ for f in self.findings], "notes": self.notes}
 
 
 class Graph:
