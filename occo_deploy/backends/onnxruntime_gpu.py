@@ -46,6 +46,19 @@ def gpu_provider(provider: str, available: list[str], version: str) -> str:
     return ep
 
 
+def tensorrt_precision_options(sidecar: dict[str, Any] | None) -> dict[str, str]:
+    """ONNX Runtime's TensorRT provider options for the precision in the graph: it builds FP32 unless
+    told, and refuses a Q/DQ graph without ``trt_int8_enable`` (onnxruntime issue 13381). The Q/DQ
+    carry their own scales, so no calibration table is read; an INT8 graph's rest may be FP16."""
+    precision = (sidecar or {}).get("precision")
+    options = {}
+    if precision in ("fp16", "int8"):
+        options["trt_fp16_enable"] = "True"
+    if precision == "int8":
+        options.update(trt_int8_enable="True", trt_int8_use_native_calibration_table="False")
+    return options
+
+
 def graph_id(ids: dict[tuple[Any, ...], int], key: tuple[Any, ...]) -> int:
     """ONNX Runtime's CUDA graph id for a binding (slot, shape, device addresses).
 
@@ -99,8 +112,8 @@ class OnnxRuntimeGpuBackend(CudaStagedBackend):
         providers: list[Any] = [("CUDAExecutionProvider", cuda_opts)]
         if ep == "TensorrtExecutionProvider":
             cache = artifact.with_name(artifact.name + ".ort-trt-cache")
-            providers.insert(0, (ep, {**common, "trt_engine_cache_enable": "True",
-                                      "trt_engine_cache_path": str(cache)}))
+            providers.insert(0, (ep, {**common, "trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache),
+                                      **tensorrt_precision_options(sidecar)}))
         self._session = open_session(artifact, sidecar, [*providers, "CPUExecutionProvider"], threads)
         check_active(ep, self._session.get_providers(), artifact)
         self._ep = ep

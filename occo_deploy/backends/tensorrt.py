@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from occo_deploy.backends import tensorrt_rules
 from occo_deploy.backends.spec import BackendSpec
-from occo_deploy.contract import FUSED, INFRARED, VISIBLE, verify_artifact
+from occo_deploy.contract import FUSED, INFRARED, VISIBLE, base_sidecar, verify_artifact
 from occo_deploy.engines.builders import BuildOptions, EngineBuilder
 from occo_deploy.engines.profile import Profile
 from occo_deploy.errors import BuildError, EngineError, MissingDependencyError, require
@@ -54,6 +54,8 @@ SUPPORTED_MAJORS = (10, 11)
 #: name -> (mode, dtype, rank) of the engine I/O contract, as a plan must declare it.
 EXPECTED_IO = {VISIBLE: ("input", "UINT8", 4), INFRARED: ("input", "UINT8", 3), FUSED: ("output", "UINT8", 4)}
 REBUILD = "rebuild it with: occo-deploy build --backend tensorrt"
+#: ``built_by`` of a plan's sidecar written at ``--onnx-only`` time, for the plan trtexec makes.
+TRTEXEC = "trtexec"
 
 
 def major_version(version: str) -> int:
@@ -80,6 +82,8 @@ def check_plan_compatible(sidecar: dict[str, Any] | None, tensorrt_version: str,
     if not sidecar:
         raise EngineError(f"this TensorRT plan has no sidecar (.json), so its TensorRT version and GPU are "
                           f"unknown; {REBUILD}")
+    if sidecar.get("built_by") == TRTEXEC and not sidecar.get("tensorrt"):
+        return  # built by trtexec from our precision ONNX: TensorRT checks version and GPU as it loads the plan
     built = sidecar.get("tensorrt", {})
     if built.get("version") != tensorrt_version:
         raise EngineError(f"plan was built with TensorRT {built.get('version')}, this is {tensorrt_version}; "
@@ -189,6 +193,7 @@ class TensorRTBuilder(EngineBuilder):
     fixed_shapes = True
     default_profile = DEFAULT_PROFILE
     onnx_only = True
+    int8_fp16_rest = True
 
     def unavailable(self) -> str | None:
         try:
@@ -205,6 +210,17 @@ class TensorRTBuilder(EngineBuilder):
             return major_version(tensorrt().__version__)
         except MissingDependencyError:
             return None
+
+    def pending_engine(self, onnx_path: Path, info: dict[str, Any]) -> tuple[Path, dict[str, Any]] | None:
+        """The plan the printed ``trtexec`` line writes, and its sidecar: TensorRT's version and the GPU
+        are not known yet, and TensorRT itself refuses a plan of another version or GPU as it loads."""
+        sidecar = {**base_sidecar(kind="engine", fmt="plan", precision=str(info["precision"]), backend=self.backend),
+                   "provider": self.spec.provider, "shapes": info["shapes"], "built_by": TRTEXEC,
+                   "source": {"onnx": str(onnx_path), "onnx_sha256": info.get("sha256")}}
+        for key in ("calibration", "mixed_precision", "lint", "quality"):
+            if key in info:
+                sidecar[key] = info[key]
+        return onnx_path.with_suffix(".plan"), sidecar
 
     def next_step(self, onnx_name: str, profile: Profile) -> str:
         shapes = " ".join(

@@ -42,6 +42,9 @@ class EngineBuilder(abc.ABC):
     #: Whether ``build --onnx-only`` applies: the backend parses an ONNX into a format of its own, so
     #: the precision ONNX it would parse can be written, linted and gated on a machine without it.
     onnx_only: ClassVar[bool] = False
+    #: INT8 builds try the rest (what is not quantized) in FP16 first, and keep it in FP32 only when
+    #: that fails the gate (a backend that takes the precision from the graph: TensorRT).
+    int8_fp16_rest: ClassVar[bool] = False
 
     def __init__(self, spec: BackendSpec) -> None:
         self.spec = spec
@@ -57,6 +60,11 @@ class EngineBuilder(abc.ABC):
     def notes(self, precision: str) -> list[str]:
         """What a user should know before building ``precision`` here (e.g. that it is not for speed)."""
         return []
+
+    def pending_engine(self, onnx_path: Path, info: dict[str, Any]) -> tuple[Path, dict[str, Any]] | None:
+        """For an ``onnx_only`` ONNX: the engine another tool will build from it (``next_step``'s line),
+        and the sidecar that engine needs to run, written now; None when there is no such tool."""
+        return None
 
     def next_step(self, onnx_name: str, profile: Profile) -> str:
         """For an ``onnx_only`` artifact: how to turn it into an engine on the machine that has the backend."""
