@@ -164,7 +164,9 @@ class OpenVinoBuilder(EngineBuilder):
     """The precision ONNX plus how OpenVINO is to compute it; OpenVINO compiles it per size at run time."""
 
     suffix = ".onnx"
-    int8_scheme = "u8s8"  # symmetric s8 activations lost 10 dB on OpenVINO for no speed (issue 5's table)
+    # u8 activations (symmetric s8 ones lost 10 dB on OpenVINO for no speed, issue 5's table), placed
+    # as TensorRT fuses them (precision.SCHEMES).
+    int8_scheme = "u8s8_fused"
     fixed_shapes = False
     precisions = ("fp32", "bf16", "int8")
 

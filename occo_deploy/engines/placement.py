@@ -14,8 +14,9 @@ is the reference for the placement TensorRT wants, and ``tensorrt_qdq`` follows 
   the shorter branch counts as the shortcut, as ModelOpt decides it;
 * nothing on pooling, Resize, Concat or reshapes: TensorRT moves Q/DQ across them itself.
 
-The ONNX Runtime and OpenVINO INT8 engines keep ONNX Runtime's quantizer and its placement (see
-``precision.to_int8``); the activation ranges for all of them come from ``calibration_tensors``.
+OpenVINO's INT8 engines take this placement too, with u8 activations (it measured faster and more
+faithful there); ONNX Runtime's keep its own quantizer's placement, which its INT8 kernels need (see
+``precision.SCHEMES``). The activation ranges for all of them come from ``calibration_tensors``.
 """
 
 from __future__ import annotations
@@ -178,10 +179,21 @@ def weight_axis(node: onnx.NodeProto, index: int, rank: int) -> int | None:
     return None
 
 
-def tensorrt_qdq(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], *, matmul: bool = False
-                 ) -> tuple[onnx.ModelProto, Placement]:
-    """The FP32 graph with Q/DQ where TensorRT fuses it (see the module's docstring), INT8 symmetric:
-    activations per tensor from ``ranges``, weights per output channel from their values."""
+def _activation_qparams(low: float, high: float, unsigned: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Scale and zero point of an activation: symmetric INT8 (TensorRT's), or asymmetric UINT8 over
+    the range widened to hold 0 (the CPU engines', as ONNX Runtime's quantizer computes it)."""
+    if not unsigned:
+        return np.array(_symmetric_scale(low, high), np.float32), np.array(0, np.int8)
+    low, high = min(low, 0.0), max(high, 0.0)
+    scale = np.float32((high - low) / 255 if high > low else 1.0)
+    return np.array(scale, np.float32), np.array(np.clip(round(-low / scale), 0, 255), np.uint8)
+
+
+def tensorrt_qdq(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], *, matmul: bool = False,
+                 unsigned: bool = False) -> tuple[onnx.ModelProto, Placement]:
+    """The FP32 graph with Q/DQ where TensorRT fuses it (see the module's docstring): activations per
+    tensor from ``ranges``, INT8 symmetric (``unsigned``: UINT8 asymmetric, for OpenVINO, where this
+    placement measured better than the quantizer's), weights INT8 per output channel."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -219,8 +231,8 @@ def tensorrt_qdq(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]],
         tensor = node.input[k]
         if tensor not in dq_of:
             scale, zero = f"{tensor}_scale", f"{tensor}_zero_point"
-            new_inits += [numpy_helper.from_array(np.array(_symmetric_scale(*ranges[tensor]), np.float32), scale),
-                          numpy_helper.from_array(np.array(0, np.int8), zero)]
+            scale_value, zero_value = _activation_qparams(*ranges[tensor], unsigned)
+            new_inits += [numpy_helper.from_array(scale_value, scale), numpy_helper.from_array(zero_value, zero)]
             quantized_name, dequantized = f"{tensor}_QuantizeLinear_Output", f"{tensor}_DequantizeLinear_Output"
             pair = [helper.make_node("QuantizeLinear", [tensor, scale, zero], [quantized_name],
                                      name=f"{tensor}_QuantizeLinear"),

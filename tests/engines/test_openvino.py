@@ -88,7 +88,7 @@ def test_int8_engine_passes_its_gate_with_static_shapes(
     assert _worst_psnr(result.engine, exported, _pairs((160, 120))) >= 35
     assert _worst_psnr(result.engine, exported, _pairs((40, 30))) >= 35  # a thumbnail, on ONNX Runtime
     sidecar = json.loads(result.sidecar.read_text())
-    assert sidecar["precision"] == "int8" and sidecar["calibration"]["scheme"] == "u8s8"
+    assert sidecar["precision"] == "int8" and sidecar["calibration"]["scheme"] == "u8s8_fused"
     from occo_deploy.backends.openvino import OpenVinoBackend, cpu_has_bf16
 
     # What is not INT8 runs in BF16 where the CPU has it; a CPU without it runs it in FP32.

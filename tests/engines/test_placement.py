@@ -85,6 +85,26 @@ def test_the_rest_runs_in_fp16_but_what_needs_fp32(trt_int8: BuildResult) -> Non
     assert any(line.startswith("weighted ops' work: INT8") for line in meta["lint"]["plan"])
 
 
+def test_openvinos_int8_takes_the_same_placement_with_u8_activations(exported: Path) -> None:
+    """Measured better on OpenVINO (benchmarks/cpu_placement.py): u8 asymmetric activations on the
+    inputs and shortcuts only, float biases; ONNX Runtime's engines keep its quantizer's placement."""
+    from occo_deploy.backends import get
+    from occo_deploy.calibration.data import sample_pairs
+    from occo_deploy.calibration.ranges import measure
+    from occo_deploy.engines.precision import SCHEMES, to_int8
+
+    scheme = get("openvino").make_builder().int8_scheme
+    ranges = measure(exported, sample_pairs(None, (120, 160), 1), "minmax", symmetric=SCHEMES[scheme].symmetric)
+    model = to_int8(exported, ranges, scheme)
+    view = placement.GraphView(model)
+    zero_points = Counter(view.initializers[n.input[2]].data_type for n in view.nodes if n.op_type == "QuantizeLinear")
+    assert set(zero_points) == {onnx.TensorProto.UINT8}
+    rep = placement.report(model)
+    assert rep.blocking == [] and rep.conv_outputs_quantized <= MODELOPT_CONV_OUTPUTS
+    onnxruntime_int8 = to_int8(exported, ranges, get("onnxruntime").make_builder().int8_scheme)
+    assert placement.report(onnxruntime_int8).conv_outputs_quantized > 70  # its QLinearConv needs them
+
+
 def test_check_takes_modelopts_forms_and_refuses_a_zero_scale(trt_int8: BuildResult, tmp_path: Path) -> None:
     """FP32 weight -> Q -> DQ and MatMul weights per channel on axis 1 are ModelOpt's, and TensorRT's."""
     made = check_artifact(MODELOPT_FIXTURE, ["tensorrt"])
