@@ -196,8 +196,13 @@ def missing_hint(engine: Path) -> str:
     spec = for_suffix(engine)
     if spec is not None and spec.missing_hint:
         return spec.missing_hint
-    if any(p in engine.name for p in ("int8", "fp16", "bf16")):
-        return "build one with: occo-deploy build --int8 (or --fp16, --bf16) from export/occo.onnx"
+    # The default names say what built them: engines/occo_<precision>_<backend>[_<shape>]<suffix>.
+    words = engine.stem.split("_")
+    precision = next((w for w in words if w in ("fp32", "fp16", "bf16", "int8")), None)
+    backend = next((w for w in words if w in {s.name for s in builders()}), None)
+    if precision is not None:
+        flags = f"--{precision}" + (f" --backend {backend}" if backend else "")
+        return f"build one with: occo-deploy build {flags} (from export/occo.onnx)"
     return "make one with: occo-deploy export CHECKPOINT (or --demo)"
 
 

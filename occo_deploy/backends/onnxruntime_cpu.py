@@ -204,6 +204,7 @@ SPEC = BackendSpec(
     title="ONNX Runtime",
     reads="onnx",
     suffixes=(".onnx",),
+    cpu=True,
     providers={"cpu": "ONNX Runtime, CPU"},
     builder=OnnxRuntimeBuilder,
     # Peak resident bytes for batches of N x H x W pixels, piecewise: batches over LOW_MEMORY_PIXELS run

@@ -45,6 +45,8 @@ CACHE_FOLDER = ".openvino_cache"
 #: compiling a size costs 1-3 s, more than ONNX Runtime takes for a thumbnail (a 20x20 pair took
 #: 1.3 s on OpenVINO against 0.01 s), and a folder of odd small sizes would compile each.
 TINY_PIXELS = 128 * 128
+#: OpenVINO's INFERENCE_PRECISION_HINT values an engine may record or a user ask for.
+INFERENCE_PRECISIONS = ("f32", "bf16")
 
 
 def cache_dir(artifact: Path, option: Any) -> Path | None:
@@ -88,11 +90,7 @@ class OpenVinoBackend(Backend):
         if inputs != {VISIBLE, INFRARED} or FUSED not in outputs:
             raise EngineError(f"{artifact} is not an occo-deploy model (inputs {sorted(inputs)}); "
                               "export one with: occo-deploy export CHECKPOINT")
-        # What is not INT8 computes in the sidecar's precision: BF16 for BF16 engines, and for INT8
-        # engines built on a CPU with BF16. On a CPU without it (an engine copied elsewhere), FP32.
-        self.inference_precision = str((sidecar or {}).get("inference_precision", "f32"))
-        if self.inference_precision == "bf16" and not cpu_has_bf16(self._core):
-            self.inference_precision = "f32"
+        self.inference_precision = self._precision(sidecar, (options or {}).get("inference_precision"))
         self._config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": self.inference_precision,
                                         "PERFORMANCE_HINT": "LATENCY"}
         if threads:
@@ -106,6 +104,38 @@ class OpenVinoBackend(Backend):
         self._version = ov.__version__
         self._tiny: Backend | None = None  # ONNX Runtime for tiny frames, opened at the first one
         self.tiny_runs = 0
+
+    def _precision(self, sidecar: dict[str, Any] | None, asked: str | None) -> str:
+        """What is not INT8 computes in the precision the gate measured (the sidecar's), set
+        explicitly: OpenVINO's own default is BF16 on any CPU that has it, so an engine gated in FP32
+        on one CPU would otherwise run in BF16 on another. Another precision only when asked, and
+        FP32 where the CPU lacks BF16; both are said in ``notices``."""
+        recorded = str((sidecar or {}).get("inference_precision", "f32"))
+        chosen = recorded
+        if asked is not None and asked != recorded:
+            if asked not in INFERENCE_PRECISIONS:
+                raise EngineError(f"unknown OpenVINO inference precision {asked!r}; use "
+                                  f"{' or '.join(INFERENCE_PRECISIONS)}")
+            chosen = asked
+            self.notices.append(f"{self.artifact.name}: computes in {asked.upper()} as asked; its quality gate "
+                                f"measured {recorded.upper()}")
+        if chosen == "bf16" and not cpu_has_bf16(self._core):
+            self.notices.append(f"{self.artifact.name}: {'asked for' if asked == 'bf16' else 'gated in'} BF16, "
+                                "which this CPU cannot compute (no AVX512_BF16 or AMX): it runs in FP32")
+            chosen = "f32"
+        return chosen
+
+    def runtime_precisions(self, n: int, h: int, w: int) -> dict[str, int]:
+        """How many of the compiled model's layers run in each precision (OpenVINO's runtime model):
+        what the CPU really computes for this size, which a test or a report can check."""
+        counts: dict[str, int] = {}
+        compiled = self._request(n, h, w).get_compiled_model()
+        for op in compiled.get_runtime_model().get_ordered_ops():
+            info = op.get_rt_info()
+            if "runtimePrecision" in info:
+                key = info["runtimePrecision"].astype(str)  # an OVAny
+                counts[key] = counts.get(key, 0) + 1
+        return counts
 
     def _request(self, n: int, h: int, w: int) -> Any:
         key = (n, h, w)
@@ -180,12 +210,14 @@ class OpenVinoBuilder(EngineBuilder):
             raise BuildError("this CPU has no BF16 arithmetic (AVX512_BF16 or AMX), so OpenVINO would compute "
                              "in FP32; build --fp32 or --int8 instead")
         shutil.copyfile(onnx_path, out)
-        # INT8 engines compute what is not quantized (norms, attention, gates) in BF16 where the CPU
-        # has it: 346 vs 390 ms per 640x480 frame here, 45.0 vs 45.1 dB worst on MSRS; the quality
-        # gate checks it as built.
-        bf16 = options.precision == "bf16" or (options.precision == "int8" and cpu_has_bf16(core))
+        bf16 = options.precision == "bf16" or (options.precision == "int8" and options.rest == "bf16")
         return {"openvino": ov.__version__, "device": "CPU", "inference_precision": "bf16" if bf16 else "f32",
                 "cpu_capabilities": list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))}
+
+    def int8_rests(self) -> tuple[str, ...]:
+        # What is not quantized (norms, attention, gates) in BF16 where the CPU has it: 346 vs 390 ms
+        # per 640x480 frame, 45.0 vs 45.1 dB worst on MSRS (an AMX Xeon); FP32 when that fails the gate.
+        return ("bf16", "fp32") if cpu_has_bf16(openvino().Core()) else ("fp32",)
 
 
 # -- check -----------------------------------------------------------------------------------------
@@ -215,6 +247,7 @@ SPEC = BackendSpec(
     title="OpenVINO",
     reads="onnx",
     suffixes=(".onnx",),
+    cpu=True,
     providers={"openvino": "OpenVINO, CPU"},
     extra="openvino",
     library="openvino",

@@ -52,6 +52,9 @@ class BackendSpec:
     #: where they come from, said in the check's report (rules encoded from documents, not the library).
     check: CheckRunner | None = None
     check_source: Callable[[], str] | None = None
+    #: Its engines compute on the host CPU, whose class (``runtime.cpu.cpu_class``) can change INT8 and
+    #: BF16 results: the gate records the class, and loading on another one says so.
+    cpu: bool = False
     #: Runs its format when the user names no provider and the sidecar none either.
     default_for_format: bool = False
     #: ``build --backend auto`` tries the backends that have a rank, lowest first, and takes the

@@ -193,7 +193,6 @@ class TensorRTBuilder(EngineBuilder):
     fixed_shapes = True
     default_profile = DEFAULT_PROFILE
     onnx_only = True
-    int8_fp16_rest = True
 
     def unavailable(self) -> str | None:
         try:
@@ -210,6 +209,10 @@ class TensorRTBuilder(EngineBuilder):
             return major_version(tensorrt().__version__)
         except MissingDependencyError:
             return None
+
+    def int8_rests(self) -> tuple[str, ...]:
+        # The rest's precision is in the graph (explicit casts, strongly typed): FP16 where it holds.
+        return ("fp16", "fp32")
 
     def pending_engine(self, onnx_path: Path, info: dict[str, Any]) -> tuple[Path, dict[str, Any]] | None:
         """The plan the printed ``trtexec`` line writes, and its sidecar: TensorRT's version and the GPU

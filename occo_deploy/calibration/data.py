@@ -21,10 +21,9 @@ from occo_deploy.errors import InputError
 from occo_deploy.files import sha256_file
 from occo_deploy.runtime.frames import infrared_gray, visible_bgr
 from occo_deploy.runtime.irscale import IrScale, IrScaler
-from occo_deploy.video.media import pair_folders, read_image
+from occo_deploy.video.media import VIS_DIR_NAMES, pair_folders, read_image
 from occo_deploy.video.streams import open_capture, probe
 
-VIS_DIR_NAMES = ("vi", "vis", "visible")
 FRAMES_PER_VIDEO = 8  # evenly spaced frames taken from each video pair
 
 

@@ -22,6 +22,7 @@ def build(
     backend: Backend = "auto",
     calib: Path = typer.Option(CALIBRATION_DIR, "--calib", help="Folder with ir/ and vi/ pairs (or sub-folders that have them)."),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax | entropy | percentile."),
+    calib_fallback: bool = typer.Option(True, "--calib-fallback/--no-calib-fallback", help="INT8: when no configuration of --calib-method passes the gate, try percentile ranges (calibrated once, then cached)."),
     calib_size: int | None = typer.Option(None, "--calib-size", min=1, help="Frames to calibrate on [default: all but the check pairs]."),
     calib_cache: Path | None = typer.Option(None, "--calib-cache", help="Range cache [default: calib_<method>_<symmetric or asymmetric>.json beside the engine, shared by backends]."),
     seed: int = typer.Option(0, "--seed", help="Seed of the calibration / check split."),
@@ -48,7 +49,8 @@ def build(
                            profile=Profile.from_options(shape, min_shape, opt_shape, max_shape), output=output,
                            force=force, calib_dir=calib, calib_method=calib_method, calib_size=calib_size,
                            calib_cache=calib_cache, seed=seed, min_psnr=min_psnr, workspace_gib=workspace,
-                           timing_cache=timing_cache, onnx_only=onnx_only)
+                           timing_cache=timing_cache, onnx_only=onnx_only,
+                           fallback_methods=BuildRequest.fallback_methods if calib_fallback else ())
     # Calibration and the gates take minutes on a CPU: a bar each (drawn on terminals only).
     with Bars(console=out) as bars:
         result = build_engine(request, log=lambda message: out.print(message, soft_wrap=True), steps=bars.step)

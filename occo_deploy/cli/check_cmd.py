@@ -8,7 +8,7 @@ import typer
 
 from occo_deploy.cli.common import one_line_errors, out
 from occo_deploy.cli.options import Force, Report
-from occo_deploy.errors import CheckFailedError
+from occo_deploy.errors import CheckFailedError, InputError
 from occo_deploy.files import check_writable, write_json_atomic
 from occo_deploy.workspace import DEFAULT_ONNX
 
@@ -26,14 +26,23 @@ def check(
         None, "--target", metavar="TARGET", help=f"{' | '.join(_targets())}; repeatable [default: what the artifact is "
                                                  "for, every target for the FP32 export]."),
     trt_major: int | None = typer.Option(None, "--trt-major", metavar="10|11", help="Check for TensorRT 10 or 11 only [default: both]."),
+    requalify: bool = typer.Option(False, "--requalify", help="Run an engine's quality gate again on this machine (its CPU class) and record it in the sidecar."),
+    calib: Path | None = typer.Option(None, "--calib", help="--requalify: the folder of pairs the engine was gated on [default: the one its sidecar names]."),
+    reference: Path | None = typer.Option(None, "--reference", help="--requalify: the FP32 export it was built from [default: the one its sidecar names]."),
     report: Report = None,
     force: Force = False,
 ) -> None:
-    """Check an ONNX against the rules of TensorRT, ONNX Runtime or OpenVINO, without needing TensorRT."""
+    """Check an ONNX against the rules of TensorRT, ONNX Runtime or OpenVINO, without needing TensorRT;
+    or, with --requalify, run an engine's quality gate again on this CPU."""
     from occo_deploy.engines.check import check_artifact
 
     if report is not None:
         check_writable(report, force)
+    if requalify:
+        _requalify(artifact, calib, reference, report, force)
+        return
+    if calib is not None or reference is not None:
+        raise InputError("--calib and --reference are for --requalify")
     result = check_artifact(artifact, list(target) if target else None, tensorrt_major=trt_major)
     for finding in result.findings:
         out.print(finding.line(), soft_wrap=True)
@@ -46,3 +55,23 @@ def check(
     if not result.passed:
         raise CheckFailedError(summary + "; see the lines above")
     out.print(f"{summary}: passed")
+
+
+def _requalify(engine: Path, calib: Path | None, reference: Path | None, report: Path | None, force: bool) -> None:
+    from occo_deploy.cli.progress import Bars
+    from occo_deploy.engines.qualify import requalify
+    from occo_deploy.runtime.cpu import cpu_description, describe_class
+
+    out.print(f"this CPU: {cpu_description()}", soft_wrap=True)
+    with Bars() as bars:
+        result = requalify(engine, calib, reference, log=lambda m: out.print(m, soft_wrap=True),
+                           progress=bars.step("quality gate"))
+    out.print(result.gate.describe(), soft_wrap=True)
+    if report is not None:
+        write_json_atomic(report, {"command": "check --requalify", "engine": str(engine),
+                                   "gate": result.gate.as_dict()}, force)
+    classes = ", ".join(describe_class(c) for c in result.passed_on) or "none"
+    if not result.gate.passed:
+        raise CheckFailedError(f"{engine} is below its quality gate on this CPU (recorded in its sidecar); "
+                               f"rebuild it here with occo-deploy build (passed on: {classes})")
+    out.print(f"{engine}: passed on this CPU, recorded in its sidecar (passed on: {classes})", soft_wrap=True)

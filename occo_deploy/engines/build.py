@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from occo_deploy.engines.profile import Profile
 from occo_deploy.errors import BuildError, EngineError, InputError, cli_names, option
 from occo_deploy.files import atomic_output, check_writable, sha256_file, write_json_atomic
 from occo_deploy.progress import Log, Progress, Steps, quiet
+from occo_deploy.runtime.cpu import cpu_class, cpu_description
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
@@ -69,6 +71,8 @@ class BuildRequest:
     workspace_gib: float | None = None
     timing_cache: Path | None = None
     onnx_only: bool = False  # write the precision ONNX the backend would parse, not an engine
+    #: INT8: calibration methods tried, in order, when every configuration of ``calib_method`` fails.
+    fallback_methods: tuple[str, ...] = ("percentile",)
 
 
 @dataclass
@@ -311,9 +315,30 @@ def _lint(builder: EngineBuilder, model_path: Path, log: Log) -> dict[str, Any] 
             "warnings": sum(f.level == "warning" for f in findings), "plan": infos}
 
 
+@dataclass
+class _Candidate:
+    """One configuration a build may keep: the ONNX the backend parses and how it was made."""
+
+    path: Path
+    mixed: dict[str, Any] | None = None  # the sidecar's ``mixed_precision``
+    method: str | None = None  # calibration method of its ranges (None: not calibrated here)
+    rest: str | None = None  # INT8: the precision of what is not quantized
+    calibration: dict[str, Any] | None = None  # the sidecar's ``calibration`` when calibrated here
+
+    def label(self, precision: str) -> str:
+        parts = [f"{self.method} ranges"] if self.method else []
+        if self.rest:
+            parts.append(f"{self.rest.upper()} rest")
+        return f"{precision} ({', '.join(parts)})" if parts else precision
+
+
 def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None) -> BuildResult:
     """FP32 ONNX -> precision ONNX -> engine -> quality gate; ``log`` gets what a user reads, and
-    ``steps(task)`` a progress callback for each long step (calibration, the gates)."""
+    ``steps(task)`` a progress callback for each long step (calibration, the gates).
+
+    An INT8 build tries its configurations fastest first (the rest in the builder's precisions, then
+    the fallback calibration methods) and keeps the first one that passes; ranges are cached per
+    method, so a second build never calibrates again with the same method."""
     start = time.perf_counter()
     plan = _plan(req)
     spec, builder, source, precision, output = plan.spec, plan.builder, plan.source, plan.precision, plan.output
@@ -327,53 +352,98 @@ def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None
     # Pairs: calibration (INT8 from the export) and validation (every build), never the same frames.
     calibrate = precision == "int8" and not source.made_for
     hw = plan.profile.opt_hw
-    val_pairs, calib_items = _pairs(req, calibrate, hw, log)
     large_hw = _large_hw(plan.profile, builder.fixed_shapes)
-    if large_hw != val_pairs[0][0].shape[:2]:  # a static profile has no larger frame to try
-        val_pairs.append(_large_pair(val_pairs[0], large_hw))
+    val_pairs, calib_items = gate_pairs(req.calib_dir, calibrate, hw, large_hw, req.val_size, req.seed, log,
+                                        req.calib_size)
+    info["gate_frames"] = {"folder": str(req.calib_dir.resolve()), "seed": req.seed, "count": req.val_size,
+                           "size_hw": list(hw), "large_hw": list(large_hw)}
 
-    with tempfile.TemporaryDirectory(prefix="occo-build-") as tmp_dir, contextlib.ExitStack() as opened:
-        candidates = _precision_onnx(req, plan, info, Path(tmp_dir), calib_items, log, steps)
-        from occo_deploy.backends.onnxruntime_cpu import reference_backend
+    from occo_deploy.backends.onnxruntime_cpu import reference_backend
 
+    attempts: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="occo-build-") as tmp_dir, contextlib.ExitStack() as opened, \
+            atomic_output(output, req.force) as tmp_out:
         reference_path = source.fp32 or source.path
         if reference_path != source.fp32:
             log(f"the FP32 export {source.meta.get('source', {}).get('onnx')} is not here: checking against "
                 f"{req.onnx.name} itself (its own gate against FP32 is in its sidecar)")
         reference = opened.enter_context(contextlib.closing(reference_backend(reference_path)))
-        (mixed, parsed), pre = candidates[0], None
-        if req.onnx_only or (spec.name != reference.name and parsed != reference_path):
-            # The ONNX another backend parses is checked here too, on the CPU, before that backend builds.
-            mixed, parsed, pre = _first_passing(candidates, reference, val_pairs, plan, info, log, steps)
-        if mixed:
-            info["mixed_precision"] = mixed
-        lint = _lint(builder, parsed, log)
-        if lint:
-            info["lint"] = lint
-        with atomic_output(output, req.force) as tmp_out:
+        kept: tuple[_Candidate, GateResult, GateResult | None] | None = None
+        for cand in _candidates(req, plan, Path(tmp_dir), calib_items, log, steps):
+            label = cand.label(precision)
+            pre = None
+            if req.onnx_only or (spec.name != reference.name and cand.path != reference_path):
+                # The Q/DQ as stated, on ONNX Runtime: what TensorRT computes, and what CPUs with VNNI
+                # or AMX compute (exact int32 sums) for a CPU backend whose results differ by CPU.
+                with contextlib.closing(reference_backend(cand.path)) as stated:
+                    pre = compare(reference, stated, val_pairs, plan.min_psnr,
+                                  _step(steps, f"checking the {label} ONNX"))
+                log(f"{label} ONNX on ONNX Runtime (Q/DQ as stated): {pre.describe()}")
+                attempts.append(_attempt(cand, precision, "onnxruntime, Q/DQ as stated", pre))
+                if not pre.passed:
+                    continue
+            lint = _lint(builder, cand.path, log)
+            if lint:
+                info["lint"] = lint
             if req.onnx_only:
                 assert pre is not None
-                tmp_out.write_bytes(parsed.read_bytes())
-                gate = pre
-            else:
-                log(f"building the engine with {spec.name}...")
-                info.update(builder.build(parsed, tmp_out, BuildOptions(precision, plan.profile, req.workspace_gib,
-                                                                        req.timing_cache, log)))
-                engine = opened.enter_context(contextlib.closing(builder.runner(tmp_out, info)))
+                tmp_out.write_bytes(cand.path.read_bytes())
+                kept = (cand, pre, None)
+                break
+            log(f"building the {label} engine with {spec.name}...")
+            built = {**info, **builder.build(cand.path, tmp_out, BuildOptions(
+                precision, plan.profile, req.workspace_gib, req.timing_cache, log, cand.rest))}
+            with contextlib.closing(builder.runner(tmp_out, built)) as engine:
                 gate = compare(reference, engine, val_pairs, plan.min_psnr, _step(steps, "quality gate"))
-                log(gate.describe())
-                if not gate.passed:
-                    raise BuildError(f"engine below the quality gate, nothing kept: {gate.describe()}; "
-                                     + _gate_advice(precision))
-            info["quality"] = gate.as_dict()
-            info["sha256"] = sha256_file(tmp_out)
-            info["build_seconds"] = round(time.perf_counter() - start, 1)
+            if spec.cpu:
+                gate.cpu_class, gate.cpu = cpu_class(), cpu_description()
+            log(f"{label} on {spec.name}: {gate.describe()}")
+            attempts.append(_attempt(cand, precision, spec.name, gate))
+            if gate.passed:
+                info.update(built)
+                kept = (cand, gate, pre)
+                break
+        if kept is None:
+            raise BuildError(_none_passed(req, precision, attempts))
+        cand, gate, pre = kept
+        if len(attempts) > 1:
+            failed = "; ".join(f"{a['configuration']} on {a['checked_on']}: worst {a['psnr_min']} dB"
+                               for a in attempts if not a["passed"])
+            log(f"kept {cand.label(precision)}, the first to pass; below the gate: {failed}")
+        for key, value in (("mixed_precision", cand.mixed), ("calibration", cand.calibration)):
+            if value:
+                info[key] = value
+        if pre is not None:
+            info["precision_onnx_check"] = pre.as_dict()
+        info["build_attempts"] = attempts
+        info["quality"] = gate.as_dict()
+        info["sha256"] = sha256_file(tmp_out)
+        info["build_seconds"] = round(time.perf_counter() - start, 1)
     meta_path = sidecar_path(output)
     write_json_atomic(meta_path, info, force=req.force)
     if req.onnx_only:
         _write_pending_engine(builder, output, info, log)
     next_step = builder.next_step(str(output), plan.profile) if req.onnx_only else None
     return BuildResult(output, meta_path, info, gate, time.perf_counter() - start, spec.name, plan.why, next_step)
+
+
+def _attempt(cand: _Candidate, precision: str, checked_on: str, gate: GateResult) -> dict[str, Any]:
+    return {"configuration": cand.label(precision), "calib_method": cand.method,
+            "rest": cand.rest, "checked_on": checked_on, "psnr_min": gate.as_dict()["psnr_min"],
+            "passed": gate.passed}
+
+
+def _none_passed(req: BuildRequest, precision: str, attempts: list[dict[str, Any]]) -> str:
+    tried = "; ".join(f"{a['configuration']} on {a['checked_on']}: worst {a['psnr_min']} dB" for a in attempts)
+    advice = _gate_advice(precision)
+    if precision == "int8":
+        methods = [req.calib_method, *(m for m in req.fallback_methods if m != req.calib_method)]
+        untried = [m for m in calib_ranges.METHODS if m not in methods]
+        pairs = "--calib" if cli_names() else "calib_dir="
+        others = " or ".join(option("calib_method", m) for m in untried)
+        advice = (f"calibrate on more representative pairs ({pairs}), " + (f"try {others}, " if untried else "")
+                  + f"or lower {option('min_psnr')}")
+    return f"no configuration passed the quality gate, nothing kept (tried {tried}); {advice}"
 
 
 def _write_pending_engine(builder: EngineBuilder, onnx_path: Path, info: dict[str, Any], log: Log) -> None:
@@ -389,54 +459,43 @@ def _write_pending_engine(builder: EngineBuilder, onnx_path: Path, info: dict[st
     write_json_atomic(sidecar_path(engine), sidecar, force=True)
 
 
-def _precision_onnx(req: BuildRequest, plan: _Plan, info: dict[str, Any], tmp: Path, calib_items: list[Any] | None,
-                    log: Log, steps: Steps | None) -> list[tuple[dict[str, Any] | None, Path]]:
-    """The ONNX the backend may parse, preferred first, each with its ``mixed_precision`` record: made
-    here (mixed FP16; calibrated INT8, for TensorRT with its rest in FP16 first), or the one given."""
+def _candidates(req: BuildRequest, plan: _Plan, tmp: Path, calib_items: list[Any] | None, log: Log,
+                steps: Steps | None) -> Iterator[_Candidate]:
+    """The configurations to try, fastest and preferred first, made only when reached (a fallback
+    method calibrates only when the first method's configurations all failed)."""
     import onnx
 
     if plan.source.made_for:
-        return [(plan.source.meta.get("mixed_precision"), plan.source.path)]
-    fp16_path = int8_path = None
-    mixed = None
+        mixed = plan.source.meta.get("mixed_precision")
+        yield _Candidate(plan.source.path, mixed, rest=(mixed or {}).get("rest"))
+        return
     if plan.precision == "fp16":
         fp16_path = tmp / "fp16.onnx"
         fp32_model = onnx.load(str(req.onnx))
-        mixed = {"fp32_nodes": len(prec.fp32_nodes(fp32_model))}
         onnx.save(prec.to_fp16(fp32_model), fp16_path)
-    if plan.precision == "int8":
-        assert calib_items is not None
-        int8_path = tmp / "int8.onnx"
-        info["calibration"] = _quantize(req, plan.builder, plan.profile.opt_hw, calib_items,
-                                        info["source"]["onnx_sha256"], plan.output, int8_path, log, steps)
-        if plan.builder.int8_fp16_rest:
-            quantized = onnx.load(str(int8_path))
-            rest_path = tmp / "int8_fp16_rest.onnx"
-            onnx.save(prec.int8_with_fp16_rest(quantized), rest_path)
-            return [({"rest": "fp16", "fp32_nodes": len(prec.int8_fp32_nodes(quantized))}, rest_path),
-                    ({"rest": "fp32"}, int8_path)]
-    return [(mixed, plan.builder.precision_input(plan.precision, req.onnx, fp16_path, int8_path))]
-
-
-def _first_passing(candidates: list[tuple[dict[str, Any] | None, Path]], reference: Any,
-                   val_pairs: list[tuple[np.ndarray, np.ndarray]], plan: _Plan, info: dict[str, Any], log: Log,
-                   steps: Steps | None) -> tuple[dict[str, Any] | None, Path, GateResult]:
-    """The first candidate precision ONNX that passes the gate on ONNX Runtime (Q/DQ as stated)."""
-    from occo_deploy.backends.onnxruntime_cpu import reference_backend
-
-    precision = plan.precision
-    for k, (mixed, path) in enumerate(candidates):
-        what = f"{precision} ONNX" + (f" ({mixed['rest'].upper()} rest)" if mixed and "rest" in mixed else "")
-        with contextlib.closing(reference_backend(path)) as candidate:
-            gate = compare(reference, candidate, val_pairs, plan.min_psnr, _step(steps, f"checking the {what}"))
-        log(f"{what} on ONNX Runtime: {gate.describe()}")
-        if gate.passed:
-            info["precision_onnx_check"] = gate.as_dict()
-            return mixed, path, gate
-        if k + 1 < len(candidates):
-            log(f"the {what} is below the gate; trying the next")
-    raise BuildError(f"the {precision} ONNX fails the quality gate, nothing kept: {gate.describe()}; "
-                     + _gate_advice(precision))
+        yield _Candidate(plan.builder.precision_input("fp16", req.onnx, fp16_path, None),
+                         {"fp32_nodes": len(prec.fp32_nodes(fp32_model))})
+        return
+    if plan.precision != "int8":
+        yield _Candidate(plan.builder.precision_input(plan.precision, req.onnx, None, None))
+        return
+    assert calib_items is not None
+    methods = [req.calib_method, *(m for m in req.fallback_methods if m != req.calib_method)]
+    for k, method in enumerate(methods):
+        if k:
+            log(f"trying {method} ranges next")
+        int8_path = tmp / f"int8_{method}.onnx"
+        calibration = _quantize(req, method, plan.builder, plan.profile.opt_hw, calib_items,
+                                plan.output, int8_path, log, steps)
+        for rest in plan.builder.int8_rests():
+            if rest == "fp16":  # in the graph: explicit casts for a strongly typed network
+                quantized = onnx.load(str(int8_path))
+                rest_path = tmp / f"int8_{method}_fp16_rest.onnx"
+                onnx.save(prec.int8_with_fp16_rest(quantized), rest_path)
+                yield _Candidate(rest_path, {"rest": "fp16", "fp32_nodes": len(prec.int8_fp32_nodes(quantized))},
+                                 method, rest, calibration)
+            else:
+                yield _Candidate(int8_path, {"rest": rest}, method, rest, calibration)
 
 
 def _large_hw(profile: Profile, fixed: bool) -> tuple[int, int]:
@@ -456,50 +515,66 @@ def _large_pair(pair: tuple[np.ndarray, np.ndarray], hw: tuple[int, int]) -> tup
     return ir, vis
 
 
-def _pairs(req: BuildRequest, calibrate: bool, hw: tuple[int, int], log: Log
-           ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[Any] | None]:
+def gate_pairs(folder: Path, calibrate: bool, hw: tuple[int, int], large_hw: tuple[int, int], count: int, seed: int,
+               log: Log = quiet, calib_size: int | None = None
+               ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[Any] | None]:
+    """The gate's frames (``count`` held-out pairs at ``hw``, then the first scaled to ``large_hw``) and,
+    when ``calibrate``, the calibration items; a build and a requalification choose them alike."""
+    calib = None
     if calibrate:
-        items = calib_data.discover(req.calib_dir)
-        calib, val = calib_data.split(items, calib_size=req.calib_size, val_size=req.val_size, seed=req.seed)
-        log(f"calibration set {req.calib_dir}: {len(items)} frames; {len(calib)} calibrate, {len(val)} check "
-            f"(seed {req.seed}), at {hw[0]}x{hw[1]}")
-        return list(calib_data.iter_pairs(val, hw)), calib
-    try:
-        items = calib_data.discover(req.calib_dir)
-    except InputError:
-        log(f"no pairs in {req.calib_dir}; checking on frames of the bundled demo clip")
-        return calib_data.sample_pairs(None, hw, req.val_size), None
-    _, val = calib_data.split(items, calib_size=None, val_size=req.val_size, seed=req.seed)
-    log(f"checking on {len(val)} pairs of {req.calib_dir}")
-    return list(calib_data.iter_pairs(val, hw)), None
+        items = calib_data.discover(folder)
+        calib, val = calib_data.split(items, calib_size=calib_size, val_size=count, seed=seed)
+        log(f"calibration set {folder}: {len(items)} frames; {len(calib)} calibrate, {len(val)} check "
+            f"(seed {seed}), at {hw[0]}x{hw[1]}")
+        pairs = list(calib_data.iter_pairs(val, hw))
+    else:
+        try:
+            items = calib_data.discover(folder)
+        except InputError:
+            log(f"no pairs in {folder}; checking on frames of the bundled demo clip")
+            items = []
+        if items:
+            _, val = calib_data.split(items, calib_size=None, val_size=count, seed=seed)
+            log(f"checking on {len(val)} pairs of {folder}")
+            pairs = list(calib_data.iter_pairs(val, hw))
+        else:
+            pairs = calib_data.sample_pairs(None, hw, count)
+    if large_hw != pairs[0][0].shape[:2]:  # a static profile has no larger frame to try
+        pairs.append(_large_pair(pairs[0], large_hw))
+    return pairs, calib
 
 
 def _step(steps: Steps | None, task: str) -> Progress | None:
     return None if steps is None else steps(task)
 
 
-def _quantize(req: BuildRequest, builder: EngineBuilder, hw: tuple[int, int], items: list[Any], onnx_sha256: str,
+def _quantize(req: BuildRequest, method: str, builder: EngineBuilder, hw: tuple[int, int], items: list[Any],
               output: Path, out_path: Path, log: Log, steps: Steps | None = None) -> dict[str, Any]:
+    onnx_sha256 = sha256_file(req.onnx)
     scheme = builder.int8_scheme
     symmetric = prec.SCHEMES[scheme].symmetric
     set_sha = calib_data.set_hash(items, hw)
-    key = calib_ranges.cache_key(onnx_sha256, set_sha, req.calib_method, symmetric)
+    key = calib_ranges.cache_key(onnx_sha256, set_sha, method, symmetric)
     # One cache per method and range kind, shared by every backend beside it: an OpenVINO build
     # reuses the ranges an ONNX Runtime build measured when their schemes quantize alike.
-    cache_path = req.calib_cache or output.with_name(
-        f"calib_{req.calib_method}_{'symmetric' if symmetric else 'asymmetric'}.json")
+    # A fallback method's cache goes beside the asked one's, under the default name.
+    default_name = f"calib_{method}_{'symmetric' if symmetric else 'asymmetric'}.json"
+    if req.calib_cache is None:
+        cache_path = output.with_name(default_name)
+    else:
+        cache_path = req.calib_cache if method == req.calib_method else req.calib_cache.with_name(default_name)
     found = calib_ranges.load_cache(cache_path, key)
     log(found.message)
     ranges = found.ranges
     if ranges is None:
-        log(f"calibrating ({req.calib_method}) on {len(items)} frames...")
-        ranges = calib_ranges.measure(req.onnx, calib_data.iter_pairs(items, hw), req.calib_method, symmetric,
-                                      _step(steps, f"calibrating ({req.calib_method})"), total=len(items))
+        log(f"calibrating ({method}) on {len(items)} frames...")
+        ranges = calib_ranges.measure(req.onnx, calib_data.iter_pairs(items, hw), method, symmetric,
+                                      _step(steps, f"calibrating ({method})"), total=len(items))
         calib_ranges.save_cache(cache_path, key, ranges)
     import onnx
 
     onnx.save(prec.to_int8(req.onnx, ranges, scheme), out_path)
-    return {"set_sha256": set_sha, "method": req.calib_method, "count": len(items), "seed": req.seed,
+    return {"set_sha256": set_sha, "method": method, "count": len(items), "seed": req.seed,
             "size_hw": list(hw), "scheme": scheme, "activations": "int8 symmetric" if symmetric else "uint8 asymmetric",
             "weights": prec.SCHEMES[scheme].describe_weights(), "cache": str(cache_path),
             "cache_reused": found.ranges is not None,

@@ -28,6 +28,8 @@ class BuildOptions:
     workspace_gib: float | None = None
     timing_cache: Path | None = None
     log: Log = field(default=quiet)
+    #: For INT8: the precision of what is not quantized, one of the builder's ``int8_rests()``.
+    rest: str | None = None
 
 
 class EngineBuilder(abc.ABC):
@@ -42,9 +44,6 @@ class EngineBuilder(abc.ABC):
     #: Whether ``build --onnx-only`` applies: the backend parses an ONNX into a format of its own, so
     #: the precision ONNX it would parse can be written, linted and gated on a machine without it.
     onnx_only: ClassVar[bool] = False
-    #: INT8 builds try the rest (what is not quantized) in FP16 first, and keep it in FP32 only when
-    #: that fails the gate (a backend that takes the precision from the graph: TensorRT).
-    int8_fp16_rest: ClassVar[bool] = False
 
     def __init__(self, spec: BackendSpec) -> None:
         self.spec = spec
@@ -56,6 +55,11 @@ class EngineBuilder(abc.ABC):
     def unavailable(self) -> str | None:
         """None when this builder can run here, else why not (for ``--backend auto`` and errors)."""
         return self.spec.unavailable()
+
+    def int8_rests(self) -> tuple[str, ...]:
+        """Precisions for what an INT8 engine does not quantize, fastest first: the build tries each
+        until one passes the gate (TensorRT: FP16 then FP32; OpenVINO: BF16 where the CPU has it)."""
+        return ("fp32",)
 
     def notes(self, precision: str) -> list[str]:
         """What a user should know before building ``precision`` here (e.g. that it is not for speed)."""

@@ -42,6 +42,10 @@ class GateResult:
     #: left out (compiles, allocations): how much faster the engine is on this machine.
     reference_s: float = 0.0
     candidate_s: float = 0.0
+    #: The CPU class (``runtime.cpu.cpu_class``) and model it ran on, for a CPU backend whose results
+    #: depend on the class; None for arithmetic that is the same everywhere (Q/DQ as stated, GPUs).
+    cpu_class: str | None = None
+    cpu: str | None = None
 
     @property
     def speedup(self) -> float | None:
@@ -60,7 +64,8 @@ class GateResult:
                 "max_abs_error": self.max_abs, "min_psnr": self.min_psnr, "largest_hw": list(self.largest_hw),
                 "passed": self.passed, "reference_s": round(self.reference_s, 3),
                 "candidate_s": round(self.candidate_s, 3),
-                "speedup_vs_fp32": None if self.speedup is None else round(self.speedup, 3)}
+                "speedup_vs_fp32": None if self.speedup is None else round(self.speedup, 3),
+                **({"cpu_class": self.cpu_class, "cpu": self.cpu} if self.cpu_class else {})}
 
     def describe(self) -> str:
         def db(v: float) -> str:

@@ -54,6 +54,9 @@ class Backend(abc.ABC):
         self.threads = threads
         #: Backend-specific knobs (``in_flight``, ``cuda_graph``, ``batch``); unknown ones are ignored.
         self.options: dict[str, Any] = dict(options or {})
+        #: What the user should be told once about how this engine runs here (a precision other than
+        #: the one its gate measured, say); the ``Fuser`` passes them on.
+        self.notices: list[str] = []
         self._slots: list[Slot] = []
         self._slot_lock = threading.Condition()
         self._worker: ThreadPoolExecutor | None = None

@@ -52,6 +52,35 @@ def cpu_description() -> str:
     return f"{name}, {', '.join(features)}"
 
 
+#: CPU classes whose INT8 and BF16 arithmetic differ, from the most capable down: (class, the flags
+#: that make it, what a reader is told). VNNI and AMX sum u8 x s8 products in int32; AVX2 and AVX-512
+#: without VNNI pair them in int16 first (``vpmaddubsw``), which saturates; BF16 is native only with
+#: AVX512_BF16 or AMX, so OpenVINO's BF16 inference exists only there.
+CPU_CLASSES = (
+    ("amx", frozenset({"amx_int8", "amx_bf16"}), "AMX INT8 + BF16"),
+    ("avx512-vnni-bf16", frozenset({"avx512_vnni", "avx512_bf16"}), "AVX-512 VNNI + BF16"),
+    ("avx512-vnni", frozenset({"avx512_vnni"}), "AVX-512 VNNI"),
+    ("avx-vnni", frozenset({"avx_vnni"}), "AVX-VNNI"),
+    ("avx512", frozenset({"avx512bw"}), "AVX-512 without VNNI"),
+    ("avx2", frozenset({"avx2"}), "AVX2 only"),
+)
+
+
+def cpu_class() -> str:
+    """The class of this CPU's INT8/BF16 arithmetic (a ``CPU_CLASSES`` key, or the machine's
+    architecture elsewhere): an INT8 engine gated on one class may score differently on another."""
+    flags = cpu_flags()
+    for name, needs, _ in CPU_CLASSES:
+        if needs <= flags:
+            return name
+    return platform.machine().lower() or "unknown"
+
+
+def describe_class(name: str) -> str:
+    """What a CPU class key means, for messages."""
+    return next((label for key, _, label in CPU_CLASSES if key == name), name)
+
+
 def int8_saturates() -> bool:
     """Whether ONNX Runtime's x86 INT8 kernels saturate on this CPU.
 

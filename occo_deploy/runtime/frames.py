@@ -21,9 +21,18 @@ MAX_ASPECT_MISMATCH = 0.15
 INFRARED_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
 
 
-def _check_dtype(frame: np.ndarray, what: str, allowed: tuple[type, ...] = (np.uint8,)) -> None:
+def check_frame_type(frame: object, what: str) -> None:
+    """A ``ShapeError`` for anything but a numpy array; None (a file ``cv2.imread`` could not read, a
+    capture's failed ``read``) says so."""
+    if frame is None:
+        raise ShapeError(f"{what} frame is None, not an image: the file could not be read (cv2.imread returns "
+                         "None for a missing or unreadable file) or the capture returned no frame")
     if not isinstance(frame, np.ndarray):
         raise ShapeError(f"{what} frame must be a numpy array, got {type(frame).__name__}")
+
+
+def _check_dtype(frame: np.ndarray, what: str, allowed: tuple[type, ...] = (np.uint8,)) -> None:
+    check_frame_type(frame, what)
     if frame.dtype not in allowed:
         if what == "visible":
             raise ShapeError(f"visible frame must be uint8 (0..255), got {frame.dtype}; scale it to 8 bits first")

@@ -15,7 +15,15 @@ import numpy as np
 from occo_deploy import backends
 from occo_deploy.contract import read_sidecar
 from occo_deploy.errors import EngineError, InputError, ShapeError, cli_names, option
-from occo_deploy.runtime.frames import check_same_scene, infrared_gray, looks_swapped, match_size, visible_bgr
+from occo_deploy.runtime.frames import (
+    check_frame_type,
+    check_same_scene,
+    infrared_gray,
+    looks_swapped,
+    match_size,
+    visible_bgr,
+)
+from occo_deploy.runtime.gated import gate_notice
 from occo_deploy.runtime.irscale import IrScale, IrScaler, finite_mask
 from occo_deploy.runtime.memory import MemoryModel
 from occo_deploy.runtime.staging import Slot
@@ -44,7 +52,8 @@ class Fuser:
     def __init__(self, engine: str | Path, *, provider: str | None = None, threads: int | None = None,
                  in_flight: int | None = None, cuda_graph: bool = False, batch: int | None = None,
                  provider_options: Mapping[str, str] | None = None, ir_scale: IrScale | str | None = None,
-                 max_side: int | None = None, check_memory: bool = True) -> None:
+                 max_side: int | None = None, check_memory: bool = True,
+                 inference_precision: str | None = None) -> None:
         self.engine = Path(engine)
         if not self.engine.is_file():
             raise EngineError(f"engine not found: {self.engine}; {backends.missing_hint(self.engine)}")
@@ -58,6 +67,8 @@ class Fuser:
             options["batch"] = batch  # sizes staging buffers for the batches to come
         if provider_options:
             options["provider_options"] = dict(provider_options)  # e.g. ONNX Runtime CUDA's prefer_nhwc
+        if inference_precision is not None:
+            options["inference_precision"] = inference_precision  # not the one its gate measured
         spec, self.backend = backends.open_backend(self.engine, self.sidecar, provider, threads, options)
         if cuda_graph and not self.backend.cuda_graphs:
             self.backend.close()
@@ -71,8 +82,12 @@ class Fuser:
         self.ir_scaler = IrScaler(ir_scale if isinstance(ir_scale, IrScale) else IrScale.parse(ir_scale))
         #: Frames whose longer side exceeds this are fused at that size and scaled back up.
         self.max_side = max_side
-        #: Things worth telling the user once (inputs that look swapped, frames fused at a reduced size).
-        self.notices: list[str] = []
+        #: Things worth telling the user once (inputs that look swapped, frames fused at a reduced size,
+        #: an engine that runs in another precision or on a CPU class its gate did not measure).
+        self.notices: list[str] = list(self.backend.notices)
+        gated = gate_notice(self.engine, self.sidecar)
+        if gated:
+            self.notices.append(gated)
         self._checked_swap = False
         #: Before a batch shape first runs on an engine host memory bounds, is its estimated peak free?
         precision = str((self.sidecar or {}).get("precision", "fp32"))
@@ -86,6 +101,9 @@ class Fuser:
 
     def fuse_batch(self, ir: Frames, vis: Frames) -> np.ndarray:
         """N pairs of one size -> N x H x W x 3; per-image normalisation, so equal to N ``fuse`` calls."""
+        if not isinstance(ir, (Sequence, np.ndarray)) or not isinstance(vis, (Sequence, np.ndarray)):
+            raise ShapeError(f"fuse_batch takes sequences (or N x H x W arrays) of frames, got "
+                             f"{type(ir).__name__} and {type(vis).__name__}")
         n = len(vis)
         if n == 0 or len(ir) != n:
             raise ShapeError(f"need as many infrared as visible frames, and at least one (got {len(ir)} and {n})")
@@ -129,6 +147,7 @@ class Fuser:
         """Raise the ``ShapeError`` fusing this pair would raise (dtype, channels, size, same scene,
         this engine's shape range), without running it: a job can then skip one bad pair alone
         instead of failing the batch it would have joined."""
+        check_frame_type(ir, "infrared")
         h, w = reduced_hw(visible_bgr(vis).shape[:2], self.max_side)
         self.backend.shapes.check(1, h, w)
         gray = infrared_gray(ir)
@@ -168,6 +187,9 @@ class Fuser:
     def _launch(self, pairs: list[tuple[np.ndarray, np.ndarray]], block: bool = True) -> Slot | None:
         """Write a batch into a free slot and submit it; None when none is free and ``block`` is false."""
         with self.stats.time("prepare"):
+            for ir, vis in pairs:  # what cv2.imread gives for a missing file (None) fails here, typed
+                check_frame_type(ir, "infrared")
+                check_frame_type(vis, "visible")
             if not self._checked_swap:
                 self._checked_swap = True
                 if looks_swapped(pairs[0][0], pairs[0][1]):

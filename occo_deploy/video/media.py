@@ -73,6 +73,17 @@ def _files_by_stem(folder: Path, what: str, kind: Callable[[Path], bool] = is_im
     return found
 
 
+#: Names a folder of visible frames goes by beside ``ir/`` (data sets and calibration folders).
+VIS_DIR_NAMES = ("vi", "vis", "visible")
+
+
+def split_folders(folder: Path) -> tuple[Path, Path] | None:
+    """(``folder/ir``, ``folder/vi``) when ``folder`` holds a data set's two folders (TNO/ir, TNO/vi),
+    else None: what to suggest to someone who gave the data set's folder itself."""
+    vis = next((folder / n for n in VIS_DIR_NAMES if (folder / n).is_dir()), None)
+    return (folder / "ir", vis) if (folder / "ir").is_dir() and vis is not None else None
+
+
 def pair_folders(ir_dir: Path, vis_dir: Path, *, videos: bool = False, allow_empty: bool = False) -> FolderPairs:
     """Pairs by stem (``ir/0001.png`` with ``vi/0001.jpg``), sorted; an error when none match.
 
@@ -83,6 +94,10 @@ def pair_folders(ir_dir: Path, vis_dir: Path, *, videos: bool = False, allow_emp
     vis = _files_by_stem(vis_dir, "visible", kind)
     common = sorted(ir.keys() & vis.keys())
     if not common and not allow_empty:
+        inside = split_folders(ir_dir) if not ir else split_folders(vis_dir) if not vis else None
+        if inside is not None:
+            raise InputError(f"{inside[0].parent} holds the pairs in {inside[0].name}/ and {inside[1].name}/; "
+                             f"give those: {inside[0]} {inside[1]}")
         raise InputError(
             f"no image in {ir_dir} ({len(ir)} images) has a partner with the same name in {vis_dir} "
             f"({len(vis)} images); pairs are matched by file name without extension"
