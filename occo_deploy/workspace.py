@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from occo_deploy.contract import read_sidecar, sidecar_path
-from occo_deploy.errors import EngineError
+from occo_deploy.errors import EngineError, cli_names
 
 EXPORT_DIR = Path("export")
 ENGINES_DIR = Path("engines")
@@ -28,7 +28,10 @@ def default_engine(root: Path = Path(".")) -> Path:
     onnx = root / DEFAULT_ONNX
     if onnx.is_file():
         return onnx
+    where = Path.cwd() if root == Path() else root
+    name_it = "--engine PATH" if cli_names() else "its path"
     raise EngineError(
-        f"no engine in {engines_dir}/ and no {onnx}; make one with: occo-deploy export CHECKPOINT "
-        "(or occo-deploy export --demo for the bundled demo weights)"
+        f"no engine in {engines_dir}/ and no {onnx} here ({where}); name one with {name_it}, run from the folder "
+        "that holds engines/ or export/, or make one with: occo-deploy export CHECKPOINT (or --demo for the "
+        "bundled demo weights)"
     )

@@ -15,11 +15,13 @@ whole file, and the driver removes the temporary files a killed worker left.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,16 +65,36 @@ class _Worker:
         return {"result": np.array(out, dtype=object)}
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 on /dev/null for the block: what C++ code (and the processes it starts)
+    writes there goes nowhere; Python's own errors still arrive as exceptions."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _init(ray: Any, address: str | None) -> bool:
     """Connect (or start a local instance); True when this call started it. Ray's own logging stays quiet."""
     if ray.is_initialized():
         return False
     # Ray's C++ core logs warnings of its own to stderr (e.g. about Ray Data's actor arguments);
-    # errors reach us as Python exceptions. Users can still set the variable to see them.
+    # errors reach us as Python exceptions. Users can still set the variable to see them. Setting
+    # it makes the core print a line saying so ("logging.cc:303: Set ray log level from environment
+    # variable ...") as it starts: the start writes to /dev/null instead of the terminal.
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     try:
-        ray.init(address=address or "local", include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
-                 configure_logging=True)
+        with _native_stderr_silenced():
+            ray.init(address=address or "local", include_dashboard=False, logging_level=logging.ERROR,
+                     log_to_driver=False, configure_logging=True)
     except ConnectionError as exc:
         raise InputError(f"cannot connect to the Ray cluster at {address}: {str(exc).splitlines()[0][:200]}; "
                          "start it with: ray start --head") from exc

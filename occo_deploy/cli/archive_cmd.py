@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from occo_deploy.cli.common import EXIT_SOME_FAILED, err, one_line_errors, out
+from occo_deploy.cli.common import EXIT_SOME_FAILED, engine_label, err, one_line_errors, out
 from occo_deploy.cli.options import Batch, Engine, Force, IrScale, MaxSide, Provider, Quiet, Report, Threads
 from occo_deploy.cli.progress import Bars
 from occo_deploy.errors import InputError
@@ -105,8 +105,8 @@ def archive(
         out.print(f"removed {result.partials_removed} unfinished output(s) a killed run left")
     where = f"Ray {result.ray['version']}, {result.workers['count']} worker(s) x {result.workers['threads']} " \
             f"thread(s)" if result.ray else "this process"
-    out.print(f"engine: {result.engine.get('artifact')} [{result.engine.get('backend')} {result.engine.get('provider')}, "
-              f"{result.engine.get('precision')}] on {where}", soft_wrap=True)
+    if not quiet:
+        out.print(f"engine: {engine_label(result.engine)} on {where}", soft_wrap=True)
     if report is not None:
         write_json_atomic(report, {"command": "archive", "output": str(output), **result.as_dict()}, force)
         out.print(f"report: {report}")

@@ -61,6 +61,13 @@ def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def engine_label(engine: dict[str, Any]) -> str:
+    """``path [backend provider, precision]``, each word once: ``[openvino, int8]``, ``[onnxruntime cpu, fp32]``."""
+    backend, provider = engine.get("backend"), engine.get("provider")
+    runs_on = backend if provider in (None, backend) else f"{backend} {provider}"
+    return f"{engine.get('artifact')} [{runs_on}, {engine.get('precision')}]"
+
+
 def latency_table(latency: dict[str, Any], title: str = "latency per call (ms)") -> Table:
     """Stage rows in pipeline order with count, mean and percentiles, as trtexec summarises."""
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)

@@ -104,6 +104,10 @@ def evaluate(
         if engines:
             out.print(_fidelity_table(rows[: len(engines)]))
         out.print(_metrics_table(rows, names, convention))
+        for r in rows:
+            if r.missing:
+                out.print(f"note: {r.label} has no image for {len(r.missing)} of {len(d.pairs)} {d.name} pair(s) "
+                          f"(first: {r.missing[0]}): its {d.name} cells show -", soft_wrap=True)
     means = {d.name: {r.label: r.mean("metrics") for r in results[d.name]} for d in datasets}
     if table is not None:
         caption = f"Fusion metrics ({convention} convention: {CONVENTIONS[convention][1]}), mean over pairs"
@@ -168,5 +172,5 @@ def _metrics_table(rows: list[Any], names: Sequence[str], convention: str) -> Ta
         table.add_column(name, justify="right", no_wrap=True)
     for r in rows:
         m = r.mean("metrics")
-        table.add_row(r.label, *(_fmt(m[n]) for n in names))
+        table.add_row(r.label, *(_fmt(m.get(n)) for n in names))
     return table

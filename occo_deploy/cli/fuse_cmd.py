@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from occo_deploy.cli.common import EXIT_SOME_FAILED, err, latency_table, one_line_errors, out
+from occo_deploy.cli.common import EXIT_SOME_FAILED, engine_label, err, latency_table, one_line_errors, out
 from occo_deploy.cli.options import (
     Batch,
     CudaGraph,
     Engine,
     Force,
+    InferencePrecision,
     InFlight,
     IrScale,
     MaxSide,
@@ -41,6 +42,7 @@ def fuse(
     provider: Provider = None,
     in_flight: InFlight = None,
     cuda_graph: CudaGraph = False,
+    inference_precision: InferencePrecision = None,
     offset_ms: float = typer.Option(0.0, "--offset-ms", help="Known lag of the IR stream behind the visible one (ms)."),
     threads: Threads = None,
     report: Report = None,
@@ -70,6 +72,11 @@ def fuse(
             raise InputError("--demo fuses the bundled clips; give either IR and VIS or --demo")
         ir, vis = str(demo_assets.IR_CLIP), str(demo_assets.VIS_CLIP)
     if ir is None or vis is None:
+        from occo_deploy.video.media import split_folders
+
+        inside = split_folders(Path(ir)) if ir is not None else None
+        if inside is not None:
+            raise InputError(f"give IR and VIS: {ir} holds both, so: occo-deploy fuse {inside[0]} {inside[1]}")
         raise InputError("give IR and VIS inputs (two images, two folders or two videos), or --demo")
     if swap:
         ir, vis = vis, ir
@@ -78,7 +85,7 @@ def fuse(
     scale = IrScale.parse(ir_scale, ir_smooth)
     if live:
         _live(ir, vis, output=output, engine=engine, provider=provider, threads=threads, scale=scale, max_side=max_side,
-              offset_ms=offset_ms,
+              offset_ms=offset_ms, inference_precision=inference_precision,
               duration=duration, preview=preview, reconnect_timeout=reconnect_timeout, tolerance_ms=tolerance_ms,
               rtsp_transport=rtsp_transport, report=report, force=force, quiet=quiet)
         return
@@ -94,14 +101,14 @@ def fuse(
         check_writable(report, force)
     engine_path = engine or default_engine()
     with Fuser(engine_path, threads=threads, provider=provider, in_flight=in_flight, cuda_graph=cuda_graph,
-               batch=batch, ir_scale=scale, max_side=max_side) as fuser:
+               batch=batch, ir_scale=scale, max_side=max_side, inference_precision=inference_precision) as fuser:
         result = _run_job(fuser, kind, Path(ir), Path(vis), output, batch=batch, force=force, quiet=quiet,
                           offset_ms=offset_ms, keep_going=keep_going)
     for notice in result.notices:
         err.print(f"note: {notice}", soft_wrap=True)
     for failure in result.failures:
         err.print(f"failed: {failure['name']}: {failure['error']}", soft_wrap=True)
-    _summary(result)
+    _summary(result, quiet)
     if report is not None:
         write_json_atomic(report, {"command": "fuse", "ir": str(ir), "vis": str(vis), **result.as_dict()}, force)
         out.print(f"report: {report}")
@@ -128,7 +135,8 @@ def _run_job(fuser: Fuser, kind: str, ir: Path, vis: Path, output: Path, *, batc
 
 def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provider: str | None, threads: int | None,
           scale: Any, max_side: int | None, offset_ms: float, duration: float | None, preview: str | None, reconnect_timeout: float,
-          tolerance_ms: float | None, rtsp_transport: str, report: Path | None, force: bool, quiet: bool) -> None:
+          tolerance_ms: float | None, rtsp_transport: str, report: Path | None, force: bool, quiet: bool,
+          inference_precision: str | None) -> None:
     """``fuse --live``: the live figures on one line while it runs, the summary after."""
     from rich.live import Live
     from rich.text import Text
@@ -147,7 +155,7 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
     line = Live(Text("connecting..."), console=err, transient=True, auto_refresh=False) if not quiet else None
     try:
         with Fuser(engine or default_engine(), threads=threads, provider=provider, ir_scale=scale,
-                   max_side=max_side) as fuser:
+                   max_side=max_side, inference_precision=inference_precision) as fuser:
             if server is not None:
                 server.start()
                 err.print(f"preview: {server.url}", soft_wrap=True)
@@ -164,10 +172,19 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
             server.close()
     for notice in result.notices:
         err.print(f"note: {notice}", soft_wrap=True)
+    _live_summary(result, output, quiet)
+    if report is not None:
+        write_json_atomic(report, {"command": "fuse --live", "ir": ir, "vis": vis, **result.as_dict()}, force)
+        out.print(f"report: {report}")
+
+
+def _live_summary(result: Any, output: Path | None, quiet: bool) -> None:
     f = result.figures
     latency = f["latency_ms"]
     out.print(f"live: {f['fused']} fused in {f['elapsed_s']:.1f} s ({f['fps_out_overall']:.2f} fps), ended by "
               f"{result.ended_by}", soft_wrap=True)
+    if quiet:
+        return
     out.print(f"in {f['fps_in']['visible']:.1f} visible / {f['fps_in']['infrared']:.1f} infrared fps; dropped "
               f"{f['dropped']}, unpaired {f['unpaired']}; reconnects {f['sources']['visible']['reconnects']} visible, "
               f"{f['sources']['infrared']['reconnects']} infrared", soft_wrap=True)
@@ -177,9 +194,6 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
     if output is not None:
         out.print(f"-> {output} ({result.frames_written} frames at the visible rate)")
     out.print(latency_table(result.latency))
-    if report is not None:
-        write_json_atomic(report, {"command": "fuse --live", "ir": ir, "vis": vis, **result.as_dict()}, force)
-        out.print(f"report: {report}")
 
 
 def live_line(f: dict[str, Any]) -> str:
@@ -190,15 +204,19 @@ def live_line(f: dict[str, Any]) -> str:
             f"out {f['fps_out']:4.1f} fps drop {f['dropped']} {p}")
 
 
-def _summary(result: JobReport) -> None:
+def _summary(result: JobReport, quiet: bool) -> None:
+    """What the job did in one line; unless ``quiet``, pairing, engine, latency table and hints too
+    (a ``--report`` has all of it either way)."""
     p = result.pairing
     out.print(f"fused {result.frames} frame(s) in {result.wall_s:.2f} s ({result.fps:.2f} fps) -> {result.output}")
+    if quiet:
+        return
     if result.kind != "image":
         out.print(f"unpaired: {p.get('vis_unpaired', 0)} visible, {p.get('ir_unpaired', 0)} infrared"
                   + (f"; {p['ir_reused']} infrared frames reused" if p.get("ir_reused") else "")
                   + (f" (paired by {p['mode']})" if "mode" in p else ""))
     e = result.engine
-    out.print(f"engine: {e.get('artifact')} [{e.get('backend')} {e.get('provider')}, {e.get('precision')}]")
+    out.print(f"engine: {engine_label(e)}", soft_wrap=True)
     out.print(latency_table(result.latency))
     for hint in (_compiles(e), _faster(e)):
         if hint:
@@ -226,6 +244,5 @@ def _faster(engine: dict[str, Any]) -> str | None:
 
     missing = backends.get("openvino").unavailable()
     extra = f"; it needs the openvino extra: {install_hint('openvino')}" if missing else ""
-    return ("faster on a CPU: occo-deploy build --backend openvino --int8 --calib PAIRS  (PAIRS: a folder with "
-            f"ir/ and vi/ of your own pairs; build says how much faster the engine is on this machine, and fuse "
-            f"then takes it by itself{extra})")
+    return ("faster on this CPU: occo-deploy build --backend openvino --int8 --calib PAIRS (PAIRS: a folder "
+            f"with ir/ and vi/ of your pairs){extra}")

@@ -34,6 +34,10 @@ Threads = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threa
 Batch = Annotated[int, typer.Option("--batch", min=1, help="Frames (image pairs) per inference call.")]
 InFlight = Annotated[int | None, typer.Option(
     "--in-flight", min=1, help="Batches in flight [default: 2 for TensorRT plans, else 1].")]
+InferencePrecision = Annotated[str | None, typer.Option(
+    "--inference-precision", metavar="f32|bf16",
+    help="OpenVINO: compute what is not INT8 in this precision instead of the one the engine's gate measured "
+         "(said when it runs).")]
 CudaGraph = Annotated[bool, typer.Option(
     "--cuda-graph", help="Replay the engine as a CUDA graph (GPU backends, fixed frame size).")]
 
@@ -48,4 +52,6 @@ MaxSide = Annotated[int | None, typer.Option(
 # -- outputs -------------------------------------------------------------------------------------------
 Force = Annotated[bool, typer.Option("--force", help="Replace existing outputs (never done without it).")]
 Report = Annotated[Path | None, typer.Option("--report", help="Also write what the run printed as JSON here.")]
-Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar.")]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet",
+                                     help="One line of result, errors and notes: no progress, table or hint "
+                                          "(--report keeps everything).")]

@@ -6,6 +6,7 @@ that fit 80 columns: ``calibrating (percentile) ━━━━━━━━━━�
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from rich.console import Console
@@ -13,14 +14,31 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
+from rich.text import Text
 
 from occo_deploy.cli.common import err
 from occo_deploy.progress import Progress as ProgressCallback
+
+
+class _Left(ProgressColumn):
+    """``0:02:12 left`` while running, ``done`` once finished, nothing while unknown: a finished bar
+    never reads ``0:00:00 left`` beside its elapsed time."""
+
+    max_refresh = 0.5
+
+    def render(self, task: Task) -> Text:
+        if task.finished:
+            return Text("done")
+        remaining = task.time_remaining
+        if remaining is None:
+            return Text("")
+        return Text(f"{datetime.timedelta(seconds=int(remaining))} left")
 
 
 class Bars:
@@ -31,7 +49,7 @@ class Bars:
     def __init__(self, quiet: bool = False, console: Console = err) -> None:
         self._bars: Progress | None = None if quiet else Progress(
             TextColumn("{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("elapsed"), TimeRemainingColumn(), TextColumn("left {task.fields[note]}"),
+            TimeElapsedColumn(), TextColumn("elapsed"), _Left(), TextColumn("{task.fields[note]}"),
             console=console, transient=True)
         self._tasks: dict[str, TaskID] = {}
 

@@ -83,7 +83,8 @@ def psnr(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
 def _corr(x: np.ndarray, y: np.ndarray) -> float:
     x = x - np.mean(x)
     y = y - np.mean(y)
-    return float(np.sum(x * y) / np.sqrt(np.sum(x**2) * np.sum(y**2)))
+    with np.errstate(invalid="ignore", divide="ignore"):  # a flat image: NaN, shown as "-", no warning
+        return float(np.sum(x * y) / np.sqrt(np.sum(x**2) * np.sum(y**2)))
 
 
 def scd(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:

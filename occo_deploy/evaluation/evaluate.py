@@ -88,9 +88,10 @@ def parse_fused(spec: str) -> tuple[str, Path]:
     return name, Path(folder)
 
 
-def fused_image(folder: Path, dataset: str, pair: str, method: str) -> np.ndarray:
+def fused_image(folder: Path, dataset: str, pair: str, method: str) -> np.ndarray | None:
     """A method's published fused image for one pair: ``DIR/<dataset>/<pair>.*`` or ``DIR/<pair>.*``,
-    read as stored (a gray file stays gray: the VIFB convention scores gray and colour differently)."""
+    read as stored (a gray file stays gray: the VIFB convention scores gray and colour differently);
+    None when the folder has none (its cells then show ``-``)."""
     for where in (folder / dataset, folder):
         found = sorted(p for p in where.glob(f"{pair}.*") if is_image(p)) if where.is_dir() else []
         if found:
@@ -98,8 +99,7 @@ def fused_image(folder: Path, dataset: str, pair: str, method: str) -> np.ndarra
             if image.dtype != np.uint8:
                 raise InputError(f"{found[0]}: fused images must be 8-bit (got {image.dtype})")
             return image if image.ndim == 2 or image.shape[2] == 3 else image[:, :, :3]
-    raise InputError(f"--fused {method}: no image for pair {pair!r} of {dataset} (looked for "
-                     f"{folder / dataset / pair}.* and {folder / pair}.*)")
+    return None
 
 
 @dataclass
@@ -110,9 +110,18 @@ class EngineEval:
     info: dict[str, Any]
     per_pair: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def missing(self) -> list[str]:
+        """Pairs a method's folder has no image for."""
+        return [p["pair"] for p in self.per_pair if p.get("missing")]
+
     def mean(self, group: str) -> dict[str, float | None]:
+        """Means over the pairs; all None when a pair is missing (a mean over fewer pairs than the
+        other rows would not compare with them)."""
         rows = [p[group] for p in self.per_pair if p.get(group) is not None]
         out: dict[str, float | None] = {}
+        if self.missing:
+            return {key: None for key in (rows[0] if rows else {})}
         for key in (list(rows[0]) if rows else []):
             finite = [float(r[key]) for r in rows if r[key] is not None and np.isfinite(r[key])]
             out[key] = float(np.mean(finite)) if finite else None
@@ -158,6 +167,11 @@ def evaluate(datasets: list[Dataset], engines: Sequence[tuple[str, dict[str, Any
                                      "metrics": _finite(fusion_metrics(ir, vis, got, convention))})
             for row, (method, folder) in zip(rows[len(engines):], fused):
                 image = fused_image(folder, dataset.name, name, method)
+                if image is None:
+                    if d_index == 0:
+                        frames.setdefault(method, []).append(np.zeros_like(vis))
+                    row.per_pair.append({"pair": name, "fidelity": None, "metrics": None, "missing": True})
+                    continue
                 if image.shape[:2] != vis.shape[:2]:
                     raise InputError(f"--fused {method}: {name} is {image.shape[1]}x{image.shape[0]}, the pair "
                                      f"{vis.shape[1]}x{vis.shape[0]}; give fused images at the pair's size")

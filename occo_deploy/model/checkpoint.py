@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from occo_deploy.errors import CheckpointError, cli_names, first_line
+from occo_deploy.errors import CheckpointError, cli_names
 from occo_deploy.model.net import OCCO
 
 #: Where each width of ``nb_filter`` can be read: output channels of the first conv of each visible stage.
@@ -25,14 +26,17 @@ def _read(path: Path, trusted: bool) -> Any:
         # dicts and numbers, so this is the safe default.
         return torch.load(path, map_location="cpu", weights_only=not trusted)
     except Exception as exc:
-        first = first_line(exc)[:160]
-        if not trusted and isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
+        # torch's own messages run to paragraphs (a cut one ends mid-word): say it in our words, and
+        # name the objects a weights-only load refused, which is all its message adds.
+        if not trusted and isinstance(exc, pickle.UnpicklingError):
+            found = sorted(set(re.findall(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))))
+            what = f" ({', '.join(found[:_SHOW])})" if found else ""
             raise CheckpointError(
-                f"{path} holds Python objects besides weights ({first}); "
+                f"{path} holds Python objects besides weights{what}, which a weights-only load refuses; "
                 f"if you trust its source, pass {'--trust-checkpoint' if cli_names() else 'trusted=True'}"
             ) from exc
         raise CheckpointError(
-            f"cannot read {path}: not a PyTorch checkpoint, or truncated ({first}); "
+            f"cannot read {path}: not a PyTorch checkpoint, or truncated; "
             "re-download it or re-save it with torch.save"
         ) from exc
 

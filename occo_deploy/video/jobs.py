@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from occo_deploy.errors import InputError
+from occo_deploy.errors import InputError, option
 from occo_deploy.files import atomic_output, check_writable
 from occo_deploy.progress import Progress
 from occo_deploy.runtime.frames import check_same_scene
@@ -116,6 +116,9 @@ def fuse_image_pairs(fuser: Fuser, pairs: Iterable[tuple[T, Path, Path, Path]], 
                 fuser.check_pair(ir, vis)
             except InputError as exc:
                 if not keep_going:
+                    # Same error, plus the way past it: a folder job can skip bad pairs.
+                    exc.args = (f"{exc}; to skip pairs that cannot be fused and fuse the rest: "
+                                f"{option('keep_going', True)}",)
                     raise
                 failures.append((tag, str(exc)))
                 continue

@@ -119,7 +119,16 @@ def test_video_pair_writes_every_frame_and_reports_latency(workspace: Path, vide
         assert stages["infer"][key] > 0
     assert report["engine"]["backend"] == "onnxruntime" and report["engine"]["precision"] == "fp32"
     # On the FP32 export, the summary ends with the command to the fastest CPU engine.
-    assert "faster on a CPU: " in result.stdout and "occo-deploy build --backend openvino --int8" in result.stdout
+    assert "faster on this CPU: " in result.stdout and "occo-deploy build --backend openvino --int8" in result.stdout
+    assert "[onnxruntime cpu, fp32]" in result.stdout
+    # -q: the one result line; no table, no hint; the report still has everything.
+    quiet = run_cli("fuse", str(videos["ir"]), str(videos["vis"]), "-o", "q.mp4", "-q", "--report", "q.json",
+                    cwd=workspace)
+    assert quiet.returncode == 0, quiet.stderr
+    assert [line for line in quiet.stdout.splitlines() if line.strip()] == [
+        next(line for line in quiet.stdout.splitlines() if line.startswith("fused 20 frame(s)")), "report: q.json"]
+    assert quiet.stderr.strip() == ""
+    assert json.loads((workspace / "q.json").read_text())["latency"]["stages"]["infer"]["count"] == 20
     # The written frames are the fused frames (up to the video codec), not anything else.
     from occo_deploy import Fuser
 

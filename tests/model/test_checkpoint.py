@@ -64,6 +64,7 @@ def test_not_a_torch_file(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as exc:
         load_model(path)
     _assert_one_line(exc, "not a PyTorch checkpoint", str(path))
+    assert str(exc.value).endswith("re-save it with torch.save")  # nothing of torch's own message
 
 
 def test_truncated_file(tmp_path: Path) -> None:
@@ -116,6 +117,8 @@ def test_pickled_objects_need_trust(official: dict, tmp_path: Path) -> None:
         load_model(path)
     _assert_one_line(exc, "pass trusted=True")  # the Python argument; the CLI's option below
     assert "\x1b[" not in str(exc.value)  # torch's terminal bold is not passed on
+    # Our words and the refused object's name, not a cut paragraph of torch's ("... Re-running `torch.);").
+    assert "(pathlib." in str(exc.value) and "Weights only load failed" not in str(exc.value)
     with cli_context(), pytest.raises(CheckpointError) as exc:
         load_model(path)
     _assert_one_line(exc, "pass --trust-checkpoint")
