@@ -51,7 +51,9 @@ def test_frames_that_are_not_images_raise_typed_errors(exported: Path, ir: objec
 
 def test_a_bad_pair_in_a_folder_names_keep_going(workspace: Path) -> None:
     for sub in ("ir", "vi"):
-        shutil.copytree(PAIRS / "TNO" / sub, workspace / "tno" / sub)
+        (workspace / "tno" / sub).mkdir(parents=True)
+        shutil.copy(PAIRS / "TNO" / sub / "19.png", workspace / "tno" / sub / "19.png")
+    shutil.copy(PAIRS / "TNO" / "vi" / "07.png", workspace / "tno" / "vi" / "07.png")
     (workspace / "tno" / "ir" / "07.png").write_bytes(b"\x89PNG\r\n\x1a\n corrupt")
     _one_line_error(run_cli("fuse", "tno/ir", "tno/vi", cwd=workspace), "07.png", "--keep-going")
 

@@ -102,7 +102,8 @@ def test_a_failed_build_never_calibrates_twice(exported: Path, tmp_path: Path) -
     cache = tmp_path / "c" / "calib_minmax_asymmetric.json"
     log: list[str] = []
     with pytest.raises(BuildError, match="no configuration passed the quality gate") as failed:
-        build_engine(request(exported, tmp_path, calib_size=4, min_psnr=99.0, calib_cache=cache, profile=SMALL),
+        build_engine(request(exported, tmp_path, calib_size=4, val_size=2, min_psnr=99.0, calib_cache=cache,
+                             profile=SMALL),
                      log.append)
     message = str(failed.value)
     assert "minmax ranges" in message and "percentile ranges" in message and "entropy" in message
@@ -110,7 +111,8 @@ def test_a_failed_build_never_calibrates_twice(exported: Path, tmp_path: Path) -
     assert (tmp_path / "c" / "calib_percentile_asymmetric.json").is_file() and cache.is_file()
     log.clear()
     with pytest.raises(BuildError):
-        build_engine(request(exported, tmp_path, calib_size=4, min_psnr=99.0, calib_cache=cache, profile=SMALL),
+        build_engine(request(exported, tmp_path, calib_size=4, val_size=2, min_psnr=99.0, calib_cache=cache,
+                             profile=SMALL),
                      log.append)
     assert not [m for m in log if m.startswith("calibrating (")]
     assert sum("reusing cached calibration ranges" in m for m in log) == 2
@@ -120,8 +122,8 @@ def test_a_failed_build_never_calibrates_twice(exported: Path, tmp_path: Path) -
 def test_fallback_can_be_turned_off(exported: Path, tmp_path: Path) -> None:
     log: list[str] = []
     with pytest.raises(BuildError) as failed:
-        build_engine(request(exported, tmp_path, calib_size=4, min_psnr=99.0, calib_cache=tmp_path / "c" / "r.json",
-                             profile=SMALL, fallback_methods=()), log.append)
+        build_engine(request(exported, tmp_path, calib_size=4, val_size=2, min_psnr=99.0,
+                             calib_cache=tmp_path / "c" / "r.json", profile=SMALL, fallback_methods=()), log.append)
     assert "percentile" in str(failed.value)  # named as the option to try, not tried
     assert sum(m.startswith("calibrating (") for m in log) == 1
 
