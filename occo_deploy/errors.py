@@ -155,3 +155,9 @@ def first_line(exc: BaseException) -> str:
     C++ traces, and a user gets one line; terminal colour codes in it (torch bolds words) are dropped."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
     return (text.strip().splitlines() or [type(exc).__name__])[0]
+
+
+class Terminated(BaseException):
+    """SIGTERM (``docker stop``, systemd, Kubernetes, ``timeout``), raised in the main thread as Ctrl-C
+    raises ``KeyboardInterrupt`` (the CLI installs the handler): every ``with`` block unwinds, so
+    partial outputs are removed, and a live run ends as on Ctrl-C."""

@@ -55,7 +55,9 @@ def main() -> None:
     import sys
 
     from occo_deploy.cli.archive_cmd import ray_argv
+    from occo_deploy.cli.common import handle_sigterm
 
+    handle_sigterm()
     app(args=ray_argv(sys.argv[1:]), prog_name="occo-deploy")
 
 

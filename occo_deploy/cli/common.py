@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from occo_deploy.errors import InputError, OccoDeployError, cli_context
+from occo_deploy.errors import InputError, OccoDeployError, Terminated, cli_context
 from occo_deploy.files import check_writable, write_bytes_atomic
+from occo_deploy.urls import mask_credentials
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -33,6 +34,21 @@ out = Console(highlight=False, markup=False, width=_width(sys.stdout))
 err = Console(stderr=True, highlight=False, markup=False, width=_width(sys.stderr))
 
 EXIT_INTERRUPTED = 130
+#: 128 + SIGTERM, what shells and supervisors expect of a process that ended on it.
+EXIT_TERMINATED = 143
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def handle_sigterm() -> None:
+    """Turn SIGTERM into ``Terminated`` for the rest of this process (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
 #: The job ran to its end, but some items or pairs failed (each listed); exit 8.
 EXIT_SOME_FAILED = 8
 
@@ -52,11 +68,15 @@ def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
         except OccoDeployError as exc:
             if os.environ.get("OCCO_DEBUG"):
                 raise
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
+            # Once more here: no camera password reaches the terminal, whatever raised.
+            err.print(f"[bold red]error:[/] {escape(mask_credentials(str(exc)))}", markup=True, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted: partial outputs were removed", soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Terminated:
+            err.print("terminated (SIGTERM): partial outputs were removed", soft_wrap=True)
+            raise typer.Exit(EXIT_TERMINATED) from None
 
     return wrapper
 

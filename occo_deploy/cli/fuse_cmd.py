@@ -25,6 +25,7 @@ from occo_deploy.cli.options import (
 from occo_deploy.cli.progress import Bars
 from occo_deploy.errors import InputError, install_hint
 from occo_deploy.files import check_writable, write_json_atomic
+from occo_deploy.urls import mask_all, mask_credentials
 
 if TYPE_CHECKING:
     from occo_deploy.runtime.fuser import Fuser
@@ -141,7 +142,7 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
     from rich.live import Live
     from rich.text import Text
 
-    from occo_deploy.live.job import run_live
+    from occo_deploy.live.job import LiveRunError, run_live
     from occo_deploy.live.preview import PreviewServer, parse_address
     from occo_deploy.runtime.fuser import Fuser
     from occo_deploy.workspace import default_engine
@@ -159,23 +160,37 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
             if server is not None:
                 server.start()
                 err.print(f"preview: {server.url}", soft_wrap=True)
+                if server.exposed:
+                    err.print("note: the preview is reachable from other machines, with no password (camera "
+                              "passwords are masked in it); bind it to 127.0.0.1 to keep it on this one",
+                              soft_wrap=True)
             if line is not None:
                 line.start()
-            result = run_live(fuser, ir, vis, output, duration_s=duration, offset_ms=offset_ms,
-                              tolerance_ms=tolerance_ms, reconnect_timeout_s=reconnect_timeout,
-                              rtsp_transport=rtsp_transport, preview=server, force=force,
-                              on_figures=(lambda f: line.update(Text(live_line(f)), refresh=True)) if line else None)
+            try:
+                result = run_live(fuser, ir, vis, output, duration_s=duration, offset_ms=offset_ms,
+                                  tolerance_ms=tolerance_ms, reconnect_timeout_s=reconnect_timeout,
+                                  rtsp_transport=rtsp_transport, preview=server, force=force,
+                                  on_figures=(lambda f: line.update(Text(live_line(f)), refresh=True))
+                                  if line else None)
+            except LiveRunError as failed:  # the report is written however the run ends
+                if report is not None:
+                    _live_report(report, ir, vis, failed.report, force)
+                raise
     finally:
         if line is not None:
             line.stop()
         if server is not None:
             server.close()
     for notice in result.notices:
-        err.print(f"note: {notice}", soft_wrap=True)
+        err.print(f"note: {mask_credentials(notice)}", soft_wrap=True)
     _live_summary(result, output, quiet)
     if report is not None:
-        write_json_atomic(report, {"command": "fuse --live", "ir": ir, "vis": vis, **result.as_dict()}, force)
+        _live_report(report, ir, vis, result, force)
         out.print(f"report: {report}")
+
+
+def _live_report(path: Path, ir: str, vis: str, result: Any, force: bool) -> None:
+    write_json_atomic(path, mask_all({"command": "fuse --live", "ir": ir, "vis": vis, **result.as_dict()}), force)
 
 
 def _live_summary(result: Any, output: Path | None, quiet: bool) -> None:

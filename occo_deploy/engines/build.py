@@ -406,9 +406,9 @@ def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None
         if kept is None:
             raise BuildError(_none_passed(req, precision, attempts))
         cand, gate, pre = kept
-        if len(attempts) > 1:
-            failed = "; ".join(f"{a['configuration']} on {a['checked_on']}: worst {a['psnr_min']} dB"
-                               for a in attempts if not a["passed"])
+        failed = "; ".join(f"{a['configuration']} on {a['checked_on']}: worst {a['psnr_min']} dB"
+                           for a in attempts if not a["passed"])
+        if failed:
             log(f"kept {cand.label(precision)}, the first to pass; below the gate: {failed}")
         for key, value in (("mixed_precision", cand.mixed), ("calibration", cand.calibration)):
             if value:

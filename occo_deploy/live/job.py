@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from occo_deploy.errors import Terminated
 from occo_deploy.live.fusion import LiveFusion
 from occo_deploy.live.preview import PreviewServer
 from occo_deploy.live.sources import Source, SourceError
@@ -37,10 +38,13 @@ class LiveReport:
     engine: dict[str, Any] = field(default_factory=dict)
     latency: dict[str, Any] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    #: Why the run failed (a source that stayed down), None when it ended normally.
+    error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": "live", "output": str(self.output) if self.output else None,
-                "frames_written": self.frames_written, "ended_by": self.ended_by, "engine": self.engine,
+                "frames_written": self.frames_written, "ended_by": self.ended_by, "error": self.error,
+                "engine": self.engine,
                 "live": self.figures, "latency": self.latency, "notices": self.notices}
 
 
@@ -92,6 +96,8 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
                         last_shown = now
         except KeyboardInterrupt:
             live.stop("Ctrl-C")
+        except Terminated:
+            live.stop("SIGTERM")
         except SourceError as exc:
             failure = exc
         report.ended_by = live.stopped_because or "stopped"
@@ -105,5 +111,15 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
                                   f"{output}")
     # Leaving the stack closes the writer and renames the output into place: complete and playable.
     if failure is not None:
-        raise failure
+        report.error = str(failure)
+        raise LiveRunError(str(failure), report) from failure
     return report
+
+
+class LiveRunError(SourceError):
+    """The run ended on a source that stayed down, or with nothing fused; ``report`` holds what the run
+    measured until then, so a ``--report`` is written however the run ends."""
+
+    def __init__(self, message: str, report: LiveReport) -> None:
+        super().__init__(message)
+        self.report = report

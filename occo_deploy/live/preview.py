@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from occo_deploy.errors import InputError
+from occo_deploy.urls import mask_all
 
 BOUNDARY = "occoframe"
 JPEG_QUALITY = 85
@@ -92,6 +93,17 @@ class PreviewServer:
         host, port = self._server.server_address[:2]
         return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}/"
 
+    @property
+    def exposed(self) -> bool:
+        """Whether other machines can reach the page (bound to anything but a loopback address)."""
+        import ipaddress
+
+        host = str(self._server.server_address[0])
+        try:
+            return not ipaddress.ip_address(host).is_loopback
+        except ValueError:  # a host name: localhost is loopback, anything else is not
+            return host != "localhost"
+
     def start(self) -> PreviewServer:
         self._thread.start()
         return self
@@ -107,7 +119,8 @@ class PreviewServer:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever: never call it on a server not started
+            self._server.shutdown()
         self._server.server_close()
 
     def __enter__(self) -> PreviewServer:
@@ -119,7 +132,7 @@ class PreviewServer:
     # -- for the handler ------------------------------------------------------------------------
     def figures_json(self) -> bytes:
         with self._cond:
-            return json.dumps(self._figures, default=str).encode()
+            return json.dumps(mask_all(self._figures), default=str).encode()
 
     def jpeg_after(self, seen: int, timeout: float) -> tuple[int, bytes] | None:
         """The newest frame newer than ``seen`` as JPEG (encoded once, shared), or None on timeout/close."""

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from occo_deploy.errors import InputError
+from occo_deploy.urls import mask_credentials
 
 #: Seconds between reconnection attempts: doubling from the first, capped at the last.
 BACKOFF_S = (0.25, 2.0)
@@ -123,7 +124,7 @@ def describe(spec: str) -> tuple[SourceKind, Any]:
         if target is not None:
             return kind, target
     forms = [k.form for k in SOURCE_KINDS]
-    raise SourceError(f"live source {spec!r} is neither {', '.join(forms[:-1])} nor {forms[-1]}")
+    raise SourceError(f"live source {mask_credentials(spec)!r} is neither {', '.join(forms[:-1])} nor {forms[-1]}")
 
 
 class Source:
@@ -132,6 +133,8 @@ class Source:
     def __init__(self, spec: str, what: str, *, keep: int = 4, reconnect_timeout_s: float = 10.0,
                  rtsp_transport: str = "tcp") -> None:
         self.spec, self.what = spec, what
+        #: The source as messages, reports and pages show it: its password masked.
+        self.label = mask_credentials(spec)
         self._kind, self.target = describe(spec)
         #: Which of ``SOURCE_KINDS`` it is: "camera", "url", "file", ...
         self.kind = self._kind.name
@@ -147,7 +150,11 @@ class Source:
         self.fps: float | None = None  # as the stream reports it
         self.size_wh: tuple[int, int] | None = None
         self.received = 0
+        #: Times the stream came back after it had been live and went down; ``attempts`` counts the
+        #: tries to open it again (several per outage).
         self.reconnects = 0
+        self.attempts = 0
+        self._was_live = False
         self.started = time.monotonic()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -206,8 +213,8 @@ class Source:
     def figures(self) -> dict[str, Any]:
         """Counters for reports: state, frames received, reconnections, rate."""
         elapsed = max(1e-9, time.monotonic() - self.started)
-        return {"source": self.spec, "state": self.state, "error": self.error, "received": self.received,
-                "reconnects": self.reconnects, "fps_nominal": self.fps,
+        return {"source": self.label, "state": self.state, "error": self.error, "received": self.received,
+                "reconnects": self.reconnects, "reconnect_attempts": self.attempts, "fps_nominal": self.fps,
                 "fps_in": self.received / elapsed, "size_wh": list(self.size_wh) if self.size_wh else None}
 
     # -- reader thread -----------------------------------------------------------------------------
@@ -240,7 +247,9 @@ class Source:
             if cap is None:
                 last_error = "it could not be opened"
             else:
-                self.state = "live"
+                if self.state == "reconnecting" and self._was_live:
+                    self.reconnects += 1  # back after an outage: a reconnection, not an attempt
+                self.state, self._was_live = "live", True
                 down_since, backoff = None, BACKOFF_S[0]
                 last_error = self._read(cap)
                 cap.release()
@@ -249,16 +258,16 @@ class Source:
             now = time.monotonic()
             down_since = down_since or now
             if self._kind.recorded and cap is None:
-                self._fail(f"{self.what} file {self.spec} cannot be read as a video")
+                self._fail(f"{self.what} file {self.label} cannot be read as a video")
                 break
             if now - down_since > self.reconnect_timeout_s:
-                self._fail(f"{self.what} source {self.spec} down for more than {self.reconnect_timeout_s:g} s "
+                self._fail(f"{self.what} source {self.label} down for more than {self.reconnect_timeout_s:g} s "
                            f"({last_error}); check the camera or stream, or raise --reconnect-timeout")
                 break
             self.state = "reconnecting"
             self._stop.wait(backoff)
             backoff = min(BACKOFF_S[1], backoff * 2)
-            self.reconnects += 1
+            self.attempts += 1
 
     def _read(self, cap: Capture) -> str:
         """Read until the stream fails (returns why) or, for a recording, ends (state "ended")."""

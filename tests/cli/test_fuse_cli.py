@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -135,6 +139,22 @@ def test_video_pair_writes_every_frame_and_reports_latency(workspace: Path, vide
     with Fuser(workspace / "export" / "occo.onnx") as fuser:
         direct = fuser.fuse(_frames(videos["ir"])[0], _frames(videos["vis"])[0])
     assert cv2.PSNR(direct, frames[0]) > 28
+
+
+def test_sigterm_during_a_video_removes_the_partial_output(workspace: Path, videos: dict[str, Path]) -> None:
+    # What docker stop, systemd, Kubernetes and timeout send: the same clean-up as Ctrl-C, exit 143.
+    run = subprocess.Popen([sys.executable, "-m", "occo_deploy", "fuse", str(videos["ir"]), str(videos["vis"]),
+                            "-o", "out.mp4", "-q"], cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    deadline = time.monotonic() + 120
+    while not list(workspace.glob(".out.*")) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert run.poll() is None, "the job ended before it could be terminated"
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 143, stderr
+    assert stderr.strip() == "terminated (SIGTERM): partial outputs were removed"
+    assert not list(workspace.glob(".out.*")) and not (workspace / "out.mp4").exists()
 
 
 def test_slower_smaller_infrared_is_resized_reused_and_said_once(workspace: Path, videos: dict[str, Path]) -> None:
