@@ -53,6 +53,7 @@ class RunSettings:
     force: bool = False
     ir_scale: str | None = None
     max_side: int | None = None
+    align: str | None = None  # a rig file (occo-deploy align), absolute path as the engine's
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,7 +63,7 @@ class RunSettings:
         from occo_deploy.runtime.fuser import Fuser
 
         return Fuser(self.engine, provider=self.provider, threads=threads or self.threads, batch=self.batch,
-                     ir_scale=self.ir_scale, max_side=self.max_side)
+                     ir_scale=self.ir_scale, max_side=self.max_side, align=self.align)
 
 
 @dataclass

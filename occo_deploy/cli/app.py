@@ -37,11 +37,21 @@ def _root(
 
 
 def _register() -> None:
-    from occo_deploy.cli import archive_cmd, bench_cmd, build_cmd, check_cmd, eval_cmd, export_cmd, fuse_cmd
+    from occo_deploy.cli import (
+        align_cmd,
+        archive_cmd,
+        bench_cmd,
+        build_cmd,
+        check_cmd,
+        eval_cmd,
+        export_cmd,
+        fuse_cmd,
+    )
 
     app.command("export")(export_cmd.export)
     app.command("build")(build_cmd.build)
     app.command("check")(check_cmd.check)
+    app.command("align")(align_cmd.align)
     app.command("fuse")(fuse_cmd.fuse)
     app.command("archive")(archive_cmd.archive)
     app.command("bench")(bench_cmd.bench)

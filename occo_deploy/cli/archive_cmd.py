@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from occo_deploy.cli.common import EXIT_SOME_FAILED, engine_label, err, one_line_errors, out
-from occo_deploy.cli.options import Batch, Engine, Force, IrScale, MaxSide, Provider, Quiet, Report, Threads
+from occo_deploy.cli.options import Align, Batch, Engine, Force, IrScale, MaxSide, Provider, Quiet, Report, Threads
 from occo_deploy.cli.progress import Bars
 from occo_deploy.errors import InputError
 from occo_deploy.files import check_writable, write_json_atomic
@@ -51,6 +51,7 @@ def archive(
     force: Force = False,
     ir_scale: IrScale = None,
     max_side: MaxSide = None,
+    align: Align = None,
     report: Report = None,
     quiet: Quiet = False,
 ) -> None:
@@ -79,8 +80,12 @@ def archive(
     from occo_deploy.runtime.irscale import IrScale
 
     IrScale.parse(ir_scale)  # a bad value is one line here, not one failure per item
+    if align is not None:
+        from occo_deploy.registration.rig import Rig
+
+        Rig.load(align)  # a bad rig file fails here, once, not in every worker
     settings = RunSettings(str((engine or default_engine()).resolve()), provider, threads, batch, force, ir_scale,
-                           max_side)
+                           max_side, str(align.resolve()) if align else None)
     ray_options = None
     if ray is not None:
         from occo_deploy.archive.ray_runner import RayOptions

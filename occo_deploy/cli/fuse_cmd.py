@@ -9,6 +9,7 @@ import typer
 
 from occo_deploy.cli.common import EXIT_SOME_FAILED, engine_label, err, latency_table, one_line_errors, out
 from occo_deploy.cli.options import (
+    Align,
     Batch,
     CudaGraph,
     Engine,
@@ -44,6 +45,7 @@ def fuse(
     in_flight: InFlight = None,
     cuda_graph: CudaGraph = False,
     inference_precision: InferencePrecision = None,
+    align: Align = None,
     offset_ms: float = typer.Option(0.0, "--offset-ms", help="Known lag of the IR stream behind the visible one (ms)."),
     threads: Threads = None,
     report: Report = None,
@@ -86,7 +88,7 @@ def fuse(
     scale = IrScale.parse(ir_scale, ir_smooth)
     if live:
         _live(ir, vis, output=output, engine=engine, provider=provider, threads=threads, scale=scale, max_side=max_side,
-              offset_ms=offset_ms, inference_precision=inference_precision,
+              offset_ms=offset_ms, inference_precision=inference_precision, align=align,
               duration=duration, preview=preview, reconnect_timeout=reconnect_timeout, tolerance_ms=tolerance_ms,
               rtsp_transport=rtsp_transport, report=report, force=force, quiet=quiet)
         return
@@ -102,7 +104,8 @@ def fuse(
         check_writable(report, force)
     engine_path = engine or default_engine()
     with Fuser(engine_path, threads=threads, provider=provider, in_flight=in_flight, cuda_graph=cuda_graph,
-               batch=batch, ir_scale=scale, max_side=max_side, inference_precision=inference_precision) as fuser:
+               batch=batch, ir_scale=scale, max_side=max_side, inference_precision=inference_precision,
+               align=align) as fuser:
         result = _run_job(fuser, kind, Path(ir), Path(vis), output, batch=batch, force=force, quiet=quiet,
                           offset_ms=offset_ms, keep_going=keep_going)
     for notice in result.notices:
@@ -137,7 +140,7 @@ def _run_job(fuser: Fuser, kind: str, ir: Path, vis: Path, output: Path, *, batc
 def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provider: str | None, threads: int | None,
           scale: Any, max_side: int | None, offset_ms: float, duration: float | None, preview: str | None, reconnect_timeout: float,
           tolerance_ms: float | None, rtsp_transport: str, report: Path | None, force: bool, quiet: bool,
-          inference_precision: str | None) -> None:
+          inference_precision: str | None, align: Path | None) -> None:
     """``fuse --live``: the live figures on one line while it runs, the summary after."""
     from rich.live import Live
     from rich.text import Text
@@ -156,7 +159,7 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
     line = Live(Text("connecting..."), console=err, transient=True, auto_refresh=False) if not quiet else None
     try:
         with Fuser(engine or default_engine(), threads=threads, provider=provider, ir_scale=scale,
-                   max_side=max_side, inference_precision=inference_precision) as fuser:
+                   max_side=max_side, inference_precision=inference_precision, align=align) as fuser:
             if server is not None:
                 server.start()
                 err.print(f"preview: {server.url}", soft_wrap=True)

@@ -49,6 +49,10 @@ IrScale = Annotated[str | None, typer.Option(
 MaxSide = Annotated[int | None, typer.Option(
     "--max-side", min=16, help="Fuse frames whose longer side exceeds N at that size, then scale back up.")]
 
+Align = Annotated[Path | None, typer.Option(
+    "--align", metavar="RIG.json",
+    help="Register every pair with this rig (occo-deploy align): cameras that do not share a view.")]
+
 # -- outputs -------------------------------------------------------------------------------------------
 Force = Annotated[bool, typer.Option("--force", help="Replace existing outputs (never done without it).")]
 Report = Annotated[Path | None, typer.Option("--report", help="Also write what the run printed as JSON here.")]

@@ -89,7 +89,8 @@ def check_same_scene(ir_hw: tuple[int, int], vis_hw: tuple[int, int]) -> None:
     if abs(ir_aspect - vis_aspect) / vis_aspect > MAX_ASPECT_MISMATCH:
         raise ShapeError(
             f"infrared {ir_hw[1]}x{ir_hw[0]} and visible {vis_hw[1]}x{vis_hw[0]} (WxH) have aspect ratios "
-            f"{ir_aspect:.2f} and {vis_aspect:.2f}: not the same scene; crop and register the pair first"
+            f"{ir_aspect:.2f} and {vis_aspect:.2f}: the cameras do not share a view; register them once with "
+            "occo-deploy align IR VIS -o rig.json, then fuse with --align rig.json"
         )
 
 

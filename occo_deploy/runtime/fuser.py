@@ -15,6 +15,7 @@ import numpy as np
 from occo_deploy import backends
 from occo_deploy.contract import read_sidecar
 from occo_deploy.errors import EngineError, InputError, ShapeError, cli_names, option
+from occo_deploy.registration.rig import Rig
 from occo_deploy.runtime.frames import (
     check_frame_type,
     check_same_scene,
@@ -53,12 +54,14 @@ class Fuser:
                  in_flight: int | None = None, cuda_graph: bool = False, batch: int | None = None,
                  provider_options: Mapping[str, str] | None = None, ir_scale: IrScale | str | None = None,
                  max_side: int | None = None, check_memory: bool = True,
-                 inference_precision: str | None = None) -> None:
+                 inference_precision: str | None = None, align: Rig | str | Path | None = None) -> None:
         self.engine = Path(engine)
         if not self.engine.is_file():
             raise EngineError(f"engine not found: {self.engine}; {backends.missing_hint(self.engine)}")
         if max_side is not None and max_side < 16:
             raise InputError(f"{option('max_side')} must be at least 16 (got {max_side})")
+        #: The camera rig (``occo-deploy align``): every pair is registered with it before the engine.
+        self.rig = align if isinstance(align, Rig) or align is None else Rig.load(align)
         self.sidecar = read_sidecar(self.engine)
         options: dict[str, Any] = {"cuda_graph": cuda_graph}
         if in_flight is not None:
@@ -148,6 +151,10 @@ class Fuser:
         this engine's shape range), without running it: a job can then skip one bad pair alone
         instead of failing the batch it would have joined."""
         check_frame_type(ir, "infrared")
+        check_frame_type(vis, "visible")
+        if self.rig is not None:
+            self.rig.check(ir.shape[:2], vis.shape[:2])
+            ir, vis = self.rig.apply(ir, vis)
         h, w = reduced_hw(visible_bgr(vis).shape[:2], self.max_side)
         self.backend.shapes.check(1, h, w)
         gray = infrared_gray(ir)
@@ -190,6 +197,9 @@ class Fuser:
             for ir, vis in pairs:  # what cv2.imread gives for a missing file (None) fails here, typed
                 check_frame_type(ir, "infrared")
                 check_frame_type(vis, "visible")
+            if self.rig is not None:
+                with self.stats.time("align"):
+                    pairs = [self.rig.apply(ir, vis) for ir, vis in pairs]
             if not self._checked_swap:
                 self._checked_swap = True
                 if looks_swapped(pairs[0][0], pairs[0][1]):

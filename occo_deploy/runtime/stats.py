@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-STAGES = ("decode", "prepare", "h2d", "infer", "d2h", "finish", "encode", "total", "capture_to_output")
+STAGES = ("decode", "align", "prepare", "h2d", "infer", "d2h", "finish", "encode", "total", "capture_to_output")
 PERCENTILES = (50, 90, 95, 99)
 
 
