@@ -217,7 +217,8 @@ def test_video_without_frames(workspace: Path, videos: dict[str, Path]) -> None:
 
 
 def test_aspect_ratios_of_different_scenes(workspace: Path, videos: dict[str, Path]) -> None:
-    _one_line_error(run_cli("fuse", str(videos["ir_wide"]), str(videos["vis"]), cwd=workspace), "not the same scene")
+    _one_line_error(run_cli("fuse", str(videos["ir_wide"]), str(videos["vis"]), cwd=workspace),
+                    "do not share a view", "--align rig.json")
     assert not (workspace / "fused.mp4").exists()
 
 

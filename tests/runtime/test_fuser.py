@@ -74,7 +74,7 @@ def test_infrared_of_another_size_is_resized_and_recorded(exported: Path) -> Non
 @pytest.mark.parametrize(
     ("ir", "vis", "message"),
     [
-        (np.zeros((480, 200), np.uint8), np.zeros((480, 640, 3), np.uint8), "not the same scene"),
+        (np.zeros((480, 200), np.uint8), np.zeros((480, 640, 3), np.uint8), "occo-deploy align"),
         (np.zeros((15, 40), np.uint8), np.zeros((15, 40, 3), np.uint8), "too small"),
         (np.zeros((32, 32), np.int32), np.zeros((32, 32, 3), np.uint8), "takes uint8, uint16 or float"),
         (np.zeros((32, 32), np.uint8), np.zeros((32, 32, 3), np.uint16), "visible frame must be uint8"),
