@@ -215,11 +215,15 @@ def _live_summary(result: Any, output: Path | None, quiet: bool) -> None:
 
 
 def live_line(f: dict[str, Any]) -> str:
-    """The running figures in under 80 columns."""
+    """The running figures in under 80 columns; a second line per source that is not live, with why."""
     lat = f["latency_ms"]
     p = f"lat p50 {lat['p50_ms']:.0f} p99 {lat['p99_ms']:.0f} ms" if lat.get("count") else "lat -"
-    return (f"{f['elapsed_s']:5.0f}s in {f['fps_in']['visible']:4.1f}/{f['fps_in']['infrared']:4.1f} "
+    line = (f"{f['elapsed_s']:5.0f}s in {f['fps_in']['visible']:4.1f}/{f['fps_in']['infrared']:4.1f} "
             f"out {f['fps_out']:4.1f} fps drop {f['dropped']} {p}")
+    for what, source in f.get("sources", {}).items():
+        if source.get("state") not in ("live", "ended", "closed", None):
+            line += f"\n{what}: {mask_credentials(str(source.get('status', source['state'])))}"[:80]
+    return line
 
 
 def _summary(result: JobReport, quiet: bool) -> None:

@@ -9,7 +9,7 @@ ends: its duration, Ctrl-C, a source that ended or failed.
 from __future__ import annotations
 
 import contextlib
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,8 +68,24 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
         live = LiveFusion(fuser, ir, vis, offset_ms=offset_ms, tolerance_ms=tolerance_ms, duration_s=duration_s)
         report = LiveReport({}, output)
         writer: ThreadedWriter | None = None
-        fps, t0, last_shown = DEFAULT_OUTPUT_FPS, 0.0, 0.0
+        fps, t0 = DEFAULT_OUTPUT_FPS, 0.0
         failure: SourceError | None = None
+        # The figures every half second, fused frames or not: while a source is down, the line and
+        # the preview say so (and why) instead of freezing on the last frame's figures.
+        ticking = threading.Event()
+
+        def tick() -> None:
+            while not ticking.wait(FIGURES_EVERY_S):
+                figures = live.figures()
+                if on_figures is not None:
+                    on_figures(figures)
+                if preview is not None:
+                    preview.publish_figures(figures)
+
+        ticker = threading.Thread(target=tick, name="live-figures", daemon=True)
+        ticker.start()
+        stack.callback(ticker.join)
+        stack.callback(ticking.set)
         try:
             for frame in live:
                 if output is not None:
@@ -85,15 +101,8 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
                     for _ in range(max(1, due - report.frames_written)):
                         writer.write(frame.fused)
                         report.frames_written += 1
-                now = time.monotonic()
-                due_figures = on_figures is not None and now - last_shown >= FIGURES_EVERY_S
-                if preview is not None or due_figures:
-                    figures = live.figures()
-                    if preview is not None:
-                        preview.publish(frame.fused, figures)
-                    if on_figures is not None and due_figures:
-                        on_figures(figures)
-                        last_shown = now
+                if preview is not None:
+                    preview.publish(frame.fused, live.figures())
         except KeyboardInterrupt:
             live.stop("Ctrl-C")
         except Terminated:

@@ -49,7 +49,8 @@ async function refresh() {
       `in ${s.fps_in.visible.toFixed(1)} / ${s.fps_in.infrared.toFixed(1)} fps (visible / infrared)   ` +
       `out ${s.fps_out.toFixed(1)} fps\\n` +
       `fused ${s.fused}   dropped ${s.dropped}   unpaired ${s.unpaired}   ` +
-      `latency p50 ${ms(l.p50_ms)} ms  p99 ${ms(l.p99_ms)} ms`;
+      `latency p50 ${ms(l.p50_ms)} ms  p99 ${ms(l.p99_ms)} ms` +
+      Object.entries(s.sources || {}).map(([what, src]) => `\n${what}: ${src.status}`).join("");
   } catch (e) { document.getElementById("figures").textContent = "fusion stopped"; }
 }
 setInterval(refresh, 500); refresh();
@@ -114,6 +115,11 @@ class PreviewServer:
             self._frame, self._figures = frame, figures
             self._frame_id += 1
             self._cond.notify_all()
+
+    def publish_figures(self, figures: dict[str, Any]) -> None:
+        """New figures without a new frame: while a source is down the page still says so."""
+        with self._cond:
+            self._figures = figures
 
     def close(self) -> None:
         with self._cond:

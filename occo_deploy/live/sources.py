@@ -34,6 +34,9 @@ BACKOFF_S = (0.25, 2.0)
 #: How long OpenCV may wait to open a network stream, and for one frame of it (ms).
 OPEN_TIMEOUT_MS = 5000
 READ_TIMEOUT_MS = 3000
+#: How long the server of a source that did not open is asked why (``probe``): a refused connection
+#: answers at once, a dead host takes this long.
+PROBE_TIMEOUT_S = 2.0
 _URL = re.compile(r"^(rtsp|rtsps|rtmp|udp|tcp|http|https|srt|rtp)://", re.IGNORECASE)
 
 
@@ -155,6 +158,9 @@ class Source:
         self.reconnects = 0
         self.attempts = 0
         self._was_live = False
+        #: Why it is not live (refused, 401, 404, no answer, stopped...), and since when (monotonic).
+        self.cause: str | None = None
+        self.down_since: float | None = None
         self.started = time.monotonic()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -213,7 +219,8 @@ class Source:
     def figures(self) -> dict[str, Any]:
         """Counters for reports: state, frames received, reconnections, rate."""
         elapsed = max(1e-9, time.monotonic() - self.started)
-        return {"source": self.label, "state": self.state, "error": self.error, "received": self.received,
+        return {"source": self.label, "state": self.state, "status": self.status(), "cause": self.cause,
+                "error": self.error, "received": self.received,
                 "reconnects": self.reconnects, "reconnect_attempts": self.attempts, "fps_nominal": self.fps,
                 "fps_in": self.received / elapsed, "size_wh": list(self.size_wh) if self.size_wh else None}
 
@@ -239,24 +246,23 @@ class Source:
             self._cond.notify_all()
 
     def _run(self) -> None:
-        down_since: float | None = None
         backoff = BACKOFF_S[0]
-        last_error = "it could not be opened"
         while not self._stop.is_set():
             cap = self._open()
             if cap is None:
-                last_error = "it could not be opened"
+                self.cause = self._diagnose() or "it could not be opened"
             else:
                 if self.state == "reconnecting" and self._was_live:
                     self.reconnects += 1  # back after an outage: a reconnection, not an attempt
-                self.state, self._was_live = "live", True
-                down_since, backoff = None, BACKOFF_S[0]
-                last_error = self._read(cap)
+                self.state, self._was_live, self.cause = "live", True, None
+                self.down_since, backoff = None, BACKOFF_S[0]
+                self.cause = self._read(cap)
                 cap.release()
                 if self.state == "ended" or self._stop.is_set():
                     break
             now = time.monotonic()
-            down_since = down_since or now
+            self.down_since = down_since = self.down_since or now
+            last_error = self.cause
             if self._kind.recorded and cap is None:
                 self._fail(f"{self.what} file {self.label} cannot be read as a video")
                 break
@@ -269,6 +275,22 @@ class Source:
             backoff = min(BACKOFF_S[1], backoff * 2)
             self.attempts += 1
 
+    def _diagnose(self) -> str:
+        """Why a network source does not open, asked of its server (``probe``); "" elsewhere."""
+        if self._kind.name != "url":
+            return ""
+        from occo_deploy.live.probe import diagnose
+
+        return diagnose(str(self.target), timeout=PROBE_TIMEOUT_S)
+
+    def status(self) -> str:
+        """The source's state in a few words: "live", or "reconnecting (3 s, connection refused ...)"."""
+        if self.state in ("live", "ended", "closed"):
+            return self.state
+        parts = [f"{time.monotonic() - self.down_since:.0f} s"] if self.down_since is not None else []
+        parts += [self.cause] if self.cause else []
+        return f"{self.state} ({', '.join(parts)})" if parts else self.state
+
     def _read(self, cap: Capture) -> str:
         """Read until the stream fails (returns why) or, for a recording, ends (state "ended")."""
         start, first = time.monotonic(), None
@@ -279,7 +301,7 @@ class Source:
                     self.state = "ended"
                     with self._cond:
                         self._cond.notify_all()
-                return "no frame came within the read timeout, or the stream ended"
+                return f"the stream stopped (no frame within {READ_TIMEOUT_MS / 1000:g} s)"
             if self._kind.recorded:
                 # A recording plays at its own rate, as the camera that recorded it delivered it.
                 first = self.received if first is None else first
