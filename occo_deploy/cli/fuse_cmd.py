@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from occo_deploy.cli.common import EXIT_SOME_FAILED, engine_label, err, latency_table, one_line_errors, out
+from occo_deploy.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_SOME_FAILED,
+    EXIT_TERMINATED,
+    engine_label,
+    err,
+    latency_table,
+    one_line_errors,
+    out,
+)
 from occo_deploy.cli.options import (
     Align,
     Batch,
@@ -190,6 +199,9 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
     if report is not None:
         _live_report(report, ir, vis, result, force)
         out.print(f"report: {report}")
+    if output is not None and result.frames_written == 0 and result.ended_by in ("Ctrl-C", "SIGTERM"):
+        # Stopped before the first fused frame: nothing to keep; the exit says it was interrupted.
+        raise typer.Exit(EXIT_INTERRUPTED if result.ended_by == "Ctrl-C" else EXIT_TERMINATED)
 
 
 def _live_report(path: Path, ir: str, vis: str, result: Any, force: bool) -> None:

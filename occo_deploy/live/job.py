@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from occo_deploy.errors import Terminated
 from occo_deploy.live.fusion import LiveFusion
@@ -69,6 +72,7 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
         report = LiveReport({}, output)
         writer: ThreadedWriter | None = None
         fps, t0 = DEFAULT_OUTPUT_FPS, 0.0
+        last: np.ndarray | None = None  # the last fused frame written
         failure: SourceError | None = None
         # The figures every half second, fused frames or not: while a source is down, the line and
         # the preview say so (and why) instead of freezing on the last frame's figures.
@@ -96,11 +100,15 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
                         writer = stack.enter_context(ThreadedWriter(
                             tmp, fps, (w, h), output.suffix, on_encode=lambda s: fuser.stats.add("encode", s)))
                         t0 = frame.t_capture
-                    # Real time: as many output frames as frame periods passed since the first.
+                    # Real time: as many output frames as frame periods passed since the first. A gap
+                    # (slow fusion, an outage) holds the frame before it; the new one comes at its time.
                     due = round((frame.t_capture - t0) * fps) + 1
-                    for _ in range(max(1, due - report.frames_written)):
-                        writer.write(frame.fused)
+                    while last is not None and report.frames_written < due - 1:
+                        writer.write(last)
                         report.frames_written += 1
+                    writer.write(frame.fused)
+                    report.frames_written += 1
+                    last = frame.fused
                 if preview is not None:
                     preview.publish(frame.fused, live.figures())
         except KeyboardInterrupt:
@@ -109,6 +117,10 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
             live.stop("SIGTERM")
         except SourceError as exc:
             failure = exc
+        if writer is not None and last is not None:  # the last frame held to the end of the run
+            while report.frames_written < round((time.monotonic() - t0) * fps):
+                writer.write(last)
+                report.frames_written += 1
         report.ended_by = live.stopped_because or "stopped"
         report.figures = live.figures()
         report.engine = fuser.info()
@@ -116,8 +128,11 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
         report.latency = fuser.stats.summary()
         report.latency["stages"]["capture_to_output"] = report.figures["latency_ms"]
         if writer is None and output is not None and failure is None:
-            failure = SourceError(f"no pair was fused before the run ended ({report.ended_by}); nothing written to "
-                                  f"{output}")
+            if report.ended_by in ("Ctrl-C", "SIGTERM"):  # stopped early on purpose: said, not an error
+                report.notices.append(f"no pair was fused before {report.ended_by}; nothing written to {output}")
+            else:
+                failure = SourceError(f"no pair was fused before the run ended ({report.ended_by}); nothing "
+                                      f"written to {output}")
     # Leaving the stack closes the writer and renames the output into place: complete and playable.
     if failure is not None:
         report.error = str(failure)

@@ -43,6 +43,7 @@ img { display: block; max-width: 100%; background: #000; }
 async function refresh() {
   try {
     const s = await (await fetch("/stats.json", {cache: "no-store"})).json();
+    if (!s.fps_in) { document.getElementById("figures").textContent = "waiting for figures..."; return; }
     const l = s.latency_ms || {};
     const ms = v => (v === undefined ? "-" : v.toFixed(0));
     document.getElementById("figures").textContent =
@@ -205,13 +206,17 @@ def _handler(preview: PreviewServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             seen = 0
             try:
+                # Each part is followed at once by the next part's boundary and headers: a browser shows
+                # a part only once the next one has begun, so a boundary sent before each part instead
+                # kept the page one frame behind, and blank until the second frame.
+                part = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n\r\n".encode()
+                self.wfile.write(part)
                 while not preview.closed:
                     jpeg = preview.jpeg_after(seen, timeout=1.0)
                     if jpeg is None:
                         continue
                     seen, data = jpeg
-                    self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}"
-                                     "\r\n\r\n".encode() + data + b"\r\n")
+                    self.wfile.write(data + b"\r\n" + part)
                     self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError, TimeoutError):
                 return  # the viewer left; fusion never noticed

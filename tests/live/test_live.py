@@ -295,6 +295,38 @@ def test_preview_page_in_a_real_browser(workspace: Path, tmp_path: Path) -> None
     assert json.loads((workspace / "r.json").read_text())["ended_by"] == "Ctrl-C"
 
 
+def _screenshot(chromium: str, url: str, folder: Path) -> np.ndarray:
+    shot = folder / "page.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={folder / 'profile'}", "--hide-scrollbars", "--window-size=400,300",
+                    "--timeout=5000", f"--screenshot={shot}", url], capture_output=True, timeout=90, check=False)
+    page = cv2.imread(str(shot))
+    assert page is not None, "no screenshot"
+    return page
+
+
+@pytest.mark.slow
+def test_the_preview_shows_the_newest_frame_at_once(tmp_path: Path) -> None:
+    # Two fused frames published (green, then red), then a browser opens the page: it must show the
+    # red one, the newest, although no third frame follows (multipart parts show once they end).
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("needs Debian's chromium (.ci/run installs it)")
+    from occo_deploy.live.preview import PreviewServer
+
+    green = np.zeros((120, 160, 3), np.uint8)
+    green[:, :, 1] = 255
+    red = np.zeros((120, 160, 3), np.uint8)
+    red[:, :, 2] = 255
+    with PreviewServer("127.0.0.1", _free_port()) as server:
+        server.publish(green, {})
+        server.publish(red, {})
+        page = _screenshot(chromium, server.url, tmp_path)
+    shown = page[40:150, 5:155].reshape(-1, 3).mean(axis=0)  # the image, below the header (BGR)
+    assert shown[2] > 200 and shown[1] < 60, shown
+
+
 def _get_or_none(url: str) -> int | None:
     try:
         return _get(url)[0]

@@ -4,6 +4,7 @@ and never answers, an outage (issue 24)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import subprocess
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from occo_deploy import Fuser
@@ -105,7 +107,7 @@ def test_a_camera_with_a_password_fuses_and_the_password_stays_in_the_url(worksp
 
 
 @pytest.mark.slow
-def test_an_outage_is_said_while_it_lasts_and_counted_once(exported: Path) -> None:
+def test_an_outage_is_said_while_it_lasts_and_counted_once(exported: Path, tmp_path: Path) -> None:
     port = _free_port()
     url = f"rtsp://admin:hunter2@127.0.0.1:{port}/cam"
     seen: list[dict[str, Any]] = []
@@ -128,7 +130,8 @@ def test_an_outage_is_said_while_it_lasts_and_counted_once(exported: Path) -> No
         restart_at: list[float] = []
         back: list[Any] = []
         try:
-            report = run_live(fuser, url, url, duration_s=22, reconnect_timeout_s=15, on_figures=watch)
+            report = run_live(fuser, url, url, tmp_path / "out.mp4", duration_s=22, reconnect_timeout_s=15,
+                              on_figures=watch)
         finally:
             for s in ([server] if server is not None else []) + back:
                 s.__exit__(None, None, None)
@@ -137,5 +140,69 @@ def test_an_outage_is_said_while_it_lasts_and_counted_once(exported: Path) -> No
     assert all(d.startswith("reconnecting (") for d in down)
     sources = report.figures["sources"]
     assert sources["visible"]["reconnects"] == 1 and sources["infrared"]["reconnects"] == 1, sources
-    late = [f for f in seen if f["elapsed_s"] > restart_at[0] + 8] if restart_at else []
-    assert late and late[-1]["fused"] > late[0]["fused"] - 1
+    # The video covers the whole run in real time (the camera's 10 fps), the outage and the tail
+    # included: across the outage the frame before it is held, not the one after it.
+    frames = _read_all(tmp_path / "out.mp4")
+    first_fused = min(f["elapsed_s"] for f in seen if f["fused"] >= 1)  # the video starts there
+    covered = report.figures["elapsed_s"] - first_fused
+    assert len(frames) == report.frames_written and abs(len(frames) / 10 - covered) < 1.5, (len(frames), covered)
+    runs = _held_runs(frames)
+    longest = max(runs)
+    assert longest >= 25, runs  # about 4 s without frames: one frame held throughout
+    start = sum(runs[: runs.index(longest)])
+    end = start + longest
+
+    def step(a: int, b: int) -> float:
+        return float(np.abs(frames[a].astype(int) - frames[b].astype(int)).mean())
+
+    # The held frame is the one before the outage (a small step from the frame before it), and the
+    # camera's return is the big step after it, not the other way round.
+    assert step(start - 1, start) < step(end - 1, end), (step(start - 1, start), step(end - 1, end))
+
+
+def _read_all(path: Path) -> list[Any]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            cap.release()
+            return frames
+        frames.append(frame)
+
+
+def _held_runs(frames: list[Any]) -> list[int]:
+    """Lengths of runs of (nearly) identical consecutive frames."""
+    runs, count = [], 1
+    for a, b in itertools.pairwise(frames):
+        if np.abs(a.astype(int) - b.astype(int)).mean() < 1.0:
+            count += 1
+        else:
+            runs.append(count)
+            count = 1
+    return [*runs, count]
+
+
+def test_an_early_ctrl_c_is_an_interruption_not_an_error(workspace: Path) -> None:
+    # A camera that accepts and never answers, Ctrl-C before any frame: exit 130, nothing written, the
+    # report says so (it was exit 2, an error).
+    import signal
+    import sys
+
+    with socket.socket() as mute:
+        mute.bind(("127.0.0.1", 0))
+        mute.listen()
+        url = f"rtsp://127.0.0.1:{mute.getsockname()[1]}/cam"
+        run = subprocess.Popen([sys.executable, "-m", "occo_deploy", "fuse", url, url, "--live", "-o", "x.mp4",
+                                "--report", "r.json", "-q"], cwd=workspace, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        time.sleep(4.0)
+        run.send_signal(signal.SIGINT)
+        _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130, stderr
+    report = json.loads((workspace / "r.json").read_text())
+    assert report["frames_written"] == 0 and report["ended_by"] == "Ctrl-C"
+    assert any("nothing written" in n for n in report["notices"]) and not (workspace / "x.mp4").exists()
