@@ -287,8 +287,9 @@ class Source:
         """The source's state in a few words: "live", or "reconnecting (3 s, connection refused ...)"."""
         if self.state in ("live", "ended", "closed"):
             return self.state
-        parts = [f"{time.monotonic() - self.down_since:.0f} s"] if self.down_since is not None else []
-        parts += [self.cause] if self.cause else []
+        since, cause = self.down_since, self.cause  # read once: the reader thread changes them
+        parts = [f"{time.monotonic() - since:.0f} s"] if since is not None else []
+        parts += [cause] if cause else []
         return f"{self.state} ({', '.join(parts)})" if parts else self.state
 
     def _read(self, cap: Capture) -> str:
