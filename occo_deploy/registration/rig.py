@@ -110,6 +110,10 @@ class Rig:
                              "align the rig again") from exc
         if rig.region.w < 16 or rig.region.h < 16 or rig.output_size[0] < 16 or rig.output_size[1] < 16:
             raise InputError(f"{source}: the region both cameras see is under 16 pixels wide or high")
+        r, (w, h) = rig.region, rig.vis_size
+        if r.x < 0 or r.y < 0 or r.x + r.w > w or r.y + r.h > h:
+            raise InputError(f"{source}: its region ({r.x},{r.y} {r.w}x{r.h}) leaves the {w}x{h} visible frame; "
+                             "align the rig again")
         return rig
 
     @classmethod
