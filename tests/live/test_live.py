@@ -96,7 +96,7 @@ def test_cli_live_run_writes_a_playable_real_time_video(workspace: Path) -> None
     ir_port, vis_port = _free_port(), _free_port()
     with sender(ir_port, "ir"), sender(vis_port, "vis"):
         result = run_cli("fuse", f"tcp://127.0.0.1:{ir_port}", f"tcp://127.0.0.1:{vis_port}", "--live",
-                         "--duration", "5", "-o", "live.mp4", "--report", "r.json", "-q", cwd=workspace)
+                         "--duration", "5", "-o", "live.mp4", "--report", "r.json", cwd=workspace)
     assert result.returncode == 0, result.stderr
     report = json.loads((workspace / "r.json").read_text())
     live = report["live"]
