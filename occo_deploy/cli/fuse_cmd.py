@@ -164,6 +164,12 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
     for path in (output, report):
         if path is not None:
             check_writable(path, force)
+    said: set[str] = set()
+
+    def say(notice: str) -> None:
+        said.add(notice)
+        err.print(f"note: {mask_credentials(notice)}", soft_wrap=True)
+
     server = PreviewServer(*parse_address(preview)) if preview else None
     line = Live(Text("connecting..."), console=err, transient=True, auto_refresh=False) if not quiet else None
     try:
@@ -183,7 +189,8 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
                                   tolerance_ms=tolerance_ms, reconnect_timeout_s=reconnect_timeout,
                                   rtsp_transport=rtsp_transport, preview=server, force=force,
                                   on_figures=(lambda f: line.update(Text(live_line(f)), refresh=True))
-                                  if line else None)
+                                  if line else None,
+                                  on_notice=say)
             except LiveRunError as failed:  # the report is written however the run ends
                 if report is not None:
                     _live_report(report, ir, vis, failed.report, force)
@@ -194,7 +201,8 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
         if server is not None:
             server.close()
     for notice in result.notices:
-        err.print(f"note: {mask_credentials(notice)}", soft_wrap=True)
+        if notice not in said:
+            say(notice)
     _live_summary(result, output, quiet)
     if report is not None:
         _live_report(report, ir, vis, result, force)

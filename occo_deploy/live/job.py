@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from occo_deploy.errors import Terminated
-from occo_deploy.live.fusion import LiveFusion
+from occo_deploy.errors import Terminated, option
+from occo_deploy.live.fusion import LiveFrame, LiveFusion
 from occo_deploy.live.preview import PreviewServer
 from occo_deploy.live.sources import Source, SourceError
 
@@ -54,7 +54,7 @@ class LiveReport:
 def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = None, *, duration_s: float | None = None,
              offset_ms: float = 0.0, tolerance_ms: float | None = None, reconnect_timeout_s: float = 10.0,
              rtsp_transport: str = "tcp", preview: PreviewServer | None = None, force: bool = False,
-             on_figures: OnFigures | None = None) -> LiveReport:
+             on_figures: OnFigures | None = None, on_notice: Callable[[str], None] | None = None) -> LiveReport:
     """Fuse two live sources until ``duration_s``, Ctrl-C or a source's end; ``SourceError`` when one
     stays down, after the output is finalised."""
     from occo_deploy.files import atomic_output, check_writable
@@ -73,6 +73,7 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
         writer: ThreadedWriter | None = None
         fps, t0 = DEFAULT_OUTPUT_FPS, 0.0
         last: np.ndarray | None = None  # the last fused frame written
+        early: list[str] = []  # notices said while it runs (on_notice), kept for the report
         failure: SourceError | None = None
         # The figures every half second, fused frames or not: while a source is down, the line and
         # the preview say so (and why) instead of freezing on the last frame's figures.
@@ -92,6 +93,12 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
         stack.callback(ticking.set)
         try:
             for frame in live:
+                if frame.index == 0:
+                    slow = slow_notice(frame, vis.fps, fuser.max_side)
+                    if slow is not None:
+                        early.append(slow)
+                        if on_notice is not None:
+                            on_notice(slow)  # now, not only in the summary: the user decides at once
                 if output is not None:
                     if writer is None:
                         fps = vis.fps or DEFAULT_OUTPUT_FPS
@@ -124,7 +131,7 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
         report.ended_by = live.stopped_because or "stopped"
         report.figures = live.figures()
         report.engine = fuser.info()
-        report.notices = list(fuser.notices)
+        report.notices = [*early, *fuser.notices]
         report.latency = fuser.stats.summary()
         report.latency["stages"]["capture_to_output"] = report.figures["latency_ms"]
         if writer is None and output is not None and failure is None:
@@ -138,6 +145,24 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
         report.error = str(failure)
         raise LiveRunError(str(failure), report) from failure
     return report
+
+
+#: Fused frames slower than this per second are worth a word at the start of a live run.
+SLOW_FPS = 1.0
+
+
+def slow_notice(frame: LiveFrame, camera_fps: float | None, max_side: int | None) -> str | None:
+    """After the first fused frame: when fusion runs under ``SLOW_FPS`` at this frame size, how fast it
+    is against the cameras, and the two ways out (a smaller size, a faster engine)."""
+    seconds = frame.latency_ms / 1000
+    if seconds <= 1 / SLOW_FPS:
+        return None
+    h, w = frame.fused.shape[:2]
+    cameras = f" against the cameras' {camera_fps:.0f} fps" if camera_fps else ""
+    smaller = f"{option('max_side', 640)}, " if max(h, w) > 640 and not max_side else ""
+    return (f"fusing {w}x{h} frames takes {seconds:.1f} s each here ({1 / seconds:.2f} fps{cameras}): most frames "
+            f"will be dropped and a stop waits for the frame in progress; faster with {smaller}a faster engine "
+            "(occo-deploy build --backend openvino --int8), or a GPU")
 
 
 class LiveRunError(SourceError):

@@ -178,6 +178,24 @@ def test_files_play_at_their_own_rate_and_end(exported: Path, tmp_path: Path) ->
         open_source("nowhere.mp4", "visible")
 
 
+def test_a_slow_live_run_says_so_at_the_first_frame(workspace: Path) -> None:
+    # 640x480 on the FP32 export takes over a second per frame on a CPU: said once, as it starts.
+    ir = [cv2.resize(f, (640, 480)) for f in sequence_frames("ir", None)[:6]]
+    vis = [cv2.resize(f, (640, 480)) for f in sequence_frames("vi", None)[:6]]
+    make_video(workspace / "ir.mp4", ir, 3.0)
+    make_video(workspace / "vis.mp4", vis, 3.0)
+    done = run_cli("fuse", "ir.mp4", "vis.mp4", "--live", "--report", "r.json", cwd=workspace)
+    assert done.returncode == 0, done.stderr
+    said = [ln for ln in done.stderr.splitlines() if ln.startswith("note: fusing 640x480 frames takes")]
+    report = json.loads((workspace / "r.json").read_text())
+    if said:  # said once (at the first frame, not again in the summary), kept in the report
+        assert len(said) == 1 and "fps against the cameras' 3 fps" in said[0] and "openvino --int8" in said[0]
+        assert float(said[0].split("takes ")[1].split(" s")[0]) > 1.0
+        assert said[0][len("note: "):] in report["notices"]
+    else:  # only a machine that fused the first frame within a second says nothing
+        assert report["live"]["latency_ms"]["min_ms"] <= 1000
+
+
 def test_camera_passwords_never_leave_the_url(workspace: Path) -> None:
     # A camera that is not up (a closed port): the error line, the --report (written although the run
     # failed) and the preview's figures name the source with its password masked.
