@@ -73,6 +73,7 @@ class LiveFusion:
         self._stop = threading.Event()
         self.started = time.monotonic()
         self.stopped_because = ""
+        self._fuse_s = 0.0  # how long the last fuse took: a frame that cannot end by --duration is not begun
 
     def stop(self, why: str = "stopped") -> None:
         self.stopped_because = self.stopped_because or why
@@ -113,8 +114,16 @@ class LiveFusion:
                 if self.ir.state == "ended" and (ir is None or ir.t < target):
                     self.stop("the infrared input ended")
                 continue
+            if self.duration_s is not None and self._fuse_s and \
+                    time.monotonic() + self._fuse_s > self.started + self.duration_s:
+                # This frame would end past --duration (a fuse takes seconds on a slow engine): the run
+                # ends now rather than as much as a whole fuse late.
+                self.stop(f"{self.duration_s:g} s elapsed")
+                break
+            began = time.monotonic()
             fused = self.fuser.fuse(ir.image, vis.image)
             now = time.monotonic()
+            self._fuse_s = now - began
             frame = LiveFrame(self.fused, vis.index, ir.index, vis.t, now, (ir.t - target) * 1e3, fused, ir.image,
                               vis.image)
             self.fused += 1

@@ -125,7 +125,10 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
         except SourceError as exc:
             failure = exc
         if writer is not None and last is not None:  # the last frame held to the end of the run
-            while report.frames_written < round((time.monotonic() - t0) * fps):
+            end = time.monotonic()
+            if duration_s is not None and live.stopped_because.endswith("s elapsed"):
+                end = live.started + duration_s  # a run stopped short of --duration still covers it
+            while report.frames_written < round((end - t0) * fps):
                 writer.write(last)
                 report.frames_written += 1
         report.ended_by = live.stopped_because or "stopped"

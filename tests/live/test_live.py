@@ -194,6 +194,15 @@ def test_a_slow_live_run_says_so_at_the_first_frame(workspace: Path) -> None:
         assert said[0][len("note: "):] in report["notices"]
     else:  # only a machine that fused the first frame within a second says nothing
         assert report["live"]["latency_ms"]["min_ms"] <= 1000
+    # --duration is kept although a fuse takes seconds: a frame that cannot end in time is not begun,
+    # and the video still covers the whole duration (the last frame held), in real time.
+    timed = run_cli("fuse", "ir.mp4", "vis.mp4", "--live", "--duration", "2.5", "-o", "d.mp4", "--report", "d.json",
+                    "-q", cwd=workspace)
+    assert timed.returncode == 0, timed.stderr
+    figures = json.loads((workspace / "d.json").read_text())["live"]
+    assert figures["elapsed_s"] <= 2.5 + 0.3 and figures["stopped_because"] == "2.5 s elapsed", figures
+    frames = _frames(workspace / "d.mp4")
+    assert frames and abs(len(frames) - 2.5 * 3) <= 2, len(frames)  # from the first fused frame to the end
 
 
 def test_camera_passwords_never_leave_the_url(workspace: Path) -> None:
