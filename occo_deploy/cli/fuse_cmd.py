@@ -207,9 +207,21 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
     if report is not None:
         _live_report(report, ir, vis, result, force)
         out.print(f"report: {report}")
+    code = 0
     if output is not None and result.frames_written == 0 and result.ended_by in ("Ctrl-C", "SIGTERM"):
         # Stopped before the first fused frame: nothing to keep; the exit says it was interrupted.
-        raise typer.Exit(EXIT_INTERRUPTED if result.ended_by == "Ctrl-C" else EXIT_TERMINATED)
+        code = EXIT_INTERRUPTED if result.ended_by == "Ctrl-C" else EXIT_TERMINATED
+    if result.fuse_in_flight:
+        # Ctrl-C came during a fuse that may take seconds more: everything is written and renamed, so
+        # end now; tearing the interpreter down under the running inference aborts the process.
+        import os
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    if code:
+        raise typer.Exit(code)
 
 
 def _live_report(path: Path, ir: str, vis: str, result: Any, force: bool) -> None:

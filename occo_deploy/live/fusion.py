@@ -74,6 +74,8 @@ class LiveFusion:
         self.started = time.monotonic()
         self.stopped_because = ""
         self._fuse_s = 0.0  # how long the last fuse took: a frame that cannot end by --duration is not begun
+        #: A fuse left running when Ctrl-C or SIGTERM came (``_fuse``); None when none is.
+        self.abandoned: threading.Thread | None = None
 
     def stop(self, why: str = "stopped") -> None:
         self.stopped_because = self.stopped_because or why
@@ -85,6 +87,34 @@ class LiveFusion:
         rates = [f for f in (self.ir.fps, self.vis.fps) if f]
         # Half the longer frame period: every visible frame can find its nearest infrared partner.
         return 0.5 / min(rates) + 1e-3 if rates else DEFAULT_TOLERANCE_MS / 1e3
+
+    def _fuse(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        """``fuser.fuse`` on a thread of its own, waited for in short steps: Ctrl-C (or SIGTERM) reaches
+        this thread at once instead of after a fuse that may take seconds; the abandoned fuse ends
+        by itself (a daemon thread, so it never holds the process open)."""
+        result: list[np.ndarray] = []
+        failed: list[BaseException] = []
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                result.append(self.fuser.fuse(ir, vis))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+                failed.append(exc)
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=work, name="live-fuse", daemon=True)
+        worker.start()
+        try:
+            while not done.wait(0.1):
+                pass
+        except BaseException:
+            self.abandoned = worker  # still fusing: the caller must not tear the process down under it
+            raise
+        if failed:
+            raise failed[0]
+        return result[0]
 
     def __iter__(self) -> Iterator[LiveFrame]:
         last = -1
@@ -121,7 +151,7 @@ class LiveFusion:
                 self.stop(f"{self.duration_s:g} s elapsed")
                 break
             began = time.monotonic()
-            fused = self.fuser.fuse(ir.image, vis.image)
+            fused = self._fuse(ir.image, vis.image)
             now = time.monotonic()
             self._fuse_s = now - began
             frame = LiveFrame(self.fused, vis.index, ir.index, vis.t, now, (ir.t - target) * 1e3, fused, ir.image,

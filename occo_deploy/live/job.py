@@ -43,6 +43,9 @@ class LiveReport:
     notices: list[str] = field(default_factory=list)
     #: Why the run failed (a source that stayed down), None when it ended normally.
     error: str | None = None
+    #: A fuse still running on its own thread when the run was stopped (Ctrl-C, SIGTERM): everything
+    #: is written, but a process should end with ``os._exit`` rather than tear its runtime down under it.
+    fuse_in_flight: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": "live", "output": str(self.output) if self.output else None,
@@ -132,6 +135,7 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
                 writer.write(last)
                 report.frames_written += 1
         report.ended_by = live.stopped_because or "stopped"
+        report.fuse_in_flight = live.abandoned is not None and live.abandoned.is_alive()
         report.figures = live.figures()
         report.engine = fuser.info()
         report.notices = [*early, *fuser.notices]

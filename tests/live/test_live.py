@@ -205,6 +205,27 @@ def test_a_slow_live_run_says_so_at_the_first_frame(workspace: Path) -> None:
     assert frames and abs(len(frames) - 2.5 * 3) <= 2, len(frames)  # from the first fused frame to the end
 
 
+@pytest.mark.slow
+def test_ctrl_c_does_not_wait_for_a_long_fuse(workspace: Path) -> None:
+    # 1600x1200 on the FP32 export: a fuse takes many seconds on a CPU. Ctrl-C during it ends the run
+    # at once (it waited for the fuse to finish: 15 s at camera resolution on a loaded host).
+    ir = [cv2.resize(f, (1600, 1200)) for f in sequence_frames("ir", None)[:4]]
+    vis = [cv2.resize(f, (1600, 1200)) for f in sequence_frames("vi", None)[:4]]
+    make_video(workspace / "ir.mp4", ir, 2.0)
+    make_video(workspace / "vis.mp4", vis, 2.0)
+    run = subprocess.Popen([sys.executable, "-m", "occo_deploy", "fuse", "ir.mp4", "vis.mp4", "--live", "-o", "o.mp4",
+                            "--report", "r.json", "-q"], cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(6.0)  # started, and inside its first fuse
+    sent = time.monotonic()
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=120)
+    took = time.monotonic() - sent
+    assert run.returncode in (0, 130), stderr
+    assert took < 3.0, took
+    assert json.loads((workspace / "r.json").read_text())["ended_by"] == "Ctrl-C"
+
+
 def test_camera_passwords_never_leave_the_url(workspace: Path) -> None:
     # A camera that is not up (a closed port): the error line, the --report (written although the run
     # failed) and the preview's figures name the source with its password masked.
