@@ -22,7 +22,7 @@ from occo_deploy.files import sha256_file
 from occo_deploy.runtime.frames import infrared_gray, visible_bgr
 from occo_deploy.runtime.irscale import IrScale, IrScaler
 from occo_deploy.video.media import VIS_DIR_NAMES, pair_folders, read_image
-from occo_deploy.video.streams import open_capture, probe
+from occo_deploy.video.streams import probe, read_frame
 
 FRAMES_PER_VIDEO = 8  # evenly spaced frames taken from each video pair
 
@@ -128,24 +128,12 @@ def fit(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(image[top : top + hw[0], left : left + hw[1]])
 
 
-def _read_frame(path: Path, index: int, what: str) -> np.ndarray:
-    cap = open_capture(str(path))
-    try:
-        cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-        ok, frame = cap.read()
-    finally:
-        cap.release()
-    if not ok or frame is None:
-        raise InputError(f"cannot decode frame {index} of {what} video {path}")
-    return frame
-
-
 def load_pair(item: CalibItem, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(infrared gray, visible BGR) of ``item`` at ``hw``, preprocessed as the runtime does."""
     if item.frame is None:
         ir_raw, vis_raw = read_image(item.ir, "infrared"), read_image(item.vis, "visible")
     else:
-        ir_raw, vis_raw = _read_frame(item.ir, item.frame, "infrared"), _read_frame(item.vis, item.frame, "visible")
+        ir_raw, vis_raw = read_frame(item.ir, item.frame, "infrared"), read_frame(item.vis, item.frame, "visible")
     # 16-bit and float infrared: the runtime's default scaling (uint8 passes unchanged), frame by frame.
     ir, vis = IrScaler(IrScale())(infrared_gray(ir_raw)), visible_bgr(vis_raw)
     if ir.shape[:2] != vis.shape[:2]:

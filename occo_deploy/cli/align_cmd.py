@@ -26,22 +26,9 @@ def _pair(value: str | None, what: str) -> tuple[float, float] | None:
 def _frame(path: Path, what: str, index: int) -> np.ndarray:
     """An image, or frame ``index`` of a video."""
     from occo_deploy.video.media import is_video, read_image
+    from occo_deploy.video.streams import read_frame
 
-    if not is_video(path):
-        return read_image(path, what)
-    import cv2
-
-    from occo_deploy.video.streams import open_capture
-
-    cap = open_capture(str(path))
-    try:
-        cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-        ok, frame = cap.read()
-    finally:
-        cap.release()
-    if not ok or frame is None:
-        raise InputError(f"cannot read frame {index} of {what} video {path}")
-    return frame
+    return read_frame(path, index, what) if is_video(path) else read_image(path, what)
 
 
 @one_line_errors

@@ -57,6 +57,19 @@ def open_capture(source: str | int, params: list[int] | None = None) -> cv2.Vide
     return cap
 
 
+def read_frame(path: Path, index: int, what: str) -> np.ndarray:
+    """Frame ``index`` of a video file (calibration picks, ``align --frame``), or an ``InputError``."""
+    cap = open_capture(str(path))
+    try:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = cap.read()
+    finally:
+        cap.release()
+    if not ok or frame is None:
+        raise InputError(f"cannot decode frame {index} of {what} video {path}")
+    return frame
+
+
 def probe(path: Path, what: str) -> VideoInfo:
     """Open ``path`` once to read its rate and size; an ``InputError`` when it is no readable video."""
     if not path.is_file():
