@@ -40,11 +40,14 @@ from occo_deploy.runtime.cpu import cpu_class, cpu_description
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
-def _gate_advice(precision: str) -> str:
-    """What to try when an engine of ``precision`` fails its gate."""
-    method, gate = option("calib_method"), option("min_psnr")
+def _gate_advice(precision: str, untried_methods: list[str]) -> str:
+    """What to try when no engine of ``precision`` passes its gate (for INT8: the calibration methods
+    the build did not try)."""
+    gate = option("min_psnr")
+    others = " or ".join(option("calib_method", m) for m in untried_methods)
     return {
-        "int8": f"calibrate on more representative pairs, try {method}, or lower {gate}",
+        "int8": f"calibrate on more representative pairs ({'--calib' if cli_names() else 'calib_dir='}), "
+                + (f"try {others}, " if others else "") + f"or lower {gate}",
         "fp16": f"some FP16 value overflows or rounds too much; build {_precision_flag('fp32')} or "
                 f"{_precision_flag('int8')} and report it",
         "bf16": f"BF16 rounds too much for this gate; build {_precision_flag('fp32')} or {_precision_flag('int8')}, "
@@ -440,14 +443,8 @@ def _attempt(cand: _Candidate, precision: str, checked_on: str, gate: GateResult
 
 def _none_passed(req: BuildRequest, precision: str, attempts: list[dict[str, Any]]) -> str:
     tried = "; ".join(f"{a['configuration']} on {a['checked_on']}: worst {a['psnr_min']} dB" for a in attempts)
-    advice = _gate_advice(precision)
-    if precision == "int8":
-        methods = [req.calib_method, *(m for m in req.fallback_methods if m != req.calib_method)]
-        untried = [m for m in calib_ranges.METHODS if m not in methods]
-        pairs = "--calib" if cli_names() else "calib_dir="
-        others = " or ".join(option("calib_method", m) for m in untried)
-        advice = (f"calibrate on more representative pairs ({pairs}), " + (f"try {others}, " if untried else "")
-                  + f"or lower {option('min_psnr')}")
+    tried_methods = {req.calib_method, *req.fallback_methods}
+    advice = _gate_advice(precision, [m for m in calib_ranges.METHODS if m not in tried_methods])
     return f"no configuration passed the quality gate, nothing kept (tried {tried}); {advice}"
 
 
