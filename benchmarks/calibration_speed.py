@@ -12,14 +12,9 @@ a range end relative to the tensor's range: the ranges should agree within one h
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import sys
-import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -27,36 +22,7 @@ sys.path.insert(0, str(ROOT))
 from occo_deploy.calibration import data, ranges  # noqa: E402
 from occo_deploy.engines.placement import QUANTIZED_OPS  # noqa: E402
 from occo_deploy.runtime.cpu import cpu_description  # noqa: E402
-
-
-class OneFrame:
-    """ONNX Runtime's calibration reader over one pair (a frame per collect_data, as builds fed it)."""
-
-    def __init__(self, ir: np.ndarray, vis: np.ndarray) -> None:
-        self._feed: dict[str, np.ndarray] | None = {"visible": vis[None], "infrared": ir[None]}
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        feed, self._feed = self._feed, None
-        return feed
-
-
-def onnxruntime_ranges(onnx_path: Path, pairs: list, method: str, symmetric: bool) -> ranges.Ranges:
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, create_calibrator
-    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
-
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx.save(load_model_with_shape_infer(onnx_path), f"{tmp}/m.onnx")
-        calibrator = create_calibrator(f"{tmp}/m.onnx", list(QUANTIZED_OPS),
-                                       augmented_model_path=f"{tmp}/a.onnx",
-                                       calibrate_method=getattr(CalibrationMethod, method.capitalize()),
-                                       extra_options={"symmetric": symmetric})
-        with contextlib.redirect_stdout(io.StringIO()):
-            for ir, vis in pairs:  # one frame per call, as the build fed it
-                calibrator.collect_data(OneFrame(ir, vis))
-            tensors = calibrator.compute_data()
-    return {k: (float(np.asarray(t.range_value[0]).min()), float(np.asarray(t.range_value[1]).max()))
-            for k, t in tensors.data.items()}
+from tests.calibration.onnxruntime_reference import onnxruntime_ranges  # noqa: E402
 
 
 def main() -> int:
@@ -79,7 +45,7 @@ def main() -> int:
     for k, (method, symmetric) in enumerate(cases):
         timed: dict[str, float] = {}
         got: dict[str, ranges.Ranges] = {}
-        runners = {"ort": lambda m=method, s=symmetric: onnxruntime_ranges(args.onnx, pairs, m, s),
+        runners = {"ort": lambda m=method, s=symmetric: onnxruntime_ranges(args.onnx, pairs, m, s, QUANTIZED_OPS),
                    "ours": lambda m=method, s=symmetric: ranges.measure(args.onnx, pairs, m, s)}
         for name in (("ort", "ours") if k % 2 == 0 else ("ours", "ort")):
             start = time.perf_counter()

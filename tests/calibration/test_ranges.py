@@ -13,6 +13,7 @@ import pytest
 from occo_deploy.calibration import data, ranges
 from occo_deploy.calibration.histograms import HistogramSet, thresholds
 from occo_deploy.engines.placement import calibration_tensors
+from tests.calibration.onnxruntime_reference import onnxruntime_ranges
 from tests.conftest import PAIRS
 
 
@@ -85,46 +86,13 @@ def test_thresholds_come_from_onnxruntime_search() -> None:
     assert values.max() - 10 <= high < values.max() + 20  # within a bin of 2e4 / 2048
 
 
-class OneFrame:
-    """ONNX Runtime's calibration reader over one pair (a frame per collect_data, as builds fed it)."""
-
-    def __init__(self, ir: np.ndarray, vis: np.ndarray) -> None:
-        self._feed: dict[str, np.ndarray] | None = {"visible": vis[None], "infrared": ir[None]}
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        feed, self._feed = self._feed, None
-        return feed
-
-
-def _calibrate_with_onnxruntime(onnx_path: Path, pairs: list, method: str, symmetric: bool) -> ranges.Ranges:
-    import tempfile
-
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, create_calibrator
-    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
-
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx.save(load_model_with_shape_infer(onnx_path), f"{tmp}/m.onnx")
-        calibrator = create_calibrator(f"{tmp}/m.onnx", ["Conv"], augmented_model_path=f"{tmp}/a.onnx",
-                                       calibrate_method={"minmax": CalibrationMethod.MinMax,
-                                                         "percentile": CalibrationMethod.Percentile,
-                                                         "entropy": CalibrationMethod.Entropy}[method],
-                                       extra_options={"symmetric": symmetric})
-        with contextlib.redirect_stdout(io.StringIO()):
-            for ir, vis in pairs:
-                calibrator.collect_data(OneFrame(ir, vis))
-            tensors = calibrator.compute_data()
-    return {k: (float(np.asarray(t.range_value[0]).min()), float(np.asarray(t.range_value[1]).max()))
-            for k, t in tensors.data.items()}
-
-
 @pytest.mark.parametrize(("method", "symmetric"), [("minmax", False), ("minmax", True), ("percentile", False),
                                                   ("percentile", True), ("entropy", False)])
 def test_ranges_match_onnxruntime_calibrators(exported: Path, method: str, symmetric: bool) -> None:
     pairs = _real_frames(3, (64, 96))
     done: list[int] = []
     ours = ranges.measure(exported, pairs, method, symmetric, lambda count, _total: done.append(count))
-    theirs = _calibrate_with_onnxruntime(exported, pairs, method, symmetric)
+    theirs = onnxruntime_ranges(exported, pairs, method, symmetric, ops=["Conv"])
     assert done == [1, 2, 3]
     import onnx
 
