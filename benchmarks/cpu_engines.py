@@ -27,16 +27,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from cpu_fp32 import calibration_folder, load_pairs  # noqa: E402
+from cpu_fp32 import calibrated_cpu_args, calibration_folder, load_pairs  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--onnx", type=Path, default=ROOT / "export" / "occo.onnx")
-    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data" / "pairs")
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--calib-size", type=int, default=24)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    calibrated_cpu_args(parser, rounds=1)
     parser.add_argument("--skip-bf16", action="store_true")
     args = parser.parse_args()
 

@@ -42,6 +42,16 @@ def load_pairs(folder: Path, size_wh: tuple[int, int]) -> list[tuple[np.ndarray,
     return pairs
 
 
+def calibrated_cpu_args(parser: argparse.ArgumentParser, rounds: int) -> None:
+    """The options of the benchmarks that calibrate on the shared pairs and time CPU engines
+    (``cpu_engines``, ``cpu_goal``, ``cpu_placement``): one declaration, one meaning."""
+    parser.add_argument("--onnx", type=Path, default=ROOT / "export" / "occo.onnx")
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data" / "pairs")
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--calib-size", type=int, default=24)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+
+
 def calibration_folder(shared_pairs: Path, tmp: Path) -> Path:
     """A folder of TNO, RoadScene and LLVIP (links): calibration data that leaves MSRS, what the
     CPU benchmarks time and compare on, unseen."""

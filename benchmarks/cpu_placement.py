@@ -21,7 +21,6 @@ worst and median PSNR against the FP32 export on ONNX Runtime. Names the CPU.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -33,7 +32,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from cpu_fp32 import calibration_folder, load_pairs  # noqa: E402
+from cpu_fp32 import calibrated_cpu_args, calibration_folder, load_pairs  # noqa: E402
 from openvino_ab import compile_static  # noqa: E402
 
 Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -75,11 +74,7 @@ def u8_variant(trt_model: object, fp32_path: Path, ranges: dict[str, tuple[float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--onnx", type=Path, default=ROOT / "export" / "occo.onnx")
-    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data" / "pairs")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--calib-size", type=int, default=24)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    calibrated_cpu_args(parser, rounds=2)
     args = parser.parse_args()
 
     import onnx
