@@ -151,16 +151,18 @@ class Fuser:
         this engine's shape range), without running it: a job can then skip one bad pair alone
         instead of failing the batch it would have joined."""
         check_frame_type(ir, "infrared")
-        check_frame_type(vis, "visible")
-        if self.rig is not None:
+        vis_hw = visible_bgr(vis).shape[:2]
+        registered: tuple[int, int] | None = None
+        if self.rig is not None:  # both become the rig's output: its size tells, no warp needed
             self.rig.check(ir.shape[:2], vis.shape[:2])
-            ir, vis = self.rig.apply(ir, vis)
-        h, w = reduced_hw(visible_bgr(vis).shape[:2], self.max_side)
+            vis_hw = registered = (self.rig.output_size[1], self.rig.output_size[0])
+        h, w = reduced_hw(vis_hw, self.max_side)
         self.backend.shapes.check(1, h, w)
         gray = infrared_gray(ir)
         finite_mask(gray)  # a frame with no finite value fails as fusing it would
-        if gray.shape != (h, w):
-            check_same_scene(gray.shape, (h, w))
+        gray_hw = registered or gray.shape[:2]
+        if gray_hw != (h, w):
+            check_same_scene(gray_hw, (h, w))
 
     def info(self) -> dict[str, Any]:
         """Backend, provider, precision and artifact, and the infrared scaling: what a report says."""
