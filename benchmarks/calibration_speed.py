@@ -19,8 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from occo_deploy.calibration import data, ranges  # noqa: E402
-from occo_deploy.engines.placement import QUANTIZED_OPS  # noqa: E402
+from occo_deploy.calibration import data  # noqa: E402
+from occo_deploy.quantization import ranges  # noqa: E402
+from occo_deploy.quantization.placement import QUANTIZED_OPS  # noqa: E402
 from occo_deploy.runtime.cpu import cpu_description  # noqa: E402
 from tests.calibration.onnxruntime_reference import onnxruntime_ranges  # noqa: E402
 

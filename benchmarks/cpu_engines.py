@@ -40,11 +40,11 @@ def main() -> None:
     import onnxruntime as ort
 
     from occo_deploy.calibration import data as calib_data
-    from occo_deploy.calibration import ranges as calib_ranges
     from occo_deploy.engines import precision
     from occo_deploy.engines.build import BuildRequest, build_engine
     from occo_deploy.engines.gate import psnr
-    from occo_deploy.engines.profile import Profile
+    from occo_deploy.interface.profile import Profile
+    from occo_deploy.quantization import ranges as calib_ranges
 
     tmp = Path(tempfile.mkdtemp(prefix="occo-bench-"))
     calib_root = calibration_folder(args.shared, tmp)

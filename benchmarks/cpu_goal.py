@@ -109,9 +109,9 @@ def main() -> None:
     from occo_deploy import demo
     from occo_deploy.engines.build import BuildRequest, build_engine
     from occo_deploy.engines.gate import psnr
-    from occo_deploy.engines.profile import Profile
-    from occo_deploy.runtime.fuser import Fuser
-    from occo_deploy.video.jobs import fuse_video
+    from occo_deploy.fusing.fuser import Fuser
+    from occo_deploy.fusing.jobs import fuse_video
+    from occo_deploy.interface.profile import Profile
 
     tmp = Path(tempfile.mkdtemp(prefix="occo-goal-"))
     calib_root = calibration_folder(args.shared, tmp)

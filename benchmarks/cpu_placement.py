@@ -82,9 +82,9 @@ def main() -> None:
     import openvino as ov
 
     from occo_deploy.calibration import data as calib_data
-    from occo_deploy.calibration import ranges as calib_ranges
     from occo_deploy.engines import precision
     from occo_deploy.engines.gate import psnr
+    from occo_deploy.quantization import ranges as calib_ranges
     from occo_deploy.runtime.cpu import cpu_description, int8_saturates
 
     tmp = Path(tempfile.mkdtemp(prefix="occo-placement-"))

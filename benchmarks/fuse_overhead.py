@@ -27,8 +27,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from occo_deploy import demo
-    from occo_deploy.runtime.fuser import Fuser
-    from occo_deploy.video.jobs import fuse_video
+    from occo_deploy.fusing.fuser import Fuser
+    from occo_deploy.fusing.jobs import fuse_video
 
     frames = demo.clip_pairs(20)
     height, width = frames[0][1].shape[:2]

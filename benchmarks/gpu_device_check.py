@@ -292,7 +292,7 @@ def _naive(ckpt: Path, pairs: list[tuple[np.ndarray, np.ndarray]], frames: int, 
 
 
 def pipeline(ckpt: Path, frames: int) -> list[dict[str, Any]]:
-    from occo_deploy.runtime.fuser import Fuser
+    from occo_deploy.fusing.fuser import Fuser
 
     rows = []
     for label, hw in SIZES.items():
@@ -324,7 +324,7 @@ def pipeline(ckpt: Path, frames: int) -> list[dict[str, Any]]:
 
 
 def graphs(ckpt: Path, frames: int) -> dict[str, Any]:
-    from occo_deploy.runtime.fuser import Fuser
+    from occo_deploy.fusing.fuser import Fuser
 
     # 1. The raw capture path (what TensorRT plans use): replays must see each batch's new inputs.
     pairs = real_frames((96, 128), 10)
@@ -353,7 +353,7 @@ def onnxruntime_gpu(onnx: Path, fp16: Path | None, frames: int) -> list[dict[str
     import onnxruntime as ort
 
     from occo_deploy.engines.gate import psnr
-    from occo_deploy.runtime.fuser import Fuser
+    from occo_deploy.fusing.fuser import Fuser
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         say(f"skipped: onnxruntime {ort.__version__} here has no CUDA provider")
@@ -382,7 +382,7 @@ def onnxruntime_gpu(onnx: Path, fp16: Path | None, frames: int) -> list[dict[str
 
 def onnxruntime_graph(onnx: Path, frames: int) -> list[dict[str, Any]]:
     """ONNX Runtime's own CUDA graph (``enable_cuda_graph``), which ``--cuda-graph`` asks for."""
-    from occo_deploy.runtime.fuser import Fuser
+    from occo_deploy.fusing.fuser import Fuser
 
     rows = []
     pairs = real_frames(SIZES["640x480"])

@@ -54,7 +54,7 @@ def frames(hw: tuple[int, int] = (480, 640), count: int = 20) -> list[tuple[np.n
 def measure(onnx: Path, options: dict[str, str], pairs: list[tuple[np.ndarray, np.ndarray]],
             want: list[np.ndarray], batch: int, frames_n: int, graph: bool = False) -> dict[str, Any]:
     from occo_deploy.engines.gate import psnr
-    from occo_deploy.runtime.fuser import Fuser
+    from occo_deploy.fusing.fuser import Fuser
 
     fuser = Fuser(onnx, provider="cuda", in_flight=1, batch=batch, cuda_graph=graph, provider_options=options)
     try:
@@ -92,8 +92,8 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     import onnxruntime as ort
 
+    from occo_deploy.fusing.fuser import Fuser
     from occo_deploy.runtime.cuda import device_info
-    from occo_deploy.runtime.fuser import Fuser
 
     pairs = frames()
     with Fuser(args.onnx, provider="cpu") as cpu:

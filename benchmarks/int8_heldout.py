@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 from occo_deploy.engines.build import BuildRequest, build_engine  # noqa: E402
 from occo_deploy.engines.gate import psnr  # noqa: E402
-from occo_deploy.engines.profile import Profile  # noqa: E402
 from occo_deploy.evaluation.evaluate import load_pairs  # noqa: E402
+from occo_deploy.fusing.fuser import Fuser  # noqa: E402
+from occo_deploy.interface.profile import Profile  # noqa: E402
 from occo_deploy.runtime.cpu import cpu_description  # noqa: E402
-from occo_deploy.runtime.fuser import Fuser  # noqa: E402
 
 CALIB_SHARE = 0.6
 

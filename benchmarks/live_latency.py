@@ -40,7 +40,7 @@ def _port() -> int:
 
 def run(engine: Path, size: str, seconds: float) -> dict[str, Any]:
     from occo_deploy.live import LiveFusion, open_source
-    from occo_deploy.runtime.fuser import Fuser
+    from occo_deploy.fusing.fuser import Fuser
 
     ports = _port(), _port()
     senders = [subprocess.Popen([sys.executable, str(SENDER), f"tcp://127.0.0.1:{p}?listen=1", "--what", what,

@@ -32,7 +32,7 @@ import cv2
 sys.path.insert(0, sys.argv[4])
 limit = int(float(sys.argv[3]) * (1 << 30))
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-from occo_deploy.runtime.fuser import Fuser
+from occo_deploy.fusing.fuser import Fuser
 from occo_deploy.runtime.memory import current_rss
 w, h = (int(v) for v in sys.argv[2].split("x"))
 pairs = Path(sys.argv[4]).parent / "shared/data/pairs/MSRS"

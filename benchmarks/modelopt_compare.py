@@ -48,10 +48,11 @@ sys.path.insert(0, str(ROOT))
 
 from occo_deploy.backends.onnxruntime_cpu import reference_backend  # noqa: E402
 from occo_deploy.calibration import data as calib_data  # noqa: E402
-from occo_deploy.calibration import ranges as calib_ranges  # noqa: E402
-from occo_deploy.engines import placement, precision  # noqa: E402
+from occo_deploy.engines import precision  # noqa: E402
 from occo_deploy.engines.check import check_artifact  # noqa: E402
 from occo_deploy.engines.gate import psnr  # noqa: E402
+from occo_deploy.quantization import placement  # noqa: E402
+from occo_deploy.quantization import ranges as calib_ranges  # noqa: E402
 from occo_deploy.runtime.cpu import cpu_description  # noqa: E402
 
 HW = (480, 640)

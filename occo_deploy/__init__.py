@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from occo_deploy._version import __version__
 from occo_deploy.errors import (
     CheckpointError,
     EngineError,
@@ -17,21 +18,19 @@ from occo_deploy.errors import (
     ShapeError,
 )
 
-__version__ = "0.1.0"
-
 __all__ = [
     "CheckpointError", "EngineError", "ExportError", "Fuser", "InputError", "MissingDependencyError",
     "OccoDeployError", "ShapeError", "__version__",
 ]
 
 if TYPE_CHECKING:
-    from occo_deploy.runtime.fuser import Fuser
+    from occo_deploy.fusing.fuser import Fuser
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so `import occo_deploy` stays cheap (no OpenCV/ONNX Runtime until a Fuser is made).
     if name == "Fuser":
-        from occo_deploy.runtime.fuser import Fuser
+        from occo_deploy.fusing.fuser import Fuser
 
         return Fuser
     raise AttributeError(f"module 'occo_deploy' has no attribute {name!r}")

@@ -42,7 +42,7 @@ def sidecar_path(artifact: str | Path) -> Path:
 def base_sidecar(kind: str, fmt: str, precision: str, backend: str | None) -> dict[str, Any]:
     """The fields every sidecar starts with; stages add ``sha256`` (of the artifact itself, checked
     on load), ``source``, ``shapes``, ``verification``..."""
-    from occo_deploy import __version__
+    from occo_deploy._version import __version__
 
     return {
         "format_version": SIDECAR_FORMAT_VERSION,

@@ -18,7 +18,7 @@ import pytest
 
 from occo_deploy.demo import WEIGHTS
 from occo_deploy.engines.build import BuildRequest, BuildResult, build_engine
-from occo_deploy.engines.profile import Profile
+from occo_deploy.interface.profile import Profile
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OCCO_SHARED", ROOT.parent / "shared"))

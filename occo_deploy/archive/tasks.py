@@ -20,7 +20,7 @@ from occo_deploy.archive.items import Item
 from occo_deploy.errors import OccoDeployError, first_line
 
 if TYPE_CHECKING:
-    from occo_deploy.runtime.fuser import Fuser
+    from occo_deploy.fusing.fuser import Fuser
 
 
 @dataclass
@@ -60,7 +60,7 @@ class RunSettings:
 
     def fuser(self, threads: int | None = None) -> Fuser:
         """The ``Fuser`` every worker opens from these settings (``threads`` overrides theirs)."""
-        from occo_deploy.runtime.fuser import Fuser
+        from occo_deploy.fusing.fuser import Fuser
 
         return Fuser(self.engine, provider=self.provider, threads=threads or self.threads, batch=self.batch,
                      ir_scale=self.ir_scale, max_side=self.max_side, align=self.align)
@@ -124,7 +124,7 @@ def _written_earlier(item: Item) -> ItemResult:
 
 
 def _run(fuser: Fuser, task: list[Item], settings: RunSettings) -> list[ItemResult]:
-    from occo_deploy.video import jobs
+    from occo_deploy.fusing import jobs
 
     if len(task) == 1 and task[0].kind != "image":
         return [_run_single(fuser, task[0], settings)]
@@ -147,7 +147,7 @@ def _run(fuser: Fuser, task: list[Item], settings: RunSettings) -> list[ItemResu
 
 
 def _run_single(fuser: Fuser, item: Item, settings: RunSettings) -> ItemResult:
-    from occo_deploy.video import jobs
+    from occo_deploy.fusing import jobs
 
     if item.kind == "bad":
         return ItemResult.of(item, "failed", error=item.error)

@@ -17,15 +17,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from occo_deploy.backends.spec import BackendSpec
 from occo_deploy.errors import EngineError, InputError, option
+from occo_deploy.interface.spec import BackendSpec
 
 if TYPE_CHECKING:
     from occo_deploy.runtime.backend import Backend
     from occo_deploy.runtime.memory import MemoryModel
 
 __all__ = ["MODULES", "BackendSpec", "builder_for", "builders", "by_provider", "describe", "for_suffix", "get",
-           "memory_model", "missing_hint", "open_backend", "providers", "register", "resolve", "specs"]
+           "memory_model", "missing_hint", "open_backend", "providers", "reference_backend", "register",
+           "resolve", "specs"]
 
 #: The registry: one line per backend, in the order help texts list them.
 MODULES = (
@@ -145,6 +146,15 @@ def open_backend(artifact: Path, sidecar: dict[str, Any] | None, provider: str |
     """(spec, open runner) for ``artifact``: ``resolve``, then the spec's runner."""
     spec, chosen = resolve(artifact, sidecar, provider)
     return spec, spec.runner(artifact, sidecar, chosen, threads, options)
+
+
+def reference_backend(artifact: Path) -> Backend:
+    """The gates' yardstick: a runner computing what the precision ONNX ``artifact`` states, on any
+    CPU (the backend whose spec offers ``reference``)."""
+    spec = next((s for s in specs() if s.reference is not None), None)
+    if spec is None or spec.reference is None:
+        raise EngineError("no registered backend offers a reference runner (ONNX Runtime's is built in)")
+    return spec.reference(artifact)
 
 
 def builder_for(requested: str) -> tuple[BackendSpec, str]:

@@ -10,18 +10,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from occo_deploy.backends.spec import BackendSpec
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE, verify_artifact
-from occo_deploy.engines.builders import BuildOptions, EngineBuilder
 from occo_deploy.errors import BuildError, EngineError, first_line
+from occo_deploy.interface.checks import CheckInput, Finding
+from occo_deploy.interface.spec import BackendSpec, BuildOptions, EngineBuilder, library_missing
 from occo_deploy.runtime.backend import Backend
-
-if TYPE_CHECKING:
-    from occo_deploy.engines.check import CheckInput, Finding
 
 _EXECUTION_PROVIDER = "CPUExecutionProvider"
 _EXPECTED = {VISIBLE: ("tensor(uint8)", 4), INFRARED: ("tensor(uint8)", 3)}
@@ -157,9 +154,10 @@ class OnnxRuntimeBuilder(EngineBuilder):
     def notes(self, precision: str) -> list[str]:
         if precision != "fp16":
             return []
-        from occo_deploy.backends import get
+        import importlib.util
 
-        missing = get("openvino").unavailable()
+        # Its own words, not the registry's: a backend module never imports the registry that loads it.
+        missing = None if importlib.util.find_spec("openvino") else library_missing("openvino", "openvino")
         return [CPU_FP16_NOTE + (f" ({missing})" if missing else "")]
 
     def build(self, onnx_path: Path, out: Path, options: BuildOptions) -> dict[str, Any]:
@@ -186,7 +184,6 @@ def check_loads(source: CheckInput) -> Iterable[Finding]:
     """ONNX Runtime's rule is its own: a CPU session must load the graph."""
     import onnxruntime as ort
 
-    from occo_deploy.engines.check import Finding
 
     if source.path is None:
         return
@@ -218,4 +215,5 @@ SPEC = BackendSpec(
     check=check_loads,
     default_for_format=True,
     auto_rank=2,
+    reference=reference_backend,
 )

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from occo_deploy.backends.onnxruntime_cpu import open_session
-from occo_deploy.backends.spec import BackendSpec
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE
 from occo_deploy.errors import EngineError, MissingDependencyError, first_line, install_hint, option
+from occo_deploy.interface.spec import BackendSpec
 from occo_deploy.runtime.cuda_staged import CudaStagedBackend
 from occo_deploy.runtime.staging import Slot
 

@@ -24,18 +24,15 @@ import shutil
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from occo_deploy.backends.spec import BackendSpec
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE, verify_artifact
-from occo_deploy.engines.builders import BuildOptions, EngineBuilder
 from occo_deploy.errors import BuildError, EngineError, first_line, require
+from occo_deploy.interface.checks import CheckInput, Finding
+from occo_deploy.interface.spec import BackendSpec, BuildOptions, EngineBuilder
 from occo_deploy.runtime.backend import Backend
-
-if TYPE_CHECKING:
-    from occo_deploy.engines.check import CheckInput, Finding
 
 #: Compiled shapes kept; a compile costs 1-2 s, a kept one some tens of MB.
 KEPT_SHAPES = 4
@@ -223,7 +220,6 @@ class OpenVinoBuilder(EngineBuilder):
 # -- check -----------------------------------------------------------------------------------------
 def check_supported(source: CheckInput) -> Iterable[Finding]:
     """OpenVINO's rule: it reads the ONNX and its CPU plugin takes every operation (``query_model``)."""
-    from occo_deploy.engines.check import Finding
 
     if source.path is None:
         return

@@ -34,12 +34,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from occo_deploy.backends import tensorrt_rules
-from occo_deploy.backends.spec import BackendSpec
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE, base_sidecar, verify_artifact
-from occo_deploy.engines.builders import BuildOptions, EngineBuilder
-from occo_deploy.engines.profile import Profile
 from occo_deploy.errors import BuildError, EngineError, MissingDependencyError, require
 from occo_deploy.files import write_bytes_atomic
+from occo_deploy.interface.profile import Profile
+from occo_deploy.interface.spec import BackendSpec, BuildOptions, EngineBuilder
 from occo_deploy.progress import Log
 from occo_deploy.runtime.cuda_staged import CudaStagedBackend
 from occo_deploy.runtime.shapes import ShapeRange

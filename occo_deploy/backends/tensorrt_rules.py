@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from occo_deploy.engines.check import CheckInput, Finding, Graph, attr, type_name
-from occo_deploy.engines.placement import weight_axis
+from occo_deploy.interface.checks import CheckInput, Finding, Graph, attr, type_name
+from occo_deploy.quantization.placement import weight_axis
 
 if TYPE_CHECKING:
     import onnx
@@ -57,7 +57,7 @@ def check_rules(source: CheckInput) -> Iterable[Finding]:
     yield from findings
     if any(f.level == "error" for f in findings):
         return
-    from occo_deploy.engines.placement import report
+    from occo_deploy.quantization.placement import report
 
     try:
         lines = report(source.model).lines()

@@ -11,7 +11,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 import typer
 
-from occo_deploy import __version__
+from occo_deploy._version import __version__
 
 app = typer.Typer(
     name="occo-deploy",

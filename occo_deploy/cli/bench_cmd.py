@@ -33,10 +33,10 @@ def bench(
 ) -> None:
     """Time engines on real frames: warm-up, then a fixed duration; latency percentiles and throughput."""
     from occo_deploy.calibration.data import sample_pairs
-    from occo_deploy.engines.profile import Profile
     from occo_deploy.evaluation.pictures import histogram as draw_histogram
-    from occo_deploy.runtime import bench as bench_lib
-    from occo_deploy.runtime.fuser import Fuser
+    from occo_deploy.fusing import bench as bench_lib
+    from occo_deploy.fusing.fuser import Fuser
+    from occo_deploy.interface.profile import Profile
     from occo_deploy.workspace import default_engine
 
     check_outputs(force, report, histogram, "--histogram")

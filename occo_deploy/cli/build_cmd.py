@@ -39,8 +39,8 @@ def build(
 ) -> None:
     """Build an engine for this machine from the exported ONNX; every build passes a quality gate."""
     from occo_deploy.engines.build import BuildRequest, build_engine
-    from occo_deploy.engines.profile import Profile
     from occo_deploy.errors import InputError
+    from occo_deploy.interface.profile import Profile
 
     chosen = [name for name, on in (("fp32", fp32), ("fp16", fp16), ("bf16", bf16), ("int8", int8)) if on]
     if len(chosen) > 1:

@@ -61,7 +61,7 @@ def evaluate(
     from occo_deploy.evaluation.metrics import CONVENTIONS, FUSION_METRICS
     from occo_deploy.evaluation.pictures import grid as draw_grid
     from occo_deploy.evaluation.tables import format_for, render
-    from occo_deploy.runtime.fuser import Fuser
+    from occo_deploy.fusing.fuser import Fuser
     from occo_deploy.workspace import default_engine
 
     if convention not in CONVENTIONS:

@@ -38,8 +38,8 @@ from occo_deploy.files import check_writable, write_json_atomic
 from occo_deploy.urls import mask_all, mask_credentials
 
 if TYPE_CHECKING:
-    from occo_deploy.runtime.fuser import Fuser
-    from occo_deploy.video.jobs import JobReport
+    from occo_deploy.fusing.fuser import Fuser
+    from occo_deploy.fusing.jobs import JobReport
 
 
 @one_line_errors
@@ -75,8 +75,8 @@ def fuse(
 ) -> None:
     """Fuse infrared + visible pairs: two images, two folders (pairs by file name), two videos, or two live streams."""
     from occo_deploy import demo as demo_assets
-    from occo_deploy.runtime.fuser import Fuser
-    from occo_deploy.video import jobs
+    from occo_deploy.fusing import jobs
+    from occo_deploy.fusing.fuser import Fuser
     from occo_deploy.workspace import default_engine
 
     if demo:
@@ -133,7 +133,7 @@ def fuse(
 def _run_job(fuser: Fuser, kind: str, ir: Path, vis: Path, output: Path, *, batch: int, force: bool, quiet: bool,
              offset_ms: float, keep_going: bool) -> JobReport:
     """The file job for ``kind`` (image, folder or video), with a progress bar for the long ones."""
-    from occo_deploy.video import jobs
+    from occo_deploy.fusing import jobs
 
     if kind == "image":
         return jobs.fuse_image(fuser, ir, vis, output, force=force)
@@ -154,9 +154,9 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
     from rich.live import Live
     from rich.text import Text
 
+    from occo_deploy.fusing.fuser import Fuser
     from occo_deploy.live.job import LiveRunError, run_live
     from occo_deploy.live.preview import PreviewServer, parse_address
-    from occo_deploy.runtime.fuser import Fuser
     from occo_deploy.workspace import default_engine
 
     if rtsp_transport not in ("tcp", "udp"):

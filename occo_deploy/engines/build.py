@@ -24,17 +24,16 @@ from typing import Any
 import numpy as np
 
 from occo_deploy import backends
-from occo_deploy.backends.spec import BackendSpec
 from occo_deploy.calibration import data as calib_data
-from occo_deploy.calibration import ranges as calib_ranges
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE, base_sidecar, read_sidecar, sidecar_path
 from occo_deploy.engines import precision as prec
-from occo_deploy.engines.builders import BuildOptions, EngineBuilder
 from occo_deploy.engines.gate import DEFAULT_MIN_PSNR, GateResult, compare
-from occo_deploy.engines.profile import Profile
 from occo_deploy.errors import BuildError, EngineError, InputError, cli_names, option
 from occo_deploy.files import atomic_output, check_writable, sha256_file, write_json_atomic
+from occo_deploy.interface.profile import Profile
+from occo_deploy.interface.spec import BackendSpec, BuildOptions, EngineBuilder
 from occo_deploy.progress import Log, Progress, Steps, quiet
+from occo_deploy.quantization import ranges as calib_ranges
 from occo_deploy.runtime.cpu import cpu_class, cpu_description
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -361,8 +360,6 @@ def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None
     info["gate_frames"] = {"folder": str(req.calib_dir.resolve()), "seed": req.seed, "count": req.val_size,
                            "size_hw": list(hw), "large_hw": list(large_hw)}
 
-    from occo_deploy.backends.onnxruntime_cpu import reference_backend
-
     attempts: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="occo-build-") as tmp_dir, contextlib.ExitStack() as opened, \
             atomic_output(output, req.force) as tmp_out:
@@ -370,7 +367,7 @@ def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None
         if reference_path != source.fp32:
             log(f"the FP32 export {source.meta.get('source', {}).get('onnx')} is not here: checking against "
                 f"{req.onnx.name} itself (its own gate against FP32 is in its sidecar)")
-        reference = opened.enter_context(contextlib.closing(reference_backend(reference_path)))
+        reference = opened.enter_context(contextlib.closing(backends.reference_backend(reference_path)))
         kept: tuple[_Candidate, GateResult, GateResult | None] | None = None
         stated_gates: dict[Path, GateResult] = {}
         for cand in _candidates(req, plan, Path(tmp_dir), calib_items, log, steps):
@@ -382,7 +379,7 @@ def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None
                 # per ONNX: OpenVINO's BF16 and FP32 rests are one ONNX computed two ways.
                 # The graph's own rest: FP16 only where the casts are in it (TensorRT's).
                 in_graph = _Candidate(cand.path, cand.mixed, cand.method, "fp16" if cand.rest == "fp16" else "fp32")
-                with contextlib.closing(reference_backend(cand.path)) as stated:
+                with contextlib.closing(backends.reference_backend(cand.path)) as stated:
                     pre = compare(reference, stated, val_pairs, plan.min_psnr,
                                   _step(steps, f"checking the {in_graph.label(precision)} ONNX"))
                 stated_gates[cand.path] = pre

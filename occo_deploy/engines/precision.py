@@ -17,9 +17,9 @@ from typing import Any
 
 import onnx
 
-from occo_deploy.calibration.ranges import Ranges
-from occo_deploy.engines.placement import QUANTIZED_OPS, quantized_nodes, tensorrt_qdq, toposort
 from occo_deploy.errors import EngineError
+from occo_deploy.quantization.placement import QUANTIZED_OPS, quantized_nodes, tensorrt_qdq, toposort
+from occo_deploy.quantization.ranges import Ranges
 
 _FP32_CLASSES = ("ChannelLayerNorm", "AttentionContext")
 _FP32_OPS = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "Softmax", "LayerNormalization",

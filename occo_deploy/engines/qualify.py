@@ -78,9 +78,7 @@ def requalify(engine: str | Path, calib: Path | None = None, reference: Path | N
     # The same seeded split as the build's: the same held-out frames (calibration frames stay unused).
     pairs, _ = gate_pairs(folder, False, (int(hw[0]), int(hw[1])), (int(large[0]), int(large[1])), count, seed, log)
     min_psnr = float(quality.get("min_psnr") or DEFAULT_MIN_PSNR[str(sidecar.get("precision"))])
-    from occo_deploy.backends.onnxruntime_cpu import reference_backend
-
-    with contextlib.closing(reference_backend(_reference(sidecar, reference))) as ref:
+    with contextlib.closing(backends.reference_backend(_reference(sidecar, reference))) as ref:
         spec, runner = backends.open_backend(engine, sidecar, provider, None)
         with contextlib.closing(runner):
             for notice in runner.notices:

@@ -55,7 +55,7 @@ def reference_runner(reference: Path) -> tuple[FuseFn, str]:
                                 torch.from_numpy(np.ascontiguousarray(ir))[None])[0].numpy()
 
         return run, f"pytorch eager ({reference})"
-    from occo_deploy.runtime.fuser import Fuser
+    from occo_deploy.fusing.fuser import Fuser
 
     fuser = Fuser(reference)
     return fuser.fuse, f"{reference} [{fuser.info().get('backend')}, {fuser.info().get('precision')}]"

@@ -27,7 +27,7 @@ from occo_deploy.live.sources import Source, SourceError
 from occo_deploy.runtime.stats import LatencyStats, summarize
 
 if TYPE_CHECKING:
-    from occo_deploy.runtime.fuser import Fuser
+    from occo_deploy.fusing.fuser import Fuser
 
 #: Pairing tolerance when the streams report no frame rate (ms).
 DEFAULT_TOLERANCE_MS = 50.0

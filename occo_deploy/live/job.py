@@ -24,7 +24,7 @@ from occo_deploy.live.preview import PreviewServer
 from occo_deploy.live.sources import Source, SourceError
 
 if TYPE_CHECKING:
-    from occo_deploy.runtime.fuser import Fuser
+    from occo_deploy.fusing.fuser import Fuser
 
 #: Called about every half second with the live figures (the CLI's progress line).
 OnFigures = Callable[[dict[str, Any]], None]

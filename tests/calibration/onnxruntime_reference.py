@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from occo_deploy.calibration import ranges
+from occo_deploy.quantization import ranges
 
 
 class OneFrame:

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from occo_deploy.calibration import data, ranges
-from occo_deploy.calibration.histograms import HistogramSet, thresholds
-from occo_deploy.engines.placement import calibration_tensors
+from occo_deploy.calibration import data
+from occo_deploy.quantization import ranges
+from occo_deploy.quantization.histograms import HistogramSet, thresholds
+from occo_deploy.quantization.placement import calibration_tensors
 from tests.calibration.onnxruntime_reference import onnxruntime_ranges
 from tests.conftest import PAIRS
 

@@ -14,9 +14,9 @@ from occo_deploy import Fuser
 from occo_deploy.calibration import data as calib_data
 from occo_deploy.engines.build import BuildResult, build_engine
 from occo_deploy.engines.gate import psnr
-from occo_deploy.engines.profile import Profile
 from occo_deploy.errors import BuildError, InputError, OutputExistsError
 from occo_deploy.files import sha256_file
+from occo_deploy.interface.profile import Profile
 from tests.conftest import PAIRS, request
 
 

@@ -13,8 +13,8 @@ import pytest
 from occo_deploy.backends.tensorrt import DEFAULT_PROFILE
 from occo_deploy.engines.build import BuildResult, build_engine
 from occo_deploy.engines.check import check_artifact, check_model
-from occo_deploy.engines.profile import Profile
 from occo_deploy.errors import EngineError, InputError, cli_context
+from occo_deploy.interface.profile import Profile
 from tests.cli.test_fuse_cli import _one_line_error
 from tests.conftest import PAIRS, request, run_cli
 

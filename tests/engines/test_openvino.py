@@ -13,7 +13,7 @@ import pytest
 
 from occo_deploy import Fuser
 from occo_deploy.engines.build import BuildResult, build_engine
-from occo_deploy.engines.profile import Profile
+from occo_deploy.interface.profile import Profile
 from occo_deploy.errors import BuildError, InputError
 from tests.conftest import ROOT, request, run_cli, sequence_frames
 

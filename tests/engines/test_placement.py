@@ -19,11 +19,11 @@ from occo_deploy.backends.onnxruntime_cpu import OnnxRuntimeBackend, reference_b
 from occo_deploy.backends.onnxruntime_gpu import tensorrt_precision_options
 from occo_deploy.backends.tensorrt import check_plan_compatible
 from occo_deploy.contract import sidecar_path
-from occo_deploy.engines import placement
 from occo_deploy.engines.build import BuildRequest, BuildResult, build_engine, source_onnx
 from occo_deploy.engines.check import check_artifact
-from occo_deploy.engines.profile import Profile
 from occo_deploy.errors import EngineError, InputError, MissingDependencyError
+from occo_deploy.interface.profile import Profile
+from occo_deploy.quantization import placement
 from occo_deploy.workspace import default_engine
 from tests.conftest import PAIRS, request
 
@@ -90,8 +90,8 @@ def test_openvinos_int8_takes_the_same_placement_with_u8_activations(exported: P
     inputs and shortcuts only, float biases; ONNX Runtime's engines keep its quantizer's placement."""
     from occo_deploy.backends import get
     from occo_deploy.calibration.data import sample_pairs
-    from occo_deploy.calibration.ranges import measure
     from occo_deploy.engines.precision import SCHEMES, to_int8
+    from occo_deploy.quantization.ranges import measure
 
     scheme = get("openvino").make_builder().int8_scheme
     ranges = measure(exported, sample_pairs(None, (120, 160), 1), "minmax", symmetric=SCHEMES[scheme].symmetric)

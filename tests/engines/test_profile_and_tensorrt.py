@@ -14,8 +14,8 @@ from occo_deploy import Fuser, MissingDependencyError, backends
 from occo_deploy.backends.tensorrt import check_plan_compatible
 from occo_deploy.engines import precision
 from occo_deploy.engines.gate import psnr
-from occo_deploy.engines.profile import Profile
 from occo_deploy.errors import EngineError, InputError, ShapeError
+from occo_deploy.interface.profile import Profile
 from tests.conftest import PAIRS
 
 
@@ -89,7 +89,7 @@ def test_export_folds_every_weight_so_int8_quantizes_each_conv_per_channel(expor
     # Per channel means one scale per output channel, taken from the weight itself; weights
     # quantized as activations (what a computed weight got) carry one calibrated scale.
     from occo_deploy.calibration import data as calib_data
-    from occo_deploy.calibration.ranges import measure
+    from occo_deploy.quantization.ranges import measure
 
     pair = calib_data.load_pair(calib_data.discover(PAIRS / "MSRS")[0], (48, 64))
     int8 = precision.to_int8(exported, measure(exported, [pair], "minmax", False), "u8s8")
@@ -261,7 +261,7 @@ def test_tensorrt_int8_has_no_int32_dequantize_and_is_sorted(exported: Path) -> 
     """IDequantizeLayer takes INT8/FP8/INT4/FP4 only; ONNX Runtime's quantizer makes INT32 biases by
     default, and appends some Q/DQ out of topological order (TensorRT's parser needs the order)."""
     from occo_deploy.calibration import data as calib_data
-    from occo_deploy.calibration.ranges import measure
+    from occo_deploy.quantization.ranges import measure
 
     pair = calib_data.load_pair(calib_data.discover(PAIRS / "MSRS")[0], (48, 64))
     model = precision.to_int8(exported, measure(exported, [pair], "minmax", True), "s8s8")

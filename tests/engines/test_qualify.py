@@ -14,7 +14,7 @@ import pytest
 from occo_deploy import Fuser
 from occo_deploy.contract import sidecar_path
 from occo_deploy.engines.build import BuildResult, build_engine
-from occo_deploy.engines.profile import Profile
+from occo_deploy.interface.profile import Profile
 from occo_deploy.errors import BuildError, CheckFailedError, EngineError, InputError
 from occo_deploy.runtime import gated
 from occo_deploy.runtime.cpu import cpu_class

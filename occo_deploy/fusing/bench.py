@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from occo_deploy.runtime.fuser import Fuser
+from occo_deploy.fusing.fuser import Fuser
 from occo_deploy.runtime.stats import summarize
 
 #: The measurement is flagged unstable when the latency's coefficient of variation exceeds this

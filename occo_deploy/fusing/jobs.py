@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 from occo_deploy.errors import InputError, option
 from occo_deploy.files import atomic_output, check_writable
+from occo_deploy.fusing.fuser import Fuser
 from occo_deploy.progress import Progress
 from occo_deploy.runtime.frames import check_same_scene
-from occo_deploy.runtime.fuser import Fuser
 from occo_deploy.video.media import is_image, pair_folders, read_image, write_image
 from occo_deploy.video.pairing import PairingReport, pair_streams
 from occo_deploy.video.streams import ThreadedReader, ThreadedWriter, probe

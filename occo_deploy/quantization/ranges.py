@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from occo_deploy.contract import INFRARED, VISIBLE
-from occo_deploy.engines.placement import calibration_tensors
 from occo_deploy.errors import InputError
 from occo_deploy.files import write_json_atomic
 from occo_deploy.progress import Progress
+from occo_deploy.quantization.placement import calibration_tensors
 
 METHODS = ("minmax", "entropy", "percentile")
 #: 2: ranges cover every tensor a placement may quantize (``placement.calibration_tensors``): the
@@ -56,7 +56,7 @@ def _measure_histograms(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.nd
     import onnx
     import onnxruntime as ort
 
-    from occo_deploy.calibration.histograms import HistogramSet, thresholds
+    from occo_deploy.quantization.histograms import HistogramSet, thresholds
 
     model = onnx.load(str(onnx_path))
     names = calibration_tensors(model)
