@@ -39,8 +39,8 @@ def _port() -> int:
 
 
 def run(engine: Path, size: str, seconds: float) -> dict[str, Any]:
-    from occo_deploy.live import LiveFusion, open_source
     from occo_deploy.fusing.fuser import Fuser
+    from occo_deploy.live import LiveFusion, open_source
 
     ports = _port(), _port()
     senders = [subprocess.Popen([sys.executable, str(SENDER), f"tcp://127.0.0.1:{p}?listen=1", "--what", what,
@@ -52,6 +52,8 @@ def run(engine: Path, size: str, seconds: float) -> dict[str, Any]:
                 open_source(f"tcp://127.0.0.1:{ports[1]}", "visible") as vis:
             live = LiveFusion(fuser, ir, vis, duration_s=seconds)
             latencies = [(f.t_capture - live.started, f.latency_ms) for f in live]
+            # How long past --duration the run ended: a frame that cannot end in time must not be begun.
+            overrun_ms = (time.monotonic() - live.started - seconds) * 1000
             figures = live.figures()
             name = fuser.info().get("precision", "?") + " " + fuser.info().get("backend", "?")
     finally:
@@ -65,7 +67,7 @@ def run(engine: Path, size: str, seconds: float) -> dict[str, Any]:
             "out": figures["fps_out_overall"], "dropped": figures["dropped"], "unpaired": figures["unpaired"],
             "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
             "first_p50": float(np.median(thirds[0])) if thirds[0].size else float("nan"),
-            "last_p50": float(np.median(thirds[2])) if thirds[2].size else float("nan")}
+            "last_p50": float(np.median(thirds[2])) if thirds[2].size else float("nan"), "overrun": overrun_ms}
 
 
 def main() -> int:
@@ -78,12 +80,12 @@ def main() -> int:
     print(f"CPU: {cpu_description()}; two 30 fps senders on loopback; {args.seconds:g} s per run")
     rows = [run(engine, size, args.seconds) for engine in engines for size in args.sizes.split(",")]
     print("\n| engine | size | in fps (vis / ir) | out fps | dropped | unpaired | latency p50 / p99 ms | "
-          "p50 first / last third ms |")
-    print("|---|---|---|---|---|---|---|---|")
+          "p50 first / last third ms | past duration ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['engine']} | {r['size']} | {r['in_vis']:.1f} / {r['in_ir']:.1f} | {r['out']:.2f} | "
               f"{r['dropped']} | {r['unpaired']} | {r['p50']:.0f} / {r['p99']:.0f} | "
-              f"{r['first_p50']:.0f} / {r['last_p50']:.0f} |")
+              f"{r['first_p50']:.0f} / {r['last_p50']:.0f} | {r['overrun']:.0f} |")
     return 0
 
 

@@ -178,8 +178,25 @@ def test_files_play_at_their_own_rate_and_end(exported: Path, tmp_path: Path) ->
         open_source("nowhere.mp4", "visible")
 
 
+def test_the_slow_notice_names_the_speed_and_the_ways_out() -> None:
+    # Decided on the first frame's own figures, so both branches run on any machine.
+    from occo_deploy.live.fusion import LiveFrame
+    from occo_deploy.live.job import slow_notice
+
+    def first(seconds: float, side: int) -> LiveFrame:
+        image = np.zeros((side * 3 // 4, side, 3), np.uint8)
+        return LiveFrame(0, 0, 0, 100.0, 100.0 + seconds, 0.0, image, image[..., 0], image)
+
+    said = slow_notice(first(2.5, 1280), 10.0, None)
+    assert said is not None and "takes 2.5 s each" in said and "0.40 fps against the cameras' 10 fps" in said
+    assert "max_side=640" in said and "openvino --int8" in said  # from Python, the option as Python spells it
+    assert "max_side" not in (slow_notice(first(2.5, 640), 10.0, None) or "")  # already small: a faster engine
+    assert slow_notice(first(0.5, 1280), 10.0, None) is None  # two frames a second: nothing to say
+
+
 def test_a_slow_live_run_says_so_at_the_first_frame(workspace: Path) -> None:
-    # 640x480 on the FP32 export takes over a second per frame on a CPU: said once, as it starts.
+    # 640x480 on the FP32 export: over a second per frame on a 2-core Zen 3, less on faster CPUs. Whatever
+    # this machine's speed, a notice is said at most once, as it starts, and kept in the report.
     ir = [cv2.resize(f, (640, 480)) for f in sequence_frames("ir", None)[:6]]
     vis = [cv2.resize(f, (640, 480)) for f in sequence_frames("vi", None)[:6]]
     make_video(workspace / "ir.mp4", ir, 3.0)
@@ -188,19 +205,18 @@ def test_a_slow_live_run_says_so_at_the_first_frame(workspace: Path) -> None:
     assert done.returncode == 0, done.stderr
     said = [ln for ln in done.stderr.splitlines() if ln.startswith("note: fusing 640x480 frames takes")]
     report = json.loads((workspace / "r.json").read_text())
-    if said:  # said once (at the first frame, not again in the summary), kept in the report
-        assert len(said) == 1 and "fps against the cameras' 3 fps" in said[0] and "openvino --int8" in said[0]
-        assert float(said[0].split("takes ")[1].split(" s")[0]) > 1.0
-        assert said[0][len("note: "):] in report["notices"]
-    else:  # only a machine that fused the first frame within a second says nothing
-        assert report["live"]["latency_ms"]["min_ms"] <= 1000
-    # --duration is kept although a fuse takes seconds: a frame that cannot end in time is not begun,
-    # and the video still covers the whole duration (the last frame held), in real time.
+    assert len(said) <= 1  # at the first frame, not again in the summary
+    for line in said:  # said only when that frame took over a second, and kept in the report
+        assert float(line.split("takes ")[1].split(" s")[0]) >= 1.0  # said to 0.1 s: 1.04 reads 1.0
+        assert line[len("note: "):] in report["notices"] and "fps against the cameras' 3 fps" in line
+    # --duration is kept although a fuse takes long: the run stops on it (a frame that cannot end in time
+    # is not begun), and the video covers the whole duration in real time (the last frame held). How
+    # soon after the duration it stops is a wall-clock figure: benchmarks/live_latency.py prints it.
     timed = run_cli("fuse", "ir.mp4", "vis.mp4", "--live", "--duration", "2.5", "-o", "d.mp4", "--report", "d.json",
                     "-q", cwd=workspace)
     assert timed.returncode == 0, timed.stderr
     figures = json.loads((workspace / "d.json").read_text())["live"]
-    assert figures["elapsed_s"] <= 2.5 + 0.3 and figures["stopped_because"] == "2.5 s elapsed", figures
+    assert figures["stopped_because"] == "2.5 s elapsed", figures
     frames = _frames(workspace / "d.mp4")
     assert frames and abs(len(frames) - 2.5 * 3) <= 2, len(frames)  # from the first fused frame to the end
 
