@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from occo_deploy.runtime.memory import MemoryModel
 
 __all__ = ["MODULES", "BackendSpec", "builder_for", "builders", "by_provider", "describe", "for_suffix", "get",
-           "memory_model", "missing_hint", "open_backend", "providers", "reference_backend", "register",
-           "resolve", "specs"]
+           "memory_model", "missing_hint", "open_backend", "option_takers", "providers", "reference_backend",
+           "refuse_options", "register", "resolve", "specs"]
 
 #: The registry: one line per backend, in the order help texts list them.
 MODULES = (
@@ -143,9 +143,36 @@ def resolve(artifact: Path, sidecar: Mapping[str, Any] | None, provider: str | N
 
 def open_backend(artifact: Path, sidecar: dict[str, Any] | None, provider: str | None, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> tuple[BackendSpec, Backend]:
-    """(spec, open runner) for ``artifact``: ``resolve``, then the spec's runner."""
+    """(spec, open runner) for ``artifact``: ``resolve``, then the spec's runner; an option that
+    runner does not take is refused first, naming the backends that do."""
     spec, chosen = resolve(artifact, sidecar, provider)
+    refuse_options(spec, {"threads": threads, **(options or {})}, "run", artifact.name)
     return spec, spec.runner(artifact, sidecar, chosen, threads, options)
+
+
+def refuse_options(spec: BackendSpec, given: Mapping[str, Any], stage: Literal["run", "build"],
+                   artifact: str | None = None) -> None:
+    """An ``InputError`` for the first option given (not None or False) that ``spec``'s runner (stage
+    "run") or builder ("build") does not declare, naming the backends that take it: an option is
+    honoured or refused, never dropped."""
+    for name, value in given.items():
+        declared = spec.run_options if stage == "run" else spec.build_options
+        if value is None or value is False or name in declared:
+            continue
+        takers = option_takers(name, stage)
+        what = next(((s.run_options if stage == "run" else s.build_options)[name] for s in takers), "")
+        kind = "engines" if stage == "run" else "builds"
+        only = f"only {', '.join(s.name for s in takers)} {kind} take it ({what})" if takers else "no backend takes it"
+        if stage == "run":
+            raise InputError(f"{option(name)} does not apply: {artifact or 'this engine'} runs on {spec.name}, and "
+                             f"{only}; drop it")
+        build_with = f", or build with {option('backend', takers[0].name)}" if takers else ""
+        raise InputError(f"{option(name)} does not apply to a {spec.name} build: {only}; drop it{build_with}")
+
+
+def option_takers(name: str, stage: Literal["run", "build"]) -> list[BackendSpec]:
+    """The backends whose runner (or builder) declares option ``name``: help texts group options by them."""
+    return [s for s in specs() if name in (s.run_options if stage == "run" else s.build_options)]
 
 
 def reference_backend(artifact: Path) -> Backend:

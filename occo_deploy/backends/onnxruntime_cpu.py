@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -85,6 +85,8 @@ def reference_backend(artifact: Path) -> OnnxRuntimeBackend:
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
+    run_options: ClassVar[Mapping[str, str]] = {"threads": "CPU threads for inference",
+                   "emulate_qdq": "run Q/DQ as the float arithmetic the graph states (the gates' yardstick)"}
     concurrent_runs = 2  # InferenceSession.run is thread-safe: two threads' batches overlap
 
     def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -82,6 +82,8 @@ def check_active(ep: str, active: list[str], artifact: Path) -> None:
 
 class OnnxRuntimeGpuBackend(CudaStagedBackend):
     name = "onnxruntime-gpu"
+    run_options: ClassVar[Mapping[str, str]] = {**CudaStagedBackend.run_options, "threads": "CPU threads for inference",
+                   "provider_options": "ONNX Runtime CUDA provider options (prefer_nhwc, ...)"}
     stream_per_slot = False  # a session computes on one stream, ours
     # run_with_iobinding blocks until the GPU is done, so a second batch in flight only queues: on an
     # H100 it gave 0.98-1.03x the throughput at twice the latency.

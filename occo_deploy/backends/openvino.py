@@ -24,7 +24,7 @@ import shutil
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -71,6 +71,12 @@ def cpu_has_bf16(core: Any) -> bool:
 
 class OpenVinoBackend(Backend):
     name = "openvino"
+    run_options: ClassVar[Mapping[str, str]] = {
+        "threads": "CPU threads for inference",
+        "inference_precision": "compute what is not INT8 in this precision (f32 or bf16) instead of the one the "
+                               "engine's gate measured (said when it runs)",
+        "openvino_cache": "where compiled models are cached [default: .openvino_cache/ beside the engine]",
+    }
 
     def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from occo_deploy.backends import tensorrt_rules
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE, base_sidecar, verify_artifact
@@ -187,6 +187,9 @@ DEFAULT_PROFILE = Profile(min=(1, 256, 256), opt=(1, 480, 640), max=(4, 1088, 19
 class TensorRTBuilder(EngineBuilder):
     """A strongly typed plan from the precision ONNX (see the module's docstring)."""
 
+    build_options: ClassVar[Mapping[str, str]] = {"workspace": "the workspace limit (GiB)",
+                                                  "timing_cache": "a timing cache to load and save"}
+
     suffix = ".plan"
     int8_scheme = "s8s8"  # TensorRT takes symmetric INT8 Q/DQ only
     fixed_shapes = True
@@ -249,32 +252,34 @@ class TensorRTBuilder(EngineBuilder):
             raise BuildError(f"TensorRT {trt.__version__} cannot parse {onnx_path.name} ({count} error(s)); "
                              f"first: {first[:200]}")
         config = builder.create_builder_config()
+        workspace_gib: float | None = options.backend_options.get("workspace")
+        timing_cache: Path | None = options.backend_options.get("timing_cache")
         tf32 = options.precision != "fp32"  # on by default; an FP32 plan computes in FP32
         if not tf32:
             config.clear_flag(trt.BuilderFlag.TF32)
-        if options.workspace_gib:
-            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.workspace_gib * (1 << 30)))
+        if workspace_gib:
+            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
         p = options.profile
         profile = builder.create_optimization_profile()
         profile.set_shape(VISIBLE, (*p.min, 3), (*p.opt, 3), (*p.max, 3))
         profile.set_shape(INFRARED, p.min, p.opt, p.max)
         config.add_optimization_profile(profile)
-        cache_state = _attach_timing_cache(config, options.timing_cache, options.log)
+        cache_state = _attach_timing_cache(config, timing_cache, options.log)
         plan = builder.build_serialized_network(network, config)
         if plan is None:
             raise BuildError("TensorRT could not build the engine (its messages above say why)")
         out.write_bytes(memoryview(plan))
-        if options.timing_cache is not None:
+        if timing_cache is not None:
             cache = config.get_timing_cache()
             if cache is None:
-                options.log(f"timing cache not saved: TensorRT returned none to write to {options.timing_cache}")
+                options.log(f"timing cache not saved: TensorRT returned none to write to {timing_cache}")
             else:
-                write_bytes_atomic(options.timing_cache, bytes(memoryview(cache.serialize())), force=True)
+                write_bytes_atomic(timing_cache, bytes(memoryview(cache.serialize())), force=True)
         return {
             "tensorrt": {"version": trt.__version__, "gpu": device, "typing": "strong",
                          "tf32": tf32,
-                         "workspace_gib": options.workspace_gib,
-                         "timing_cache": str(options.timing_cache) if options.timing_cache else None,
+                         "workspace_gib": workspace_gib,
+                         "timing_cache": str(timing_cache) if timing_cache else None,
                          "timing_cache_state": cache_state},
         }
 

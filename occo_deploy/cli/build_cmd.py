@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from occo_deploy.cli.common import human_bytes, one_line_errors, out
-from occo_deploy.cli.options import Backend, Force
+from occo_deploy.cli.options import Backend, Force, TimingCache, Workspace
 from occo_deploy.cli.progress import Bars
 from occo_deploy.workspace import CALIBRATION_DIR, DEFAULT_ONNX
 
@@ -30,8 +30,8 @@ def build(
     min_shape: str | None = typer.Option(None, "--min", help="Profile minimum NxHxW."),
     opt_shape: str | None = typer.Option(None, "--opt", help="Profile optimum NxHxW (calibration size)."),
     max_shape: str | None = typer.Option(None, "--max", help="Profile maximum NxHxW."),
-    workspace: float | None = typer.Option(None, "--workspace", min=0.0625, help="TensorRT workspace limit (GiB)."),
-    timing_cache: Path | None = typer.Option(None, "--timing-cache", help="TensorRT timing cache to load and save."),
+    workspace: Workspace = None,
+    timing_cache: TimingCache = None,
     output: Path | None = typer.Option(None, "-o", "--output", help="Engine path [default: engines/occo_<precision>_<backend>...]."),
     force: Force = False,
     min_psnr: float | None = typer.Option(None, "--min-psnr", help="Quality gate in dB vs FP32 [default: 40 FP16/FP32, 35 INT8]."),
@@ -48,8 +48,8 @@ def build(
     request = BuildRequest(onnx=onnx, precision=chosen[0] if chosen else None, backend=backend,
                            profile=Profile.from_options(shape, min_shape, opt_shape, max_shape), output=output,
                            force=force, calib_dir=calib, calib_method=calib_method, calib_size=calib_size,
-                           calib_cache=calib_cache, seed=seed, min_psnr=min_psnr, workspace_gib=workspace,
-                           timing_cache=timing_cache, onnx_only=onnx_only,
+                           calib_cache=calib_cache, seed=seed, min_psnr=min_psnr, onnx_only=onnx_only,
+                           backend_options={"workspace": workspace, "timing_cache": timing_cache},
                            fallback_methods=BuildRequest.fallback_methods if calib_fallback else ())
     # Calibration and the gates take minutes on a CPU: a bar each (drawn on terminals only).
     with Bars(console=out) as bars:

@@ -8,7 +8,7 @@ lists backends or providers is read from the backend registry, so a new backend 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -18,6 +18,16 @@ from occo_deploy import backends
 def _providers_help() -> str:
     listed = "; ".join(f"{name} ({what})" for name, what in backends.providers().items())
     return f"Where the engine runs: {listed} [default: what the engine was built for, else cpu]."
+
+
+def _declared(name: str, stage: Literal["run", "build"]) -> dict[str, Any]:
+    """Help and panel of an option only some backends take, as their modules declare it: the panel
+    names them (``--help`` groups such options by backend, as Polygraphy's argument groups do)."""
+    takers = backends.option_takers(name, stage)
+    what = (takers[0].run_options if stage == "run" else takers[0].build_options)[name]
+    panel = " and ".join(dict.fromkeys(s.title for s in takers)) + (" engines" if stage == "run" else " builds")
+    # The help is plain text (rich_markup_mode=None), where panels do not show: the help names them too.
+    return {"help": f"{panel} only: {what}.", "rich_help_panel": panel}
 
 
 def _backends_help() -> str:
@@ -35,11 +45,12 @@ Batch = Annotated[int, typer.Option("--batch", min=1, help="Frames (image pairs)
 InFlight = Annotated[int | None, typer.Option(
     "--in-flight", min=1, help="Batches in flight [default: 2 for TensorRT plans, else 1].")]
 InferencePrecision = Annotated[str | None, typer.Option(
-    "--inference-precision", metavar="f32|bf16",
-    help="OpenVINO: compute what is not INT8 in this precision instead of the one the engine's gate measured "
-         "(said when it runs).")]
-CudaGraph = Annotated[bool, typer.Option(
-    "--cuda-graph", help="Replay the engine as a CUDA graph (GPU backends, fixed frame size).")]
+    "--inference-precision", metavar="f32|bf16", **_declared("inference_precision", "run"))]
+CudaGraph = Annotated[bool, typer.Option("--cuda-graph", **_declared("cuda_graph", "run"))]
+Workspace = Annotated[float | None, typer.Option("--workspace", metavar="GIB", min=0.0625,
+                                                 **_declared("workspace", "build"))]
+TimingCache = Annotated[Path | None, typer.Option("--timing-cache", metavar="FILE",
+                                                  **_declared("timing_cache", "build"))]
 
 # -- frames --------------------------------------------------------------------------------------------
 IrScale = Annotated[str | None, typer.Option(

@@ -17,7 +17,7 @@ import contextlib
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +70,9 @@ class BuildRequest:
     val_size: int = 4
     seed: int = 0
     min_psnr: float | None = None
-    workspace_gib: float | None = None
-    timing_cache: Path | None = None
+    #: Options only some backends' builders take (TensorRT's ``workspace`` and ``timing_cache``);
+    #: one the chosen builder does not declare is refused.
+    backend_options: dict[str, Any] = field(default_factory=dict)
     onnx_only: bool = False  # write the precision ONNX the backend would parse, not an engine
     #: INT8: calibration methods tried, in order, when every configuration of ``calib_method`` fails.
     fallback_methods: tuple[str, ...] = ("percentile",)
@@ -216,6 +217,7 @@ def _plan(req: BuildRequest) -> _Plan:
     """Check the request against the source and the backend; nothing is written or measured yet."""
     source = source_onnx(req.onnx)
     spec, why = _choose(req, source)
+    backends.refuse_options(spec, req.backend_options, "build")
     builder = spec.make_builder()
     made_for = source.made_for
     if req.precision is None and not made_for:
@@ -396,8 +398,9 @@ def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None
                 kept = (cand, pre, None)
                 break
             log(f"building the {label} engine with {spec.name}...")
+            given = {k: v for k, v in req.backend_options.items() if v is not None}
             built = {**info, **builder.build(cand.path, tmp_out, BuildOptions(
-                precision, plan.profile, req.workspace_gib, req.timing_cache, log, cand.rest))}
+                precision, plan.profile, given, log, cand.rest))}
             with contextlib.closing(builder.runner(tmp_out, built)) as engine:
                 gate = compare(reference, engine, val_pairs, plan.min_psnr, _step(steps, "quality gate"))
             if spec.cpu:

@@ -63,7 +63,8 @@ class Fuser:
         #: The camera rig (``occo-deploy align``): every pair is registered with it before the engine.
         self.rig = align if isinstance(align, Rig) or align is None else Rig.load(align)
         self.sidecar = read_sidecar(self.engine)
-        options: dict[str, Any] = {"cuda_graph": cuda_graph}
+        # Only what the caller set: the registry refuses an option this engine's backend does not take.
+        options: dict[str, Any] = {"cuda_graph": True} if cuda_graph else {}
         if in_flight is not None:
             options["in_flight"] = in_flight
         if batch is not None:
@@ -73,11 +74,6 @@ class Fuser:
         if inference_precision is not None:
             options["inference_precision"] = inference_precision  # not the one its gate measured
         spec, self.backend = backends.open_backend(self.engine, self.sidecar, provider, threads, options)
-        if cuda_graph and not self.backend.cuda_graphs:
-            self.backend.close()
-            gpu = ", ".join(p for s in backends.specs() if s.runner.cuda_graphs for p in s.providers)
-            raise InputError(f"CUDA graphs need a GPU backend; {self.engine} runs on {self.backend.name} "
-                             f"({self.backend.provider}): drop {option('cuda_graph')}, or run it on {gpu}")
         self.stats = LatencyStats()
         #: (H, W) of the last infrared frame that had to be resized to the visible size, else None.
         self.ir_resized_from: tuple[int, int] | None = None

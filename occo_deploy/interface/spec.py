@@ -23,7 +23,7 @@ from occo_deploy.errors import install_hint
 from occo_deploy.interface.checks import CheckInput, Finding
 from occo_deploy.interface.profile import Profile
 from occo_deploy.progress import Log, quiet
-from occo_deploy.runtime.backend import Backend
+from occo_deploy.runtime.backend import COMMON_RUN_OPTIONS, Backend
 from occo_deploy.runtime.memory import Line
 
 
@@ -31,8 +31,8 @@ from occo_deploy.runtime.memory import Line
 class BuildOptions:
     precision: str  # fp32 | fp16 | bf16 | int8
     profile: Profile
-    workspace_gib: float | None = None
-    timing_cache: Path | None = None
+    #: The builder's own ``build_options`` (TensorRT's ``workspace``), as the user gave them.
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
     log: Log = field(default=quiet)
     #: For INT8: the precision of what is not quantized, one of the builder's ``int8_rests()``.
     rest: str | None = None
@@ -47,6 +47,9 @@ class EngineBuilder(abc.ABC):
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "int8")
     #: The profile used when the user gives no shapes (engines holding a fixed range need one).
     default_profile: ClassVar[Profile | None] = None
+    #: The options this builder takes beyond what every build takes, each with what it does: declared
+    #: here, grouped by backend in ``build --help``, refused for any other backend.
+    build_options: ClassVar[Mapping[str, str]] = {}
     #: Whether ``build --onnx-only`` applies: the backend parses an ONNX into a format of its own, so
     #: the precision ONNX it would parse can be written, linted and gated on a machine without it.
     onnx_only: ClassVar[bool] = False
@@ -147,6 +150,16 @@ class BackendSpec:
     @property
     def name(self) -> str:
         return self.runner.name
+
+    @property
+    def run_options(self) -> Mapping[str, str]:
+        """Every option its runner takes (``Fuser``'s keywords), with what each does."""
+        return {**COMMON_RUN_OPTIONS, **self.runner.run_options}
+
+    @property
+    def build_options(self) -> Mapping[str, str]:
+        """The options its builder takes beyond every build's own."""
+        return self.builder.build_options if self.builder is not None else {}
 
     @property
     def provider(self) -> str:

@@ -17,10 +17,17 @@ from typing import Any, ClassVar, Literal, overload
 
 import numpy as np
 
+from occo_deploy.errors import InputError, option
 from occo_deploy.runtime.shapes import ShapeRange
 from occo_deploy.runtime.staging import BufferPlan, Slot, numpy_slot
 
-__all__ = ["Backend", "ShapeRange", "StageTimes"]
+__all__ = ["COMMON_RUN_OPTIONS", "Backend", "ShapeRange", "StageTimes"]
+
+#: Options every runner takes (the base class implements them), with what they do.
+COMMON_RUN_OPTIONS: Mapping[str, str] = {
+    "batch": "frames per inference call (sizes the staging buffers)",
+    "in_flight": "batches in flight at once",
+}
 
 #: Seconds per engine stage of one batch, as ``Backend.wait`` reports them ("h2d", "infer", "d2h").
 StageTimes = dict[str, float]
@@ -40,8 +47,10 @@ class Backend(abc.ABC):
 
     #: Short name for reports, e.g. "onnxruntime-cpu".
     name: ClassVar[str] = "backend"
-    #: Whether ``options["cuda_graph"]`` means anything here (GPU backends only).
-    cuda_graphs: ClassVar[bool] = False
+    #: The options this runner takes beyond ``COMMON_RUN_OPTIONS`` (``threads`` included), each with
+    #: what it does, in the words help texts use: the backend module declares them here, the CLI
+    #: groups them by backend, and anything else is refused, never dropped.
+    run_options: ClassVar[Mapping[str, str]] = {}
     #: ``run`` calls that may execute at once from different threads (an ONNX Runtime session is
     #: thread-safe; an OpenVINO infer request is not). Sizes the slot pool with ``in_flight``.
     concurrent_runs: ClassVar[int] = 1
@@ -52,8 +61,12 @@ class Backend(abc.ABC):
         self.sidecar = sidecar
         self.provider = provider
         self.threads = threads
-        #: Backend-specific knobs (``in_flight``, ``cuda_graph``, ``batch``); unknown ones are ignored.
+        #: ``COMMON_RUN_OPTIONS`` and the runner's own ``run_options``; any other is refused.
         self.options: dict[str, Any] = dict(options or {})
+        unknown = [k for k, v in {"threads": threads, **self.options}.items()
+                   if v is not None and v is not False and k not in COMMON_RUN_OPTIONS and k not in self.run_options]
+        if unknown:
+            raise InputError(f"{self.name} engines do not take {', '.join(option(k) for k in unknown)}; drop it")
         #: What the user should be told once about how this engine runs here (a precision other than
         #: the one its gate measured, say); the ``Fuser`` passes them on.
         self.notices: list[str] = []

@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -80,9 +80,12 @@ class CudaStagedBackend(Backend):
     #: Whether slots get their own stream (TensorRT: one execution context per stream). ONNX Runtime
     #: binds one compute stream per session, so its slots share it.
     stream_per_slot = True
-    cuda_graphs = True
     #: Batches in flight unless the caller says: two, so one computes while the next is copied in.
     default_in_flight = 2
+    run_options: ClassVar[Mapping[str, str]] = {
+        "cuda_graph": "replay the engine as a CUDA graph, for a fixed frame size",
+        "device": "the CUDA device's index",
+    }
 
     def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> None:
