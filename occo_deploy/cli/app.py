@@ -32,8 +32,16 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    log_format: str = typer.Option("text", "--log-format", metavar="text|json",
+                                   help="Events (a camera down and why, back up, a slow run) as lines on stderr, "
+                                        "or one JSON object per line for a log collector."),
 ) -> None:
     """Checkpoint -> export/occo.onnx -> fused frames, on ONNX Runtime (CPU) by default."""
+    from occo_deploy.cli import logs
+
+    if log_format not in logs.FORMATS:
+        raise typer.BadParameter(f"use {' or '.join(logs.FORMATS)}", param_hint="--log-format")
+    logs.configure(log_format)
 
 
 def _register() -> None:

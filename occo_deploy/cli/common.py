@@ -95,8 +95,9 @@ def latency_table(latency: dict[str, Any], title: str = "latency per call (ms)")
     for col in ("count", "mean", "p50", "p90", "p99", "max"):
         table.add_column(col, justify="right")
     for stage, s in latency.get("stages", {}).items():
-        table.add_row(stage, str(s["count"]), *(f"{s[k]:.1f}" for k in
-                                                ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")))
+        # A stage that never ran (a live run stopped before its first frame) has a count and no figures.
+        table.add_row(stage, str(s.get("count", 0)), *(f"{s[k]:.1f}" if k in s else "-" for k in
+                                                       ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")))
     return table
 
 

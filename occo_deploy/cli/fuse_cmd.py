@@ -96,8 +96,14 @@ def fuse(
 
     scale = IrScale.parse(ir_scale, ir_smooth)
     if live:
+        # A live run fuses the newest pair as soon as it is paired: one frame a call, one in flight.
+        files_only = [name for name, given in (("--batch", batch != 1), ("--in-flight", in_flight is not None),
+                                               ("--keep-going", keep_going)) if given]
+        if files_only:
+            raise InputError(f"{files_only[0]} is for files and folders; a live run fuses the newest pair at once, "
+                             "one at a time: drop it")
         _live(ir, vis, output=output, engine=engine, provider=provider, threads=threads, scale=scale, max_side=max_side,
-              offset_ms=offset_ms, inference_precision=inference_precision, align=align,
+              offset_ms=offset_ms, inference_precision=inference_precision, align=align, cuda_graph=cuda_graph,
               duration=duration, preview=preview, reconnect_timeout=reconnect_timeout, tolerance_ms=tolerance_ms,
               rtsp_transport=rtsp_transport, report=report, force=force, quiet=quiet)
         return
@@ -149,7 +155,7 @@ def _run_job(fuser: Fuser, kind: str, ir: Path, vis: Path, output: Path, *, batc
 def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provider: str | None, threads: int | None,
           scale: Any, max_side: int | None, offset_ms: float, duration: float | None, preview: str | None, reconnect_timeout: float,
           tolerance_ms: float | None, rtsp_transport: str, report: Path | None, force: bool, quiet: bool,
-          inference_precision: str | None, align: Path | None) -> None:
+          inference_precision: str | None, align: Path | None, cuda_graph: bool) -> None:
     """``fuse --live``: the live figures on one line while it runs, the summary after."""
     from rich.live import Live
     from rich.text import Text
@@ -164,17 +170,19 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
     for path in (output, report):
         if path is not None:
             check_writable(path, force)
-    said: set[str] = set()
+    from occo_deploy.cli import logs
+
+    handler = logs.current()
 
     def say(notice: str) -> None:
-        said.add(notice)
         err.print(f"note: {mask_credentials(notice)}", soft_wrap=True)
 
     server = PreviewServer(*parse_address(preview)) if preview else None
     line = Live(Text("connecting..."), console=err, transient=True, auto_refresh=False) if not quiet else None
     try:
         with Fuser(engine or default_engine(), threads=threads, provider=provider, ir_scale=scale,
-                   max_side=max_side, inference_precision=inference_precision, align=align) as fuser:
+                   max_side=max_side, inference_precision=inference_precision, align=align,
+                   cuda_graph=cuda_graph) as fuser:
             if server is not None:
                 server.start()
                 err.print(f"preview: {server.url}", soft_wrap=True)
@@ -189,8 +197,7 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
                                   tolerance_ms=tolerance_ms, reconnect_timeout_s=reconnect_timeout,
                                   rtsp_transport=rtsp_transport, preview=server, force=force,
                                   on_figures=(lambda f: line.update(Text(live_line(f)), refresh=True))
-                                  if line else None,
-                                  on_notice=say)
+                                  if line else None)
             except LiveRunError as failed:  # the report is written however the run ends
                 if report is not None:
                     _live_report(report, ir, vis, failed.report, force)
@@ -200,8 +207,9 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
             line.stop()
         if server is not None:
             server.close()
+    said = set(handler.said) if handler is not None else set()
     for notice in result.notices:
-        if notice not in said:
+        if mask_credentials(notice) not in said:
             say(notice)
     _live_summary(result, output, quiet)
     if report is not None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from occo_deploy import log
 from occo_deploy.errors import Terminated, option
 from occo_deploy.live.fusion import LiveFrame, LiveFusion
 from occo_deploy.live.preview import PreviewServer
@@ -25,6 +26,8 @@ from occo_deploy.live.sources import Source, SourceError
 
 if TYPE_CHECKING:
     from occo_deploy.fusing.fuser import Fuser
+
+_log = log.get("live")
 
 #: Called about every half second with the live figures (the CLI's progress line).
 OnFigures = Callable[[dict[str, Any]], None]
@@ -57,9 +60,10 @@ class LiveReport:
 def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = None, *, duration_s: float | None = None,
              offset_ms: float = 0.0, tolerance_ms: float | None = None, reconnect_timeout_s: float = 10.0,
              rtsp_transport: str = "tcp", preview: PreviewServer | None = None, force: bool = False,
-             on_figures: OnFigures | None = None, on_notice: Callable[[str], None] | None = None) -> LiveReport:
+             on_figures: OnFigures | None = None) -> LiveReport:
     """Fuse two live sources until ``duration_s``, Ctrl-C or a source's end; ``SourceError`` when one
-    stays down, after the output is finalised."""
+    stays down, after the output is finalised. State changes and notices are logged as they happen
+    (``occo_deploy.live``), so a service's log has them at once."""
     from occo_deploy.files import atomic_output, check_writable
     from occo_deploy.video.streams import ThreadedWriter
 
@@ -76,7 +80,7 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
         writer: ThreadedWriter | None = None
         fps, t0 = DEFAULT_OUTPUT_FPS, 0.0
         last: np.ndarray | None = None  # the last fused frame written
-        early: list[str] = []  # notices said while it runs (on_notice), kept for the report
+        early: list[str] = []  # notices logged while it runs, kept for the report
         failure: SourceError | None = None
         # The figures every half second, fused frames or not: while a source is down, the line and
         # the preview say so (and why) instead of freezing on the last frame's figures.
@@ -99,9 +103,9 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
                 if frame.index == 0:
                     slow = slow_notice(frame, vis.fps, fuser.max_side)
                     if slow is not None:
-                        early.append(slow)
-                        if on_notice is not None:
-                            on_notice(slow)  # now, not only in the summary: the user decides at once
+                        early.append(slow)  # logged now, not only in the summary: the user decides at once
+                        said = {"event": "slow", "fused_fps": 1000 / frame.latency_ms, "camera_fps": vis.fps}
+                        _log.warning("%s", slow, extra={"fields": said})
                 if output is not None:
                     if writer is None:
                         fps = vis.fps or DEFAULT_OUTPUT_FPS

@@ -26,8 +26,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from occo_deploy import log
 from occo_deploy.errors import InputError
 from occo_deploy.urls import mask_credentials
+
+_log = log.get("live")
 
 #: Seconds between reconnection attempts: doubling from the first, capped at the last.
 BACKOFF_S = (0.25, 2.0)
@@ -162,6 +165,7 @@ class Source:
         self.cause: str | None = None
         self.down_since: float | None = None
         self.started = time.monotonic()
+        self._said: str | None = None  # the cause last logged, so a retry with the same one stays quiet
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> Source:
@@ -251,15 +255,19 @@ class Source:
             cap = self._open()
             if cap is None:
                 self.cause = self._diagnose() or "it could not be opened"
+                if not self._stop.is_set():
+                    self._say_down(self.cause)
             else:
                 if self.state == "reconnecting" and self._was_live:
                     self.reconnects += 1  # back after an outage: a reconnection, not an attempt
+                self._say_up()
                 self.state, self._was_live, self.cause = "live", True, None
                 self.down_since, backoff = None, BACKOFF_S[0]
                 self.cause = self._read(cap)
                 cap.release()
                 if self.state == "ended" or self._stop.is_set():
                     break
+                self._say_down(self.cause)
             now = time.monotonic()
             self.down_since = down_since = self.down_since or now
             last_error = self.cause
@@ -274,6 +282,27 @@ class Source:
             self._stop.wait(backoff)
             backoff = min(BACKOFF_S[1], backoff * 2)
             self.attempts += 1
+
+    # -- state changes, one log record each (a service's stdout is a log, not a status line) -----------
+    def _say_down(self, cause: str) -> None:
+        """A source that is not live, with why: once per cause, not once per retry."""
+        if cause == self._said:
+            return
+        self._said = cause
+        since = self.down_since or time.monotonic()
+        _log.warning("%s source %s %s: %s; retrying", self.what, self.label,
+                     "went down" if self._was_live else "is not live", cause,
+                     extra={"fields": {"event": "source_down", "source": self.what, "url": self.label,
+                                       "cause": cause, "after_s": round(since - self.started, 2)}})
+
+    def _say_up(self) -> None:
+        after = time.monotonic() - self.down_since if self.down_since is not None else None
+        back = self._was_live and after is not None
+        text = f"back after {after:.0f} s" if back and after is not None else "live"
+        _log.info("%s source %s is %s", self.what, self.label, text,
+                  extra={"fields": {"event": "source_up" if back else "source_live", "source": self.what,
+                                    "url": self.label, "down_s": round(after, 2) if back and after else None}})
+        self._said = None
 
     def _diagnose(self) -> str:
         """Why a network source does not open, asked of its server (``probe``); "" elsewhere."""
@@ -312,6 +341,7 @@ class Source:
         return "closed"
 
     def _fail(self, message: str) -> None:
+        _log.error("%s", message, extra={"fields": {"event": "source_failed", "source": self.what, "url": self.label}})
         self.error = message
         self.state = "failed"
         with self._cond:
