@@ -73,8 +73,7 @@ def bench(
     for r in results:
         if r.unstable:
             err.print(f"warning: {Path(r.engine['artifact']).name}: unstable measurement (coefficient of variation "
-                      f"{100 * r.cov:.0f}% over {r.calls} calls); run longer (--duration) on a quieter machine",
-                      soft_wrap=True)
+                      f"{100 * r.cov:.0f}% over {r.calls} calls); run longer (--duration) on a quieter machine")
     if report is not None:
         write_json_atomic(report, {"command": "bench", "shape_hw": list(hw), "batches": batches, "warmup_s": warmup,
                                    "duration_s": duration, "pairs": str(pairs or "bundled clip"),
