@@ -79,9 +79,9 @@ def main() -> None:
     if not args.skip_bf16:
         import torch
 
-        from occo_deploy.contract import read_sidecar
         from occo_deploy.model.checkpoint import load_model
         from occo_deploy.model.pipeline import FusionPipeline
+        from occo_deploy.sidecar import read_sidecar
 
         torch.set_num_threads(args.threads)
         pipeline = FusionPipeline(load_model(read_sidecar(args.onnx)["source"]["checkpoint"])).eval()

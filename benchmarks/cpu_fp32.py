@@ -76,10 +76,10 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from occo_deploy.contract import read_sidecar
     from occo_deploy.model.checkpoint import load_model
     from occo_deploy.model.pipeline import FusionPipeline
     from occo_deploy.model.reference_form import ReferenceFormNet
+    from occo_deploy.sidecar import read_sidecar
 
     meta = read_sidecar(args.onnx)
     if meta is None:

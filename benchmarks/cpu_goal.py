@@ -56,7 +56,7 @@ sys.path.insert(0, {benchmarks!r})
 sys.path.insert(0, {root!r})
 from pathlib import Path
 from cpu_fp32 import load_pairs
-from occo_deploy.contract import read_sidecar
+from occo_deploy.sidecar import read_sidecar
 from occo_deploy.model.checkpoint import load_model
 from occo_deploy.model.pipeline import FusionPipeline
 from occo_deploy.model.reference_form import ReferenceFormNet

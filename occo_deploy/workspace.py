@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from occo_deploy.contract import read_sidecar, sidecar_path
 from occo_deploy.errors import EngineError, cli_names
+from occo_deploy.sidecar import read_sidecar, sidecar_path
 
 EXPORT_DIR = Path("export")
 ENGINES_DIR = Path("engines")

@@ -158,7 +158,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def _ready(onnx_path: Path) -> bool:
-    from occo_deploy.contract import sidecar_path
+    from occo_deploy.sidecar import sidecar_path
 
     return onnx_path.is_file() and sidecar_path(onnx_path).is_file()
 
@@ -167,7 +167,7 @@ def _ready(onnx_path: Path) -> bool:
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shared checkpoint exported once per change of what the export depends on (kept in
     ``.test-cache/``), copied into this session's folder."""
-    from occo_deploy.contract import sidecar_path
+    from occo_deploy.sidecar import sidecar_path
 
     target = cached_export()
     if _export_job is not None:
@@ -194,7 +194,7 @@ def fuser(exported: Path) -> Iterator[object]:
 @pytest.fixture()
 def workspace(tmp_path: Path, exported: Path) -> Path:
     """A user's folder with export/occo.onnx (+ sidecar) in it, as `occo-deploy export` leaves it."""
-    from occo_deploy.contract import sidecar_path
+    from occo_deploy.sidecar import sidecar_path
 
     (tmp_path / "export").mkdir()
     shutil.copy(exported, tmp_path / "export" / "occo.onnx")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from occo_deploy.contract import sidecar_path
 from occo_deploy.errors import EngineError
+from occo_deploy.sidecar import sidecar_path
 from occo_deploy.workspace import default_engine
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from occo_deploy.errors import EngineError, InputError, option
 from occo_deploy.interface.spec import BackendSpec
+from occo_deploy.sidecar import Sidecar
 
 if TYPE_CHECKING:
     from occo_deploy.runtime.backend import Backend
@@ -141,7 +142,7 @@ def resolve(artifact: Path, sidecar: Mapping[str, Any] | None, provider: str | N
     return spec, provider
 
 
-def open_backend(artifact: Path, sidecar: dict[str, Any] | None, provider: str | None, threads: int | None,
+def open_backend(artifact: Path, sidecar: Sidecar | None, provider: str | None, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> tuple[BackendSpec, Backend]:
     """(spec, open runner) for ``artifact``: ``resolve``, then the spec's runner; an option that
     runner does not take is refused first, naming the backends that do."""
@@ -246,7 +247,7 @@ def missing_hint(engine: Path) -> str:
 def describe(artifact: Path, provider: str | None = None) -> dict[str, Any]:
     """What a report says about an engine without opening it (a driver that leaves the running to
     workers): artifact, backend, provider, precision, as ``Backend.describe`` has them."""
-    from occo_deploy.contract import read_sidecar
+    from occo_deploy.sidecar import read_sidecar
 
     sidecar = read_sidecar(artifact)
     spec, chosen = resolve(artifact, sidecar, provider)

@@ -14,11 +14,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from occo_deploy.contract import FUSED, INFRARED, VISIBLE, verify_artifact
+from occo_deploy.contract import FUSED, INFRARED, VISIBLE
 from occo_deploy.errors import BuildError, EngineError, first_line
 from occo_deploy.interface.checks import CheckInput, Finding
 from occo_deploy.interface.spec import BackendSpec, BuildOptions, EngineBuilder, library_missing
 from occo_deploy.runtime.backend import Backend
+from occo_deploy.sidecar import Sidecar, verify_artifact
 
 _EXECUTION_PROVIDER = "CPUExecutionProvider"
 _EXPECTED = {VISIBLE: ("tensor(uint8)", 4), INFRARED: ("tensor(uint8)", 3)}
@@ -31,7 +32,7 @@ _EXPECTED = {VISIBLE: ("tensor(uint8)", 4), INFRARED: ("tensor(uint8)", 3)}
 LOW_MEMORY_PIXELS = 4_000_000
 
 
-def open_session(artifact: Path, sidecar: dict[str, Any] | None, providers: list[Any], threads: int | None,
+def open_session(artifact: Path, sidecar: Sidecar | None, providers: list[Any], threads: int | None,
                  emulate_qdq: bool = False, arena: bool = True) -> Any:
     """An ONNX Runtime session for an occo-deploy model, or one line saying why not.
 
@@ -66,7 +67,7 @@ def open_session(artifact: Path, sidecar: dict[str, Any] | None, providers: list
     return session
 
 
-def check_int8_scheme(sidecar: dict[str, Any] | None) -> None:
+def check_int8_scheme(sidecar: Sidecar | None) -> None:
     """Refuse an INT8 engine with 8-bit u8s8 weights on a CPU where ONNX Runtime's kernels saturate."""
     from occo_deploy.runtime.cpu import cpu_model, int8_saturates
 
@@ -89,7 +90,7 @@ class OnnxRuntimeBackend(Backend):
                    "emulate_qdq": "run Q/DQ as the float arithmetic the graph states (the gates' yardstick)"}
     concurrent_runs = 2  # InferenceSession.run is thread-safe: two threads' batches overlap
 
-    def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
+    def __init__(self, artifact: Path, sidecar: Sidecar | None, provider: str, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> None:
         super().__init__(artifact, sidecar, provider, threads, options)
         import onnxruntime as ort
@@ -162,7 +163,7 @@ class OnnxRuntimeBuilder(EngineBuilder):
         missing = None if importlib.util.find_spec("openvino") else library_missing("openvino", "openvino")
         return [CPU_FP16_NOTE + (f" ({missing})" if missing else "")]
 
-    def build(self, onnx_path: Path, out: Path, options: BuildOptions) -> dict[str, Any]:
+    def build(self, onnx_path: Path, out: Path, options: BuildOptions) -> Sidecar:
         import onnxruntime as ort
 
         so = ort.SessionOptions()

@@ -29,6 +29,7 @@ from occo_deploy.errors import EngineError, MissingDependencyError, first_line, 
 from occo_deploy.interface.spec import BackendSpec
 from occo_deploy.runtime.cuda_staged import CudaStagedBackend
 from occo_deploy.runtime.staging import Slot
+from occo_deploy.sidecar import Sidecar
 
 EXECUTION_PROVIDERS = {"cuda": "CUDAExecutionProvider", "ort-tensorrt": "TensorrtExecutionProvider"}
 
@@ -46,7 +47,7 @@ def gpu_provider(provider: str, available: list[str], version: str) -> str:
     return ep
 
 
-def tensorrt_precision_options(sidecar: dict[str, Any] | None) -> dict[str, str]:
+def tensorrt_precision_options(sidecar: Sidecar | None) -> dict[str, str]:
     """ONNX Runtime's TensorRT provider options for the precision in the graph: it builds FP32 unless
     told, and refuses a Q/DQ graph without ``trt_int8_enable`` (onnxruntime issue 13381). The Q/DQ
     carry their own scales, so no calibration table is read; an INT8 graph's rest may be FP16."""
@@ -89,7 +90,7 @@ class OnnxRuntimeGpuBackend(CudaStagedBackend):
     # H100 it gave 0.98-1.03x the throughput at twice the latency.
     default_in_flight = 1
 
-    def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
+    def __init__(self, artifact: Path, sidecar: Sidecar | None, provider: str, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> None:
         import onnxruntime as ort
 

@@ -28,11 +28,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from occo_deploy.contract import FUSED, INFRARED, VISIBLE, verify_artifact
+from occo_deploy.contract import FUSED, INFRARED, VISIBLE
 from occo_deploy.errors import BuildError, EngineError, first_line, require
 from occo_deploy.interface.checks import CheckInput, Finding
 from occo_deploy.interface.spec import BackendSpec, BuildOptions, EngineBuilder
 from occo_deploy.runtime.backend import Backend
+from occo_deploy.sidecar import Sidecar, verify_artifact
 
 #: Compiled shapes kept; a compile costs 1-2 s, a kept one some tens of MB.
 KEPT_SHAPES = 4
@@ -78,7 +79,7 @@ class OpenVinoBackend(Backend):
         "openvino_cache": "where compiled models are cached [default: .openvino_cache/ beside the engine]",
     }
 
-    def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
+    def __init__(self, artifact: Path, sidecar: Sidecar | None, provider: str, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> None:
         super().__init__(artifact, sidecar, provider, threads, options)
         ov = openvino()
@@ -108,7 +109,7 @@ class OpenVinoBackend(Backend):
         self._tiny: Backend | None = None  # ONNX Runtime for tiny frames, opened at the first one
         self.tiny_runs = 0
 
-    def _precision(self, sidecar: dict[str, Any] | None, asked: str | None) -> str:
+    def _precision(self, sidecar: Sidecar | None, asked: str | None) -> str:
         """What is not INT8 computes in the precision the gate measured (the sidecar's), set
         explicitly: OpenVINO's own default is BF16 on any CPU that has it, so an engine gated in FP32
         on one CPU would otherwise run in BF16 on another. Another precision only when asked, and
@@ -206,7 +207,7 @@ class OpenVinoBuilder(EngineBuilder):
     def precision_input(self, precision: str, fp32: Path, fp16: Path | None, int8: Path | None) -> Path:
         return int8 if precision == "int8" and int8 is not None else fp32
 
-    def build(self, onnx_path: Path, out: Path, options: BuildOptions) -> dict[str, Any]:
+    def build(self, onnx_path: Path, out: Path, options: BuildOptions) -> Sidecar:
         ov = openvino()
         core = ov.Core()
         if options.precision == "bf16" and not cpu_has_bf16(core):

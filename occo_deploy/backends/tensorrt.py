@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from occo_deploy.backends import tensorrt_rules
-from occo_deploy.contract import FUSED, INFRARED, VISIBLE, base_sidecar, verify_artifact
+from occo_deploy.contract import FUSED, INFRARED, VISIBLE
 from occo_deploy.errors import BuildError, EngineError, MissingDependencyError, require
 from occo_deploy.files import write_bytes_atomic
 from occo_deploy.interface.profile import Profile
@@ -43,6 +43,7 @@ from occo_deploy.progress import Log
 from occo_deploy.runtime.cuda_staged import CudaStagedBackend
 from occo_deploy.runtime.shapes import ShapeRange
 from occo_deploy.runtime.staging import Slot
+from occo_deploy.sidecar import Sidecar, new_sidecar, verify_artifact
 
 if TYPE_CHECKING:  # annotations only; tests/test_api_conformance.py resolves the calls through them
     import tensorrt as trt
@@ -72,7 +73,7 @@ def tensorrt() -> Any:
     return trt
 
 
-def check_plan_compatible(sidecar: dict[str, Any] | None, tensorrt_version: str, device: dict[str, Any]) -> None:
+def check_plan_compatible(sidecar: Sidecar | None, tensorrt_version: str, device: dict[str, Any]) -> None:
     """Refuse a plan built by another TensorRT version or for another GPU architecture.
 
     Plans are not portable across TensorRT versions or compute capabilities; loading one anyway
@@ -133,7 +134,7 @@ def engine_profile(engine: trt.ICudaEngine) -> ShapeRange:
 class TensorRTBackend(CudaStagedBackend):
     name = "tensorrt"
 
-    def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
+    def __init__(self, artifact: Path, sidecar: Sidecar | None, provider: str, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> None:
         trt = tensorrt()  # before CUDA: a missing tensorrt names the extra to install
         verify_artifact(artifact, sidecar)
@@ -216,15 +217,20 @@ class TensorRTBuilder(EngineBuilder):
         # The rest's precision is in the graph (explicit casts, strongly typed): FP16 where it holds.
         return ("fp16", "fp32")
 
-    def pending_engine(self, onnx_path: Path, info: dict[str, Any]) -> tuple[Path, dict[str, Any]] | None:
+    def pending_engine(self, onnx_path: Path, info: Sidecar) -> tuple[Path, Sidecar] | None:
         """The plan the printed ``trtexec`` line writes, and its sidecar: TensorRT's version and the GPU
         are not known yet, and TensorRT itself refuses a plan of another version or GPU as it loads."""
-        sidecar = {**base_sidecar(kind="engine", fmt="plan", precision=str(info["precision"]), backend=self.backend),
-                   "provider": self.spec.provider, "shapes": info["shapes"], "built_by": TRTEXEC,
-                   "source": {"onnx": str(onnx_path), "onnx_sha256": info.get("sha256")}}
-        for key in ("calibration", "mixed_precision", "lint", "quality"):
-            if key in info:
-                sidecar[key] = info[key]
+        sidecar = new_sidecar(kind="engine", fmt="plan", precision=str(info["precision"]), backend=self.backend)
+        sidecar["provider"], sidecar["shapes"], sidecar["built_by"] = self.spec.provider, info["shapes"], TRTEXEC
+        sidecar["source"] = {"onnx": str(onnx_path.absolute()), "onnx_sha256": info.get("sha256")}
+        if "calibration" in info:
+            sidecar["calibration"] = info["calibration"]
+        if "mixed_precision" in info:
+            sidecar["mixed_precision"] = info["mixed_precision"]
+        if "lint" in info:
+            sidecar["lint"] = info["lint"]
+        if "quality" in info:
+            sidecar["quality"] = info["quality"]
         return onnx_path.with_suffix(".plan"), sidecar
 
     def next_step(self, onnx_name: str, profile: Profile) -> str:
@@ -235,7 +241,7 @@ class TensorRTBuilder(EngineBuilder):
         return (f"occo-deploy build {onnx_name} --backend tensorrt (checks the plan against this ONNX and writes its "
                 f"sidecar), or: trtexec --onnx={onnx_name} --stronglyTyped {shapes} --saveEngine={plan}")
 
-    def build(self, onnx_path: Path, out: Path, options: BuildOptions) -> dict[str, Any]:
+    def build(self, onnx_path: Path, out: Path, options: BuildOptions) -> Sidecar:
         from occo_deploy.runtime.cuda import device_info
 
         trt = tensorrt()

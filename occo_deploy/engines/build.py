@@ -25,16 +25,17 @@ import numpy as np
 
 from occo_deploy import backends
 from occo_deploy.calibration import data as calib_data
-from occo_deploy.contract import FUSED, INFRARED, VISIBLE, base_sidecar, read_sidecar, sidecar_path
+from occo_deploy.contract import FUSED, INFRARED, VISIBLE
 from occo_deploy.engines import precision as prec
 from occo_deploy.engines.gate import DEFAULT_MIN_PSNR, GateResult, compare
 from occo_deploy.errors import BuildError, EngineError, InputError, cli_names, option
-from occo_deploy.files import atomic_output, check_writable, sha256_file, write_json_atomic
+from occo_deploy.files import atomic_output, check_writable, sha256_file
 from occo_deploy.interface.profile import Profile
 from occo_deploy.interface.spec import BackendSpec, BuildOptions, EngineBuilder
 from occo_deploy.progress import Log, Progress, Steps, quiet
 from occo_deploy.quantization import ranges as calib_ranges
 from occo_deploy.runtime.cpu import cpu_class, cpu_description
+from occo_deploy.sidecar import Calibration, Sidecar, new_sidecar, read_sidecar, sidecar_path, write_sidecar
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
@@ -82,7 +83,7 @@ class BuildRequest:
 class BuildResult:
     engine: Path
     sidecar: Path
-    info: dict[str, Any]
+    info: Sidecar
     gate: GateResult
     seconds: float
     #: The backend built for, and why it was chosen ("as asked", or what ``auto`` found).
@@ -97,7 +98,7 @@ class BuildSource:
     """What a build starts from: the FP32 export, or a precision ONNX an ``onnx_only`` build wrote."""
 
     path: Path
-    meta: dict[str, Any]
+    meta: Sidecar
     precision: str
     #: The FP32 ONNX the gate compares with: the export, or the one a precision ONNX came from when it
     #: is still there unchanged; else None (the precision ONNX is then its own reference).
@@ -173,8 +174,9 @@ def _foreign_int8(path: Path, graph: Any) -> BuildSource | None:
         raise InputError(f"{path} is not symmetric INT8 Q/DQ (zero points of another type); TensorRT takes INT8 "
                          "zero points: quantize for TensorRT, or build --int8 --backend tensorrt from the export")
     fp32 = DEFAULT_ONNX if DEFAULT_ONNX.is_file() else None
-    meta = {"kind": "onnx", "precision": "int8", "target": "tensorrt",
-            "source": {"onnx": str(fp32 or ""), "made_by": "another tool (the ONNX has no occo-deploy sidecar)"}}
+    meta: Sidecar = {"kind": "onnx", "precision": "int8", "target": "tensorrt",
+                     "source": {"onnx": str(fp32.absolute()) if fp32 else "",
+                                "made_by": "another tool (the ONNX has no occo-deploy sidecar)"}}
     return BuildSource(path, meta, "int8", fp32)
 
 
@@ -260,21 +262,22 @@ def _plan(req: BuildRequest) -> _Plan:
     return _Plan(spec, why, builder, source, precision, profile, output, min_psnr)
 
 
-def _first_sidecar(req: BuildRequest, plan: _Plan) -> dict[str, Any]:
+def _first_sidecar(req: BuildRequest, plan: _Plan) -> Sidecar:
     """The sidecar's fields known before building: kind, format, shapes, where it came from."""
     spec, precision, profile, source = plan.spec, plan.precision, plan.profile, plan.source
     if req.onnx_only:
-        info = base_sidecar(kind="onnx", fmt="onnx", precision=precision, backend=None)
+        info = new_sidecar(kind="onnx", fmt="onnx", precision=precision, backend=None)
         info["target"] = spec.name
         info["purpose"] = f"the {precision} ONNX {spec.name} parses; on the GPU machine: " + \
             plan.builder.next_step(str(plan.output), profile)
     else:
-        info = base_sidecar(kind="engine", fmt=spec.reads, precision=precision, backend=spec.name)
+        info = new_sidecar(kind="engine", fmt=spec.reads, precision=precision, backend=spec.name)
         info["provider"] = spec.provider
     # ONNX Runtime engines take any shape; the profile's opt only sets the calibration/check size.
     info["shapes"] = profile.as_dict() if plan.builder.fixed_shapes else {"dynamic": True, "opt": list(profile.opt)}
     source_meta = source.meta.get("source", {})
-    info["source"] = {"onnx": str(req.onnx), "onnx_sha256": source.meta.get("sha256") or sha256_file(req.onnx),
+    info["source"] = {"onnx": str(req.onnx.absolute()),
+                      "onnx_sha256": source.meta.get("sha256") or sha256_file(req.onnx),
                       "checkpoint_sha256": source_meta.get("checkpoint_sha256")}
     if source.made_for:
         info["source"]["made_from"] = source_meta  # the FP32 export the precision ONNX was made from
@@ -327,7 +330,7 @@ class _Candidate:
     mixed: dict[str, Any] | None = None  # the sidecar's ``mixed_precision``
     method: str | None = None  # calibration method of its ranges (None: not calibrated here)
     rest: str | None = None  # INT8: the precision of what is not quantized
-    calibration: dict[str, Any] | None = None  # the sidecar's ``calibration`` when calibrated here
+    calibration: Calibration | None = None  # the sidecar's ``calibration`` when calibrated here
 
     def label(self, precision: str) -> str:
         parts = [f"{self.method} ranges"] if self.method else []
@@ -359,7 +362,7 @@ def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None
     large_hw = _large_hw(plan.profile, builder.fixed_shapes)
     val_pairs, calib_items = gate_pairs(req.calib_dir, calibrate, hw, large_hw, req.val_size, req.seed, log,
                                         req.calib_size)
-    info["gate_frames"] = {"folder": str(req.calib_dir.resolve()), "seed": req.seed, "count": req.val_size,
+    info["gate_frames"] = {"folder": str(req.calib_dir.absolute()), "seed": req.seed, "count": req.val_size,
                            "size_hw": list(hw), "large_hw": list(large_hw)}
 
     attempts: list[dict[str, Any]] = []
@@ -399,8 +402,9 @@ def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None
                 break
             log(f"building the {label} engine with {spec.name}...")
             given = {k: v for k, v in req.backend_options.items() if v is not None}
-            built = {**info, **builder.build(cand.path, tmp_out, BuildOptions(
-                precision, plan.profile, given, log, cand.rest))}
+            built = info.copy()
+            options = BuildOptions(precision, plan.profile, given, log, cand.rest)
+            built.update(builder.build(cand.path, tmp_out, options))
             with contextlib.closing(builder.runner(tmp_out, built)) as engine:
                 gate = compare(reference, engine, val_pairs, plan.min_psnr, _step(steps, "quality gate"))
             if spec.cpu:
@@ -418,17 +422,17 @@ def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None
                            for a in attempts if not a["passed"])
         if failed:
             log(f"kept {cand.label(precision)}, the first to pass; below the gate: {failed}")
-        for key, value in (("mixed_precision", cand.mixed), ("calibration", cand.calibration)):
-            if value:
-                info[key] = value
+        if cand.mixed:
+            info["mixed_precision"] = cand.mixed
+        if cand.calibration:
+            info["calibration"] = cand.calibration
         if pre is not None:
             info["precision_onnx_check"] = pre.as_dict()
         info["build_attempts"] = attempts
         info["quality"] = gate.as_dict()
         info["sha256"] = sha256_file(tmp_out)
         info["build_seconds"] = round(time.perf_counter() - start, 1)
-    meta_path = sidecar_path(output)
-    write_json_atomic(meta_path, info, force=req.force)
+    meta_path = write_sidecar(output, info, force=req.force)
     if req.onnx_only:
         _write_pending_engine(builder, output, info, log)
     next_step = builder.next_step(str(output), plan.profile) if req.onnx_only else None
@@ -448,7 +452,7 @@ def _none_passed(req: BuildRequest, precision: str, attempts: list[dict[str, Any
     return f"no configuration passed the quality gate, nothing kept (tried {tried}); {advice}"
 
 
-def _write_pending_engine(builder: EngineBuilder, onnx_path: Path, info: dict[str, Any], log: Log) -> None:
+def _write_pending_engine(builder: EngineBuilder, onnx_path: Path, info: Sidecar, log: Log) -> None:
     """The sidecar of the engine the printed command builds from ``onnx_path`` (trtexec's plan), so the
     engine runs with ``fuse`` once it is there; an engine that exists already keeps its own."""
     pending = builder.pending_engine(onnx_path, info)
@@ -458,7 +462,7 @@ def _write_pending_engine(builder: EngineBuilder, onnx_path: Path, info: dict[st
     if engine.exists():
         log(f"{engine} exists; its sidecar is left as it is")
         return
-    write_json_atomic(sidecar_path(engine), sidecar, force=True)
+    write_sidecar(engine, sidecar, force=True)
 
 
 def _candidates(req: BuildRequest, plan: _Plan, tmp: Path, calib_items: list[Any] | None, log: Log,
@@ -551,7 +555,7 @@ def _step(steps: Steps | None, task: str) -> Progress | None:
 
 
 def _quantize(req: BuildRequest, method: str, builder: EngineBuilder, hw: tuple[int, int], items: list[Any],
-              output: Path, out_path: Path, log: Log, steps: Steps | None = None) -> dict[str, Any]:
+              output: Path, out_path: Path, log: Log, steps: Steps | None = None) -> Calibration:
     onnx_sha256 = sha256_file(req.onnx)
     scheme = builder.int8_scheme
     symmetric = prec.SCHEMES[scheme].symmetric
@@ -578,6 +582,6 @@ def _quantize(req: BuildRequest, method: str, builder: EngineBuilder, hw: tuple[
     onnx.save(prec.to_int8(req.onnx, ranges, scheme), out_path)
     return {"set_sha256": set_sha, "method": method, "count": len(items), "seed": req.seed,
             "size_hw": list(hw), "scheme": scheme, "activations": "int8 symmetric" if symmetric else "uint8 asymmetric",
-            "weights": prec.SCHEMES[scheme].describe_weights(), "cache": str(cache_path),
+            "weights": prec.SCHEMES[scheme].describe_weights(), "cache": str(cache_path.absolute()),
             "cache_reused": found.ranges is not None,
             "tensors": len(ranges)}

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from occo_deploy import backends
-from occo_deploy.contract import FUSED, INFRARED, VISIBLE, read_sidecar
+from occo_deploy.contract import FUSED, INFRARED, VISIBLE
 from occo_deploy.errors import InputError, MissingDependencyError, first_line
 from occo_deploy.interface.checks import CheckInput, Finding, Graph, type_name
+from occo_deploy.sidecar import Sidecar, read_sidecar
 
 if TYPE_CHECKING:
     import onnx
@@ -75,7 +76,7 @@ def targets() -> list[str]:
     return [spec.name for spec in backends.specs() if spec.check is not None]
 
 
-def default_targets(sidecar: dict[str, Any] | None) -> list[str]:
+def default_targets(sidecar: Sidecar | None) -> list[str]:
     """What an artifact is for: its sidecar's target (``--onnx-only``), backend or provider; else
     every target (the FP32 export)."""
     meta = sidecar or {}

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from occo_deploy.errors import EngineError
 from occo_deploy.progress import Progress
 from occo_deploy.runtime.backend import Backend
+from occo_deploy.sidecar import Gate
 
 #: Default --min-psnr per precision (dB, fused uint8 frames against the FP32 ONNX).
 DEFAULT_MIN_PSNR = {"fp32": 40.0, "fp16": 40.0, "bf16": 40.0, "int8": 35.0}
@@ -55,17 +55,19 @@ class GateResult:
     def passed(self) -> bool:
         return self.psnr_min >= self.min_psnr
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> Gate:
         def db(v: float) -> float | None:  # JSON has no infinity: identical frames are null
             return None if math.isinf(v) else round(v, 3)
 
-        return {"reference": "fp32 onnx on onnxruntime cpu", "metric": "psnr of fused uint8 frames (dB)",
-                "pairs": self.pairs, "psnr_min": db(self.psnr_min), "psnr_all": db(self.psnr_all),
-                "max_abs_error": self.max_abs, "min_psnr": self.min_psnr, "largest_hw": list(self.largest_hw),
-                "passed": self.passed, "reference_s": round(self.reference_s, 3),
-                "candidate_s": round(self.candidate_s, 3),
-                "speedup_vs_fp32": None if self.speedup is None else round(self.speedup, 3),
-                **({"cpu_class": self.cpu_class, "cpu": self.cpu} if self.cpu_class else {})}
+        out: Gate = {"reference": "fp32 onnx on onnxruntime cpu", "metric": "psnr of fused uint8 frames (dB)",
+                     "pairs": self.pairs, "psnr_min": db(self.psnr_min), "psnr_all": db(self.psnr_all),
+                     "max_abs_error": self.max_abs, "min_psnr": self.min_psnr, "largest_hw": list(self.largest_hw),
+                     "passed": self.passed, "reference_s": round(self.reference_s, 3),
+                     "candidate_s": round(self.candidate_s, 3),
+                     "speedup_vs_fp32": None if self.speedup is None else round(self.speedup, 3)}
+        if self.cpu_class:
+            out["cpu_class"], out["cpu"] = self.cpu_class, self.cpu or ""
+        return out
 
     def describe(self) -> str:
         def db(v: float) -> str:

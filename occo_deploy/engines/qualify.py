@@ -13,15 +13,14 @@ import contextlib
 import datetime as _dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from occo_deploy import backends
-from occo_deploy.contract import read_sidecar, sidecar_path
 from occo_deploy.engines.gate import DEFAULT_MIN_PSNR, GateResult, compare
 from occo_deploy.errors import EngineError, InputError, option
-from occo_deploy.files import sha256_file, write_json_atomic
+from occo_deploy.files import sha256_file
 from occo_deploy.progress import Log, Progress, quiet
 from occo_deploy.runtime.cpu import cpu_class, cpu_description
+from occo_deploy.sidecar import Sidecar, read_sidecar, write_sidecar
 
 
 @dataclass
@@ -32,7 +31,7 @@ class Requalified:
     passed_on: list[str]
 
 
-def _reference(sidecar: dict[str, Any], given: Path | None) -> Path:
+def _reference(sidecar: Sidecar, given: Path | None) -> Path:
     """The FP32 export the engine was built from (unchanged), or the one the caller names."""
     if given is not None:
         if not given.is_file():
@@ -86,10 +85,11 @@ def requalify(engine: str | Path, calib: Path | None = None, reference: Path | N
             gate = compare(ref, runner, pairs, min_psnr, progress)
     if spec.cpu:
         gate.cpu_class, gate.cpu = cpu_class(), cpu_description()
-    record = {**gate.as_dict(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    record = gate.as_dict()
+    record["date"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     key = gate.cpu_class or spec.name
     sidecar.setdefault("requalified", {})[key] = record
-    write_json_atomic(sidecar_path(engine), sidecar, force=True)
+    write_sidecar(engine, sidecar, force=True)
     from occo_deploy.runtime.gated import gated_classes
 
     passed_on = [c for c, g in gated_classes(sidecar).items() if g.get("passed", True)]

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from occo_deploy.contract import FUSED, INFRARED, MIN_SIDE, VISIBLE, base_sidecar, sidecar_path
+from occo_deploy.contract import FUSED, INFRARED, MIN_SIDE, VISIBLE
 from occo_deploy.errors import ExportError, first_line, require
-from occo_deploy.files import atomic_output, check_writable, sha256_file, write_json_atomic
+from occo_deploy.files import atomic_output, check_writable, sha256_file
+from occo_deploy.sidecar import Sidecar, new_sidecar, sidecar_path, write_sidecar
 
 DEFAULT_OPSET = 18  # LayerNormalization is native from 17; TensorRT 10 and ONNX Runtime take 18
 #: Largest |difference| in grey levels between ONNX Runtime and PyTorch that verification accepts:
@@ -36,7 +37,7 @@ FOLD_LIMIT = 1 << 24
 class ExportResult:
     onnx: Path
     sidecar: Path
-    info: dict[str, Any]
+    info: Sidecar
     seconds: float
 
 
@@ -211,29 +212,27 @@ def export_onnx(
             raise ExportError(f"torch.onnx.export failed: {first_line(exc)[:200]}") from exc
         verification = _verify(pipeline, tmp, _verification_pairs((ir, vis)))
         info = _sidecar(checkpoint, tmp, opset, model.widths, verification)
-    write_json_atomic(meta, info, force=force)
+    write_sidecar(output, info, force=force)
     return ExportResult(output, meta, info, time.perf_counter() - start)
 
 
 def _sidecar(checkpoint: str | Path, onnx_path: Path, opset: int, widths: tuple[int, ...],
-             verification: dict[str, Any]) -> dict[str, Any]:
+             verification: dict[str, Any]) -> Sidecar:
     import onnx
     import onnxruntime
     import onnxscript
     import torch
 
-    info = base_sidecar(kind="onnx", fmt="onnx", precision="fp32", backend=None)
+    info = new_sidecar(kind="onnx", fmt="onnx", precision="fp32", backend=None)
     info["shapes"] = {"dynamic": True, "batch": [1, None], "height": [MIN_SIDE, None], "width": [MIN_SIDE, None]}
     info["model"] = {"network": "occo", "nb_filter": list(widths), "opset": opset}
-    info["source"] = {
-        "checkpoint": str(checkpoint),
-        "checkpoint_sha256": sha256_file(checkpoint),
-        "onnx_sha256": sha256_file(onnx_path),
-    }
+    onnx_sha256 = sha256_file(onnx_path)
+    info["source"] = {"checkpoint": str(Path(checkpoint).absolute()), "checkpoint_sha256": sha256_file(checkpoint),
+                      "onnx_sha256": onnx_sha256}
     info["versions"].update(
         {"torch": torch.__version__, "onnx": onnx.__version__, "onnxscript": onnxscript.__version__,
          "onnxruntime": onnxruntime.__version__, "exporter": "torch.onnx.export(dynamo=True)"}
     )
     info["verification"] = verification
-    info["sha256"] = info["source"]["onnx_sha256"]  # the artifact's own hash, checked when loading
+    info["sha256"] = onnx_sha256  # the artifact's own hash, checked when loading
     return info

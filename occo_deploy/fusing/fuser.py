@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 
 from occo_deploy import backends
-from occo_deploy.contract import read_sidecar
 from occo_deploy.errors import EngineError, InputError, ShapeError, cli_names, option
 from occo_deploy.registration.rig import Rig
 from occo_deploy.runtime.frames import (
@@ -29,6 +28,7 @@ from occo_deploy.runtime.irscale import IrScale, IrScaler, finite_mask
 from occo_deploy.runtime.memory import MemoryModel
 from occo_deploy.runtime.staging import Slot
 from occo_deploy.runtime.stats import LatencyStats
+from occo_deploy.sidecar import read_sidecar
 
 Frames = Sequence[np.ndarray] | np.ndarray
 T = TypeVar("T")

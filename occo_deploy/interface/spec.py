@@ -25,6 +25,7 @@ from occo_deploy.interface.profile import Profile
 from occo_deploy.progress import Log, quiet
 from occo_deploy.runtime.backend import COMMON_RUN_OPTIONS, Backend
 from occo_deploy.runtime.memory import Line
+from occo_deploy.sidecar import Sidecar
 
 
 @dataclass
@@ -74,7 +75,7 @@ class EngineBuilder(abc.ABC):
         """What a user should know before building ``precision`` here (e.g. that it is not for speed)."""
         return []
 
-    def pending_engine(self, onnx_path: Path, info: dict[str, Any]) -> tuple[Path, dict[str, Any]] | None:
+    def pending_engine(self, onnx_path: Path, info: Sidecar) -> tuple[Path, Sidecar] | None:
         """For an ``onnx_only`` ONNX: the engine another tool will build from it (``next_step``'s line),
         and the sidecar that engine needs to run, written now; None when there is no such tool."""
         return None
@@ -95,10 +96,10 @@ class EngineBuilder(abc.ABC):
         return chosen
 
     @abc.abstractmethod
-    def build(self, onnx_path: Path, out: Path, options: BuildOptions) -> dict[str, Any]:
+    def build(self, onnx_path: Path, out: Path, options: BuildOptions) -> Sidecar:
         """Write the engine to ``out``; return the backend's sidecar fields."""
 
-    def runner(self, engine: Path, sidecar: dict[str, Any] | None) -> Backend:
+    def runner(self, engine: Path, sidecar: Sidecar | None) -> Backend:
         """An open backend running ``engine``, for the quality gate (the caller closes it)."""
         return self.spec.runner(engine, sidecar, self.spec.provider, None)
 

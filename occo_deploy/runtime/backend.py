@@ -20,6 +20,7 @@ import numpy as np
 from occo_deploy.errors import InputError, option
 from occo_deploy.runtime.shapes import ShapeRange
 from occo_deploy.runtime.staging import BufferPlan, Slot, numpy_slot
+from occo_deploy.sidecar import Sidecar
 
 __all__ = ["COMMON_RUN_OPTIONS", "Backend", "ShapeRange", "StageTimes"]
 
@@ -55,7 +56,7 @@ class Backend(abc.ABC):
     #: thread-safe; an OpenVINO infer request is not). Sizes the slot pool with ``in_flight``.
     concurrent_runs: ClassVar[int] = 1
 
-    def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
+    def __init__(self, artifact: Path, sidecar: Sidecar | None, provider: str, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> None:
         self.artifact = artifact
         self.sidecar = sidecar

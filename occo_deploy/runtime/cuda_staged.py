@@ -25,6 +25,7 @@ from occo_deploy.errors import EngineError
 from occo_deploy.runtime.backend import Backend, StageTimes
 from occo_deploy.runtime.cuda import Cuda, host_view
 from occo_deploy.runtime.staging import BufferPlan, Slot
+from occo_deploy.sidecar import Sidecar
 
 
 class GraphPlan:
@@ -87,7 +88,7 @@ class CudaStagedBackend(Backend):
         "device": "the CUDA device's index",
     }
 
-    def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
+    def __init__(self, artifact: Path, sidecar: Sidecar | None, provider: str, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> None:
         super().__init__(artifact, sidecar, provider, threads, options)
         self.cuda = Cuda(int(self.options.get("device", 0)))

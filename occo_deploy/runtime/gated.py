@@ -11,19 +11,19 @@ requalify``) adds one entry per class to ``requalified``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from occo_deploy.errors import cli_names
 from occo_deploy.runtime.cpu import cpu_class, describe_class
+from occo_deploy.sidecar import Gate, Sidecar
 
 #: Precisions whose results depend on the CPU class (FP32 is the same everywhere, to rounding).
 CLASS_DEPENDENT = ("int8", "bf16")
 
 
-def gated_classes(sidecar: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+def gated_classes(sidecar: Sidecar | None) -> dict[str, Gate]:
     """CPU class -> the gate measured there (the build's, then any requalification), for engines
     whose gate recorded one."""
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, Gate] = {}
     quality = (sidecar or {}).get("quality") or {}
     if quality.get("cpu_class"):
         found[str(quality["cpu_class"])] = quality
@@ -38,7 +38,7 @@ def requalify_command(artifact: Path) -> str:
     return f"occo_deploy.engines.qualify.requalify({str(artifact)!r})"
 
 
-def gate_notice(artifact: Path, sidecar: dict[str, Any] | None) -> str | None:
+def gate_notice(artifact: Path, sidecar: Sidecar | None) -> str | None:
     """One line when this CPU's class is not one the engine's gate passed on; None otherwise (or for
     an engine whose results do not depend on the class, or that recorded none)."""
     if (sidecar or {}).get("precision") not in CLASS_DEPENDENT:

@@ -65,16 +65,40 @@ def test_log_format_json_gives_one_object_per_line(workspace: Path) -> None:
 
 
 def test_embedding_apps_see_nothing_unless_they_configure_logging() -> None:
+    # A fresh process, as an app that imports occo_deploy: a camera that refuses is logged, but
+    # nowhere, until the app configures logging (then its own handler gets the record).
+    code = """
+import logging, socket, time
+from occo_deploy import log
+from occo_deploy.live.sources import open_source
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+def refused():
+    with open_source(f"rtsp://127.0.0.1:{port}/x", "infrared") as source:
+        while source.cause is None:
+            time.sleep(0.05)
+        time.sleep(0.2)
+assert all(isinstance(h, logging.NullHandler) for h in logging.getLogger(log.NAME).handlers)
+refused()
+print("unconfigured done", flush=True)
+logging.basicConfig(format="app: %(name)s %(message)s")
+refused()
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OPENCV_LOG_LEVEL": "SILENT", "OPENCV_FFMPEG_LOGLEVEL": "-8"})
+    assert done.returncode == 0, done.stderr
+    app_lines = [ln for ln in done.stderr.splitlines() if "is not live" in ln]
+    assert len(app_lines) == 1 and app_lines[0].startswith("app: occo_deploy.live infrared source"), done.stderr
+
+
+def test_the_cli_handler_replaces_the_one_a_previous_verb_set() -> None:
     logger = logging.getLogger(log.NAME)
     saved = logger.handlers[:], logger.propagate, logger.level
     try:
-        for handler in [h for h in logger.handlers if isinstance(h, logs.CliHandler)]:
-            logger.removeHandler(handler)  # as in an app that never ran the CLI
-        assert all(isinstance(h, logging.NullHandler) for h in logger.handlers)
-        handler = logs.configure("json")
-        assert logs.current() is handler and not logger.propagate
-        assert logs.configure("text") is logs.current() and len([h for h in logger.handlers
-                                                                   if isinstance(h, logs.CliHandler)]) == 1
+        first = logs.configure("json")
+        assert logs.current() is first and not logger.propagate
+        second = logs.configure("text")
+        assert logs.current() is second and [h for h in logger.handlers if isinstance(h, logs.CliHandler)] == [second]
     finally:
         logger.handlers[:] = saved[0]
         logger.propagate, logger.level = saved[1], saved[2]

@@ -18,12 +18,12 @@ from occo_deploy import Fuser
 from occo_deploy.backends.onnxruntime_cpu import OnnxRuntimeBackend, reference_backend
 from occo_deploy.backends.onnxruntime_gpu import tensorrt_precision_options
 from occo_deploy.backends.tensorrt import check_plan_compatible
-from occo_deploy.contract import sidecar_path
 from occo_deploy.engines.build import BuildRequest, BuildResult, build_engine, source_onnx
 from occo_deploy.engines.check import check_artifact
 from occo_deploy.errors import EngineError, InputError, MissingDependencyError
 from occo_deploy.interface.profile import Profile
 from occo_deploy.quantization import placement
+from occo_deploy.sidecar import read_sidecar, sidecar_path
 from occo_deploy.workspace import default_engine
 from tests.conftest import PAIRS, request
 
@@ -131,7 +131,9 @@ def test_the_plan_trtexec_makes_from_the_printed_line_runs_with_its_sidecar(trt_
     """``--onnx-only`` prints a trtexec line and writes the sidecar of the plan that line saves, so the
     plan is the workspace's engine once it is there; TensorRT checks its own version and GPU at load."""
     plan = trt_int8.engine.with_suffix(".plan")
-    meta = json.loads(sidecar_path(plan).read_text())
+    assert json.loads(sidecar_path(plan).read_text())["source"]["onnx"] == trt_int8.engine.name  # beside it
+    meta = read_sidecar(plan)
+    assert meta is not None
     assert meta["kind"] == "engine" and meta["built_by"] == "trtexec" and meta["precision"] == "int8"
     assert meta["source"]["onnx"] == str(trt_int8.engine) and meta["mixed_precision"]["rest"] == "fp16"
     assert trt_int8.next_step and f"--saveEngine={plan}" in trt_int8.next_step

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from occo_deploy import Fuser
-from occo_deploy.contract import sidecar_path
 from occo_deploy.engines.build import BuildResult, build_engine
 from occo_deploy.errors import BuildError, CheckFailedError, EngineError, InputError
 from occo_deploy.interface.profile import Profile
 from occo_deploy.runtime import gated
 from occo_deploy.runtime.cpu import CPU_CLASSES, cpu_class, describe_class
+from occo_deploy.sidecar import sidecar_path
 from tests.conftest import PAIRS, request, run_cli
 
 SMALL = Profile.from_options(min_="1x16x16", opt="1x96x128", max_="8x4096x4096")

@@ -11,10 +11,10 @@ import onnxruntime as ort
 import pytest
 
 from occo_deploy import demo
-from occo_deploy.contract import sidecar_path
 from occo_deploy.errors import CheckpointError, OutputExistsError
 from occo_deploy.export.onnx_export import export_onnx
 from occo_deploy.files import sha256_file
+from occo_deploy.sidecar import sidecar_path
 from tests.conftest import CHECKPOINT, bgr, golden_params, load_case
 
 

@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 from occo_deploy import EngineError, Fuser, ShapeError
-from occo_deploy.contract import sidecar_path
+from occo_deploy.sidecar import sidecar_path
 from tests.conftest import PAIRS, bgr, load_case
 
 
