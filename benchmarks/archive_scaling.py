@@ -66,7 +66,7 @@ def make_archive(root: Path, images: int, clip_frames: int, tiny: int = 0) -> tu
 def run(name: str, tree: tuple[Path, Path], out: Path, engine: Path, ray: Any) -> dict[str, Any]:
     items = discover(*tree, out)
     start = time.perf_counter()
-    report = run_archive(items, out, RunSettings(str(engine.resolve()), None, None, 1, False), ray=ray)
+    report = run_archive(items, out, RunSettings(str(engine.resolve())), ray=ray)
     wall = time.perf_counter() - start
     assert report.count("failed") == 0, [r.error for r in report.results if r.error]
     images = sum(r.kind == "image" for r in report.results)

@@ -1,6 +1,8 @@
 """occo-deploy: deployment engine for the OCCO infrared + visible image-fusion network.
 
-``from occo_deploy import Fuser`` is the runtime; it never imports torch.
+``from occo_deploy import Fuser`` is the runtime; it never imports torch. ``occo_deploy.api`` has
+``export``, ``build``, ``check`` and ``requalify`` with the CLI's arguments; every error the package
+raises on purpose is an ``OccoDeployError`` subclass listed here.
 """
 
 from __future__ import annotations
@@ -9,18 +11,26 @@ from typing import TYPE_CHECKING, Any
 
 from occo_deploy._version import __version__
 from occo_deploy.errors import (
+    BuildError,
+    CheckFailedError,
     CheckpointError,
     EngineError,
     ExportError,
     InputError,
     MissingDependencyError,
     OccoDeployError,
+    OutputError,
+    OutputExistsError,
     ShapeError,
+    SourceError,
+    Terminated,
 )
 
 __all__ = [
-    "CheckpointError", "EngineError", "ExportError", "Fuser", "InputError", "MissingDependencyError",
-    "OccoDeployError", "ShapeError", "__version__",
+    "BuildError", "CheckFailedError", "CheckpointError", "EngineError", "ExportError", "Fuser", "InputError",
+    "MissingDependencyError", "OccoDeployError", "OutputError", "OutputExistsError", "ShapeError", "SourceError",
+    "Terminated",
+    "__version__",
 ]
 
 if TYPE_CHECKING:

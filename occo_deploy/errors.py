@@ -74,6 +74,10 @@ class ShapeError(InputError):
     """Frames whose shape the model or engine cannot take."""
 
 
+class SourceError(InputError):
+    """A live source that could not be opened, or stayed down longer than the reconnect timeout."""
+
+
 class MissingDependencyError(OccoDeployError):
     """An optional dependency is not installed; the message names the extra."""
 

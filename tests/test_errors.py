@@ -63,3 +63,18 @@ def test_install_hints_name_the_checkout_or_the_requirements(monkeypatch: pytest
     with pytest.raises(errors.MissingDependencyError, match=r"needs 'no_such_module', which is not installed: "
                                                             r"pip install -e '.*\[ray\]'"):
         errors.require("no_such_module", "ray", "Something")
+
+
+def test_every_public_error_class_is_exported_by_the_package() -> None:
+    import occo_deploy
+
+    # Every class occo_deploy.errors declares; one declared elsewhere (live's LiveRunError, which carries
+    # the run's report) subclasses one of them, so `except occo_deploy.SourceError` catches it.
+    declared = {cls for cls in _error_classes() if cls.__module__ == errors.__name__}
+    public = {cls.__name__ for cls in declared} | {"Terminated"}
+    assert public <= set(occo_deploy.__all__)
+    assert all(getattr(occo_deploy, name) is getattr(errors, name) for name in public)
+    import occo_deploy.live.job
+
+    others = [cls for cls in _error_classes() if cls not in declared]
+    assert others and all(set(cls.__mro__) & (declared - {errors.OccoDeployError}) for cls in others), others

@@ -47,12 +47,12 @@ class _Worker:
     """A Ray Data actor: one ``Fuser`` for its life; each call runs tasks and returns their results."""
 
     #: Set on the subclass ``run_on_ray`` makes, so nothing rides in the object store.
-    settings: ClassVar[dict[str, Any]] = {}
+    settings: ClassVar[RunSettings]
 
     def __init__(self) -> None:
         import cv2
 
-        self._settings = RunSettings(**self.settings)
+        self._settings = self.settings
         if self._settings.threads:
             cv2.setNumThreads(self._settings.threads)
         self._fuser = self._settings.fuser()
@@ -130,8 +130,8 @@ def run_on_ray(tasks: list[list[Item]], settings: RunSettings, opts: RayOptions)
     context.enable_progress_bars = False  # the CLI draws its own
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
-    worker_settings = dataclasses.replace(settings, threads=threads)
-    worker_cls = type("OccoArchiveWorker", (_Worker,), {"settings": worker_settings.as_dict()})
+    worker_settings = dataclasses.replace(settings, run=settings.run.replace(threads=threads))
+    worker_cls = type("OccoArchiveWorker", (_Worker,), {"settings": worker_settings})
     info = {"version": ray.__version__, "address": opts.address or "local instance (ray.init)",
             "nodes": nodes, "cluster_resources": resources}
     pool = {"count": workers, "threads": threads, "gpus": gpus}
@@ -152,4 +152,4 @@ def run_on_ray(tasks: list[list[Item]], settings: RunSettings, opts: RayOptions)
             if started:
                 ray.shutdown()
 
-    return Started(backends.describe(Path(settings.engine), settings.provider), results(), pool, info)
+    return Started(backends.describe(Path(settings.engine), settings.run.provider), results(), pool, info)

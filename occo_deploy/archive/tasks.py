@@ -12,12 +12,13 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from occo_deploy.archive.items import Item
 from occo_deploy.errors import OccoDeployError, first_line
+from occo_deploy.fusing.options import FrameOptions, RunOptions
 
 if TYPE_CHECKING:
     from occo_deploy.fusing.fuser import Fuser
@@ -42,28 +43,30 @@ class ItemResult:
         return cls(item.key, item.kind, item.ir, item.vis, item.output, status, **kw)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunSettings:
-    """How workers run their tasks (the same here and in every Ray actor)."""
+    """How workers run their tasks (the same here and in every Ray actor): the verb's own options
+    objects, whole, so a worker's ``Fuser`` is opened with exactly what ``archive`` was given."""
 
     engine: str  # absolute path: Ray workers on other nodes open the same path
-    provider: str | None = None
-    threads: int | None = None
-    batch: int = 1
+    run: RunOptions = field(default_factory=RunOptions)
+    #: Its ``align`` an absolute path as the engine's, for the same reason.
+    frames: FrameOptions = field(default_factory=FrameOptions)
     force: bool = False
-    ir_scale: str | None = None
-    max_side: int | None = None
-    align: str | None = None  # a rig file (occo-deploy align), absolute path as the engine's
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @property
+    def batch(self) -> int:
+        return self.run.batch or 1
 
-    def fuser(self, threads: int | None = None) -> Fuser:
-        """The ``Fuser`` every worker opens from these settings (``threads`` overrides theirs)."""
+    @property
+    def threads(self) -> int | None:
+        return self.run.threads
+
+    def fuser(self) -> Fuser:
+        """The ``Fuser`` every worker opens from these settings."""
         from occo_deploy.fusing.fuser import Fuser
 
-        return Fuser(self.engine, provider=self.provider, threads=threads or self.threads, batch=self.batch,
-                     ir_scale=self.ir_scale, max_side=self.max_side, align=self.align)
+        return Fuser(self.engine, **self.run.kwargs(), **self.frames.kwargs())
 
 
 @dataclass

@@ -58,6 +58,7 @@ def archive(
     """Fuse an archive of IR/visible pairs and videos; bad items are listed and skipped (exit 8)."""
     from occo_deploy.archive import items as archive_items
     from occo_deploy.archive.job import ItemResult, RunSettings, run_archive
+    from occo_deploy.fusing.options import FrameOptions, RunOptions
     from occo_deploy.workspace import default_engine
 
     if manifest is not None and (ir_root is not None or vis_root is not None):
@@ -84,8 +85,10 @@ def archive(
         from occo_deploy.registration.rig import Rig
 
         Rig.load(align)  # a bad rig file fails here, once, not in every worker
-    settings = RunSettings(str((engine or default_engine()).resolve()), provider, threads, batch, force, ir_scale,
-                           max_side, str(align.resolve()) if align else None)
+    settings = RunSettings(str((engine or default_engine()).resolve()),
+                           RunOptions(provider=provider, threads=threads, batch=batch),
+                           FrameOptions(ir_scale=ir_scale, max_side=max_side,
+                                        align=str(align.resolve()) if align else None), force)
     ray_options = None
     if ray is not None:
         from occo_deploy.archive.ray_runner import RayOptions

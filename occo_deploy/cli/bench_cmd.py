@@ -10,7 +10,7 @@ from rich import box
 from rich.table import Table
 
 from occo_deploy.cli.common import check_outputs, err, one_line_errors, out, write_png
-from occo_deploy.cli.options import CudaGraph, Force, InFlight, Provider, Report, Threads
+from occo_deploy.cli.options import CudaGraph, Force, InferencePrecision, InFlight, Provider, Report, Threads
 from occo_deploy.errors import InputError
 from occo_deploy.files import write_json_atomic
 
@@ -23,6 +23,7 @@ def bench(
     provider: Provider = None,
     in_flight: InFlight = None,
     cuda_graph: CudaGraph = False,
+    inference_precision: InferencePrecision = None,
     warmup: float = typer.Option(2.0, "--warmup", min=0.0, help="Warm-up seconds (at least one call)."),
     duration: float = typer.Option(10.0, "--duration", min=0.0, help="Measured seconds per engine."),
     pairs: Path | None = typer.Option(None, "--pairs", help="Folder of real pairs (ir/ + vi/) [default: the bundled clip]."),
@@ -36,17 +37,19 @@ def bench(
     from occo_deploy.evaluation.pictures import histogram as draw_histogram
     from occo_deploy.fusing import bench as bench_lib
     from occo_deploy.fusing.fuser import Fuser
+    from occo_deploy.fusing.options import RunOptions
     from occo_deploy.interface.profile import Profile
     from occo_deploy.workspace import default_engine
 
     check_outputs(force, report, histogram, "--histogram")
     batches = parse_batches(batch)
+    run = RunOptions(provider=provider, threads=threads, batch=max(batches), in_flight=in_flight,
+                     cuda_graph=cuda_graph, inference_precision=inference_precision)
     hw = Profile.from_options(shape=shape).opt_hw
     frames = sample_pairs(pairs, hw, max(8, *batches))
     results = []
     for engine in engines or [default_engine()]:
-        with Fuser(engine, threads=threads, provider=provider, in_flight=in_flight, cuda_graph=cuda_graph,
-                   batch=max(batches)) as fuser:
+        with Fuser(engine, **run.kwargs()) as fuser:
             for n in batches:
                 with out.status(f"timing {engine}, batch {n} ({warmup:g} s warm-up, {duration:g} s)..."):
                     results.append(bench_lib.run(fuser, frames, batch=n, warmup_s=warmup, duration_s=duration))

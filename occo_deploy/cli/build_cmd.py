@@ -38,22 +38,20 @@ def build(
     onnx_only: bool = typer.Option(False, "--onnx-only", help="Write the precision ONNX TensorRT would parse (checked and gated here, no TensorRT needed); build the plan from it on the GPU machine."),
 ) -> None:
     """Build an engine for this machine from the exported ONNX; every build passes a quality gate."""
-    from occo_deploy.engines.build import BuildRequest, build_engine
+    from occo_deploy import api
     from occo_deploy.errors import InputError
-    from occo_deploy.interface.profile import Profile
 
     chosen = [name for name, on in (("fp32", fp32), ("fp16", fp16), ("bf16", bf16), ("int8", int8)) if on]
     if len(chosen) > 1:
         raise InputError("choose one precision: --fp32, --fp16, --bf16 or --int8")
-    request = BuildRequest(onnx=onnx, precision=chosen[0] if chosen else None, backend=backend,
-                           profile=Profile.from_options(shape, min_shape, opt_shape, max_shape), output=output,
-                           force=force, calib_dir=calib, calib_method=calib_method, calib_size=calib_size,
-                           calib_cache=calib_cache, seed=seed, min_psnr=min_psnr, onnx_only=onnx_only,
-                           backend_options={"workspace": workspace, "timing_cache": timing_cache},
-                           fallback_methods=BuildRequest.fallback_methods if calib_fallback else ())
     # Calibration and the gates take minutes on a CPU: a bar each (drawn on terminals only).
     with Bars(console=out) as bars:
-        result = build_engine(request, log=lambda message: out.print(message, soft_wrap=True), steps=bars.step)
+        result = api.build(onnx, precision=chosen[0] if chosen else None, backend=backend, calib=calib,
+                           calib_method=calib_method, calib_fallback=calib_fallback, calib_size=calib_size,
+                           calib_cache=calib_cache, seed=seed, shape=shape, min_shape=min_shape,
+                           opt_shape=opt_shape, max_shape=max_shape, workspace=workspace, timing_cache=timing_cache,
+                           output=output, force=force, min_psnr=min_psnr, onnx_only=onnx_only,
+                           log=lambda message: out.print(message, soft_wrap=True), steps=bars.step)
     out.print(f"{'wrote' if onnx_only else 'built'} {result.engine} ({human_bytes(result.engine.stat().st_size)}) "
               f"in {result.seconds:.0f} s; sidecar {result.sidecar}")
     if result.next_step:

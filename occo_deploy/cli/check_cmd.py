@@ -34,7 +34,7 @@ def check(
 ) -> None:
     """Check an ONNX against the rules of TensorRT, ONNX Runtime or OpenVINO, without needing TensorRT;
     or, with --requalify, run an engine's quality gate again on this CPU."""
-    from occo_deploy.engines.check import check_artifact
+    from occo_deploy import api
 
     if report is not None:
         check_writable(report, force)
@@ -43,7 +43,7 @@ def check(
         return
     if calib is not None or reference is not None:
         raise InputError("--calib and --reference are for --requalify")
-    result = check_artifact(artifact, list(target) if target else None, tensorrt_major=trt_major)
+    result = api.check(artifact, target=target, trt_major=trt_major)
     for finding in result.findings:
         out.print(finding.line(), soft_wrap=True)
     for note in result.notes:
@@ -58,14 +58,14 @@ def check(
 
 
 def _requalify(engine: Path, calib: Path | None, reference: Path | None, report: Path | None, force: bool) -> None:
+    from occo_deploy import api
     from occo_deploy.cli.progress import Bars
-    from occo_deploy.engines.qualify import requalify
     from occo_deploy.runtime.cpu import cpu_description, describe_class
 
     out.print(f"this CPU: {cpu_description()}", soft_wrap=True)
     with Bars() as bars:
-        result = requalify(engine, calib, reference, log=lambda m: out.print(m, soft_wrap=True),
-                           progress=bars.step("quality gate"))
+        result = api.requalify(engine, calib=calib, reference=reference, log=lambda m: out.print(m, soft_wrap=True),
+                               progress=bars.step("quality gate"))
     out.print(result.gate.describe(), soft_wrap=True)
     if report is not None:
         write_json_atomic(report, {"command": "check --requalify", "engine": str(engine),

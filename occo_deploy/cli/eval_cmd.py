@@ -12,7 +12,7 @@ from rich import box
 from rich.table import Table
 
 from occo_deploy.cli.common import check_outputs, one_line_errors, out, write_png
-from occo_deploy.cli.options import Force, Report
+from occo_deploy.cli.options import Force, InferencePrecision, Provider, Report, Threads
 from occo_deploy.files import check_writable, write_bytes_atomic, write_json_atomic
 from occo_deploy.workspace import DEFAULT_ONNX
 
@@ -50,6 +50,9 @@ def evaluate(
     convention: str = typer.Option("cddfuse", "--convention", metavar="NAME", help="Metric definitions: cddfuse (MMIF-CDDFuse's evaluator), vifb (VIFB's MATLAB), textbook."),
     reference: Path = typer.Option(DEFAULT_ONNX, "--reference", help="FP32 ONNX / engine, or a checkpoint (.pth: PyTorch, needs the export extra)."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many pairs per data set."),
+    provider: Provider = None,
+    threads: Threads = None,
+    inference_precision: InferencePrecision = None,
     report: Report = None,
     table: Path | None = typer.Option(None, "--table", help="Write the table as in a paper: .md, .csv or .tex."),
     grid: Path | None = typer.Option(None, "--grid", help="Write a PNG: IR | visible | fused per engine, a few pairs."),
@@ -62,6 +65,7 @@ def evaluate(
     from occo_deploy.evaluation.pictures import grid as draw_grid
     from occo_deploy.evaluation.tables import format_for, render
     from occo_deploy.fusing.fuser import Fuser
+    from occo_deploy.fusing.options import RunOptions
     from occo_deploy.workspace import default_engine
 
     if convention not in CONVENTIONS:
@@ -82,7 +86,8 @@ def evaluate(
                 raise
             out.print("note: no engine in engines/ or export/; scoring the --fused folders only")
     ref_fn, ref_label = ev.reference_runner(reference) if engine_paths else (None, None)
-    fusers = [Fuser(p) for p in engine_paths]
+    run = RunOptions(provider=provider, threads=threads, inference_precision=inference_precision)
+    fusers = [Fuser(p, **run.kwargs()) for p in engine_paths]
     try:
         labels = [f"{f.engine.name} [{f.info().get('precision')}]" for f in fusers]
         engines = [(label, f.info(), f.fuse) for label, f in zip(labels, fusers)]

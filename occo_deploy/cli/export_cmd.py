@@ -23,16 +23,14 @@ def export(
         False, "--trust-checkpoint", help="Allow checkpoints that pickle Python objects (only from a source you trust)."),
 ) -> None:
     """Export a checkpoint to ONNX: uint8 frames in, fused uint8 frames out, dynamic batch and size."""
+    from occo_deploy import api
     from occo_deploy import demo as demo_assets
-    from occo_deploy.export.onnx_export import export_onnx
 
     if demo == (checkpoint is not None):
         raise InputError("give a CHECKPOINT or --demo (one of them)")
-    ckpt = demo_assets.WEIGHTS if demo else checkpoint
-    assert ckpt is not None
+    ckpt = checkpoint if checkpoint is not None else demo_assets.WEIGHTS
     with out.status(f"exporting {ckpt} (about a minute on a 2-core CPU)..."):
-        result = export_onnx(ckpt, output, verify_with=demo_assets.first_pair(), force=force, opset=opset,
-                             trusted=trust_checkpoint)
+        result = api.export(checkpoint, output, force=force, demo=demo, opset=opset, trust_checkpoint=trust_checkpoint)
     ver = result.info["verification"]
     shapes = ", ".join("x".join(map(str, s)) for s in ver["inputs_nhw"])
     out.print(f"exported {ckpt} -> {result.onnx} ({human_bytes(result.onnx.stat().st_size)}, opset {opset}) "

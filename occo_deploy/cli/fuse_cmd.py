@@ -40,6 +40,8 @@ from occo_deploy.urls import mask_all, mask_credentials
 if TYPE_CHECKING:
     from occo_deploy.fusing.fuser import Fuser
     from occo_deploy.fusing.jobs import JobReport
+    from occo_deploy.fusing.options import FrameOptions, RunOptions
+    from occo_deploy.live.job import LiveOptions
 
 
 @one_line_errors
@@ -92,20 +94,19 @@ def fuse(
         raise InputError("give IR and VIS inputs (two images, two folders or two videos), or --demo")
     if swap:
         ir, vis = vis, ir
+    from occo_deploy.fusing.options import FrameOptions, RunOptions
     from occo_deploy.runtime.irscale import IrScale
 
-    scale = IrScale.parse(ir_scale, ir_smooth)
+    # The options objects, built once: the same Fuser keywords for files, videos and live runs.
+    run = RunOptions(provider=provider, threads=threads, batch=batch, in_flight=in_flight, cuda_graph=cuda_graph,
+                     inference_precision=inference_precision)
+    frames = FrameOptions(ir_scale=IrScale.parse(ir_scale, ir_smooth), max_side=max_side, align=align)
     if live:
-        # A live run fuses the newest pair as soon as it is paired: one frame a call, one in flight.
-        files_only = [name for name, given in (("--batch", batch != 1), ("--in-flight", in_flight is not None),
-                                               ("--keep-going", keep_going)) if given]
-        if files_only:
-            raise InputError(f"{files_only[0]} is for files and folders; a live run fuses the newest pair at once, "
-                             "one at a time: drop it")
-        _live(ir, vis, output=output, engine=engine, provider=provider, threads=threads, scale=scale, max_side=max_side,
-              offset_ms=offset_ms, inference_precision=inference_precision, align=align, cuda_graph=cuda_graph,
-              duration=duration, preview=preview, reconnect_timeout=reconnect_timeout, tolerance_ms=tolerance_ms,
-              rtsp_transport=rtsp_transport, report=report, force=force, quiet=quiet)
+        from occo_deploy.live.job import LiveOptions
+
+        _live(ir, vis, engine, run, frames, LiveOptions(duration, offset_ms, tolerance_ms, reconnect_timeout,
+                                                        rtsp_transport),
+              output=output, preview=preview, report=report, force=force, quiet=quiet, keep_going=keep_going)
         return
     live_only = [name for name, value in (("--duration", duration), ("--preview", preview),
                                           ("--tolerance-ms", tolerance_ms)) if value is not None]
@@ -117,10 +118,7 @@ def fuse(
     output = output or jobs.default_output(kind)
     if report is not None:
         check_writable(report, force)
-    engine_path = engine or default_engine()
-    with Fuser(engine_path, threads=threads, provider=provider, in_flight=in_flight, cuda_graph=cuda_graph,
-               batch=batch, ir_scale=scale, max_side=max_side, inference_precision=inference_precision,
-               align=align) as fuser:
+    with Fuser(engine or default_engine(), **run.kwargs(), **frames.kwargs()) as fuser:
         result = _run_job(fuser, kind, Path(ir), Path(vis), output, batch=batch, force=force, quiet=quiet,
                           offset_ms=offset_ms, keep_going=keep_going)
     for notice in result.notices:
@@ -152,10 +150,9 @@ def _run_job(fuser: Fuser, kind: str, ir: Path, vis: Path, output: Path, *, batc
                                 keep_going=keep_going)
 
 
-def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provider: str | None, threads: int | None,
-          scale: Any, max_side: int | None, offset_ms: float, duration: float | None, preview: str | None, reconnect_timeout: float,
-          tolerance_ms: float | None, rtsp_transport: str, report: Path | None, force: bool, quiet: bool,
-          inference_precision: str | None, align: Path | None, cuda_graph: bool) -> None:
+def _live(ir: str, vis: str, engine: Path | None, run: RunOptions, frames: FrameOptions, options: LiveOptions, *,
+          output: Path | None, preview: str | None, report: Path | None, force: bool, quiet: bool,
+          keep_going: bool) -> None:
     """``fuse --live``: the live figures on one line while it runs, the summary after."""
     from rich.live import Live
     from rich.text import Text
@@ -165,8 +162,13 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
     from occo_deploy.live.preview import PreviewServer, parse_address
     from occo_deploy.workspace import default_engine
 
-    if rtsp_transport not in ("tcp", "udp"):
-        raise InputError(f"--rtsp-transport is tcp or udp (got {rtsp_transport!r})")
+    # A live run fuses the newest pair as soon as it is paired: one frame a call, one in flight. Every
+    # other option of fuse is honoured (the engine's, the frames', --offset-ms, --report, -q...).
+    files_only = [name for name, given in (("--batch", run.batch != 1), ("--in-flight", run.in_flight is not None),
+                                           ("--keep-going", keep_going)) if given]
+    if files_only:
+        raise InputError(f"{files_only[0]} is for files and folders; a live run fuses the newest pair at once, "
+                         "one at a time: drop it")
     for path in (output, report):
         if path is not None:
             check_writable(path, force)
@@ -180,9 +182,7 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
     server = PreviewServer(*parse_address(preview)) if preview else None
     line = Live(Text("connecting..."), console=err, transient=True, auto_refresh=False) if not quiet else None
     try:
-        with Fuser(engine or default_engine(), threads=threads, provider=provider, ir_scale=scale,
-                   max_side=max_side, inference_precision=inference_precision, align=align,
-                   cuda_graph=cuda_graph) as fuser:
+        with Fuser(engine or default_engine(), **run.replace(batch=None).kwargs(), **frames.kwargs()) as fuser:
             if server is not None:
                 server.start()
                 err.print(f"preview: {server.url}", soft_wrap=True)
@@ -193,9 +193,7 @@ def _live(ir: str, vis: str, *, output: Path | None, engine: Path | None, provid
             if line is not None:
                 line.start()
             try:
-                result = run_live(fuser, ir, vis, output, duration_s=duration, offset_ms=offset_ms,
-                                  tolerance_ms=tolerance_ms, reconnect_timeout_s=reconnect_timeout,
-                                  rtsp_transport=rtsp_transport, preview=server, force=force,
+                result = run_live(fuser, ir, vis, output, options=options, preview=server, force=force,
                                   on_figures=(lambda f: line.update(Text(live_line(f)), refresh=True))
                                   if line else None)
             except LiveRunError as failed:  # the report is written however the run ends

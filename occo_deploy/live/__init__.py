@@ -15,7 +15,8 @@ fused stream as MJPEG with the live figures; ``job`` is what ``fuse --live`` run
             show(frame.fused, frame.latency_ms)
 """
 
+from occo_deploy.errors import SourceError
 from occo_deploy.live.fusion import LiveFrame, LiveFusion
-from occo_deploy.live.sources import Source, SourceError, open_source
+from occo_deploy.live.sources import Source, open_source
 
 __all__ = ["LiveFrame", "LiveFusion", "Source", "SourceError", "open_source"]

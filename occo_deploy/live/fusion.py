@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from occo_deploy.live.sources import Source, SourceError
+from occo_deploy.errors import SourceError
+from occo_deploy.live.sources import Source
 from occo_deploy.runtime.stats import LatencyStats, summarize
 
 if TYPE_CHECKING:

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from occo_deploy import log
-from occo_deploy.errors import Terminated, option
+from occo_deploy.errors import InputError, SourceError, Terminated, option
 from occo_deploy.live.fusion import LiveFrame, LiveFusion
 from occo_deploy.live.preview import PreviewServer
-from occo_deploy.live.sources import Source, SourceError
+from occo_deploy.live.sources import Source
 
 if TYPE_CHECKING:
     from occo_deploy.fusing.fuser import Fuser
@@ -33,6 +33,25 @@ _log = log.get("live")
 OnFigures = Callable[[dict[str, Any]], None]
 FIGURES_EVERY_S = 0.5
 DEFAULT_OUTPUT_FPS = 30.0
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """How a live run treats its sources: ``fuse --live``'s own options, as ``run_live`` takes them."""
+
+    #: Stop after this many seconds (None: until Ctrl-C, SIGTERM or a source's end).
+    duration_s: float | None = None
+    #: Known lag of the infrared stream behind the visible one (ms).
+    offset_ms: float = 0.0
+    #: Largest gap between paired arrivals (ms; None: half the longer frame period).
+    tolerance_ms: float | None = None
+    #: End the run when a source stays down this long (s).
+    reconnect_timeout_s: float = 10.0
+    rtsp_transport: str = "tcp"
+
+    def __post_init__(self) -> None:
+        if self.rtsp_transport not in ("tcp", "udp"):
+            raise InputError(f"{option('rtsp_transport')} is tcp or udp (got {self.rtsp_transport!r})")
 
 
 @dataclass
@@ -57,9 +76,8 @@ class LiveReport:
                 "live": self.figures, "latency": self.latency, "notices": self.notices}
 
 
-def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = None, *, duration_s: float | None = None,
-             offset_ms: float = 0.0, tolerance_ms: float | None = None, reconnect_timeout_s: float = 10.0,
-             rtsp_transport: str = "tcp", preview: PreviewServer | None = None, force: bool = False,
+def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = None, *,
+             options: LiveOptions | None = None, preview: PreviewServer | None = None, force: bool = False,
              on_figures: OnFigures | None = None) -> LiveReport:
     """Fuse two live sources until ``duration_s``, Ctrl-C or a source's end; ``SourceError`` when one
     stays down, after the output is finalised. State changes and notices are logged as they happen
@@ -67,15 +85,18 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
     from occo_deploy.files import atomic_output, check_writable
     from occo_deploy.video.streams import ThreadedWriter
 
+    opts = options or LiveOptions()
+    duration_s = opts.duration_s
     if output is not None:
         check_writable(output, force)
     fuser.stats.reset()
     with contextlib.ExitStack() as stack:
-        ir = stack.enter_context(Source(ir_spec, "infrared", reconnect_timeout_s=reconnect_timeout_s,
-                                        rtsp_transport=rtsp_transport))
-        vis = stack.enter_context(Source(vis_spec, "visible", reconnect_timeout_s=reconnect_timeout_s,
-                                         rtsp_transport=rtsp_transport))
-        live = LiveFusion(fuser, ir, vis, offset_ms=offset_ms, tolerance_ms=tolerance_ms, duration_s=duration_s)
+        ir = stack.enter_context(Source(ir_spec, "infrared", reconnect_timeout_s=opts.reconnect_timeout_s,
+                                        rtsp_transport=opts.rtsp_transport))
+        vis = stack.enter_context(Source(vis_spec, "visible", reconnect_timeout_s=opts.reconnect_timeout_s,
+                                         rtsp_transport=opts.rtsp_transport))
+        live = LiveFusion(fuser, ir, vis, offset_ms=opts.offset_ms, tolerance_ms=opts.tolerance_ms,
+                          duration_s=duration_s)
         report = LiveReport({}, output)
         writer: ThreadedWriter | None = None
         fps, t0 = DEFAULT_OUTPUT_FPS, 0.0

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from occo_deploy import log
-from occo_deploy.errors import InputError
+from occo_deploy.errors import SourceError
 from occo_deploy.urls import mask_credentials
 
 _log = log.get("live")
@@ -41,10 +41,6 @@ READ_TIMEOUT_MS = 3000
 #: answers at once, a dead host takes this long.
 PROBE_TIMEOUT_S = 2.0
 _URL = re.compile(r"^(rtsp|rtsps|rtmp|udp|tcp|http|https|srt|rtp)://", re.IGNORECASE)
-
-
-class SourceError(InputError):
-    """A live source that could not be opened, or stayed down longer than the reconnect timeout."""
 
 
 @dataclass(frozen=True)

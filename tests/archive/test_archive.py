@@ -20,6 +20,7 @@ import pytest
 from occo_deploy import Fuser
 from occo_deploy.archive.items import discover, read_manifest
 from occo_deploy.archive.tasks import RunSettings, run_task
+from occo_deploy.fusing.options import RunOptions
 from tests.cli.test_fuse_cli import _one_line_error
 from tests.conftest import PAIRS, make_video, run_cli, sequence_frames
 
@@ -121,7 +122,7 @@ def test_a_retried_task_keeps_what_its_first_attempt_wrote(tree: tuple[Path, Pat
     items = {i.key: i for i in discover(*tree, tmp_path / "out")}
     task = [items["day1/MSRS/00004N"], items["day2/TNO/01"]]
     clip = [items["clips/c0"]]
-    settings = RunSettings(str(exported), batch=2)
+    settings = RunSettings(str(exported), RunOptions(batch=2))
     with Fuser(exported) as fuser:
         first = run_task(fuser, task[:1], settings) + run_task(fuser, clip, settings)  # the attempt that died
         written = {i.key: Path(i.output or "").stat().st_mtime_ns for i in (task[0], clip[0])}
@@ -134,7 +135,7 @@ def test_a_retried_task_keeps_what_its_first_attempt_wrote(tree: tuple[Path, Pat
         assert any("earlier attempt" in n for n in again[key].notices), again[key]
     assert again["clips/c0"].frames == 6 and not again["day2/TNO/01"].notices  # fused now, for the first time
     with Fuser(exported) as fuser:  # with --force an existing output is fused again
-        forced = run_task(fuser, task[:1], RunSettings(str(exported), batch=2, force=True))
+        forced = run_task(fuser, task[:1], RunSettings(str(exported), RunOptions(batch=2), force=True))
     assert forced[0].status == "done" and Path(task[0].output or "").stat().st_mtime_ns != written[task[0].key]
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from occo_deploy import Fuser
 from occo_deploy.live import open_source
-from occo_deploy.live.job import run_live
+from occo_deploy.live.job import LiveOptions, run_live
 from tests.conftest import run_cli
 
 SERVER = Path(__file__).with_name("rtsp_server.py")
@@ -130,8 +130,8 @@ def test_an_outage_is_said_while_it_lasts_and_counted_once(exported: Path, tmp_p
         restart_at: list[float] = []
         back: list[Any] = []
         try:
-            report = run_live(fuser, url, url, tmp_path / "out.mp4", duration_s=22, reconnect_timeout_s=15,
-                              on_figures=watch)
+            report = run_live(fuser, url, url, tmp_path / "out.mp4",
+                              options=LiveOptions(duration_s=22, reconnect_timeout_s=15), on_figures=watch)
         finally:
             for s in ([server] if server is not None else []) + back:
                 s.__exit__(None, None, None)
