@@ -179,9 +179,17 @@ def _qdq(g: Graph, node: onnx.NodeProto, zp_index: int) -> Iterable[Finding]:
               if (a := weight_axis(user, list(user.input).index(dequantized) if dequantized in user.input else 1,
                                    len(weight))) is not None}
     if wanted and axis not in wanted:
-        yield Finding("error", t, node.name, op, f"per-channel weight scale on axis {attr(node, 'axis', 1)}; its "
-                                                 f"{'/'.join(sorted({u.op_type for u in _readers(g, node)}))} reads "
-                                                 f"output channels on axis {min(wanted)}")
+        readers = {u.op_type for u in _readers(g, node)}
+        where = f"per-channel weight scale on axis {attr(node, 'axis', 1)}; its {'/'.join(sorted(readers))} reads " \
+                f"output channels on axis {min(wanted)}"
+        if readers <= {"MatMul", "Gemm"}:
+            # onnx-tensorrt's DequantizeLinear sets no rule on the axis (operators.md: the zero point only),
+            # so the parser takes it; TensorRT's INT8 GEMMs scale weights per output channel, so this
+            # product cannot be one: it runs unfused, in the float precision, its weights dequantized.
+            yield Finding("warning", t, node.name, op, f"{where}: built, but the product runs unfused in "
+                                                       "FP16/FP32 with its weights dequantized (slower, not INT8)")
+        else:
+            yield Finding("error", t, node.name, op, where)
     elif not 0 <= axis < len(weight) or scale.size != weight[axis]:
         yield Finding("error", t, node.name, op, "per-channel scale length differs from the output channels")
 

@@ -15,22 +15,17 @@ from occo_deploy.engines.build import BuildResult, build_engine
 from occo_deploy.engines.check import check_artifact, check_model
 from occo_deploy.errors import EngineError, InputError, cli_context
 from occo_deploy.interface.profile import Profile
-from tests.cli.test_fuse_cli import _one_line_error
-from tests.conftest import PAIRS, request, run_cli
+from tests.conftest import PAIRS, TRT_SMALL, request, run_cli
+from tests.support import one_line_error
 
 BAD = Path(__file__).with_name("fixtures") / "bad_for_tensorrt.onnx"
-SMALL = Profile.from_options(min_="1x64x64", opt="1x120x160", max_="2x480x640")
+SMALL = TRT_SMALL
 
 
 def _trt_onnx(exported: Path, tmp: Path, precision: str) -> BuildResult:
     """The ONNX TensorRT would parse, as `build --backend tensorrt --onnx-only` writes it, for a small profile."""
     return build_engine(request(exported, tmp, precision=precision, backend="tensorrt", profile=SMALL,
                                 onnx_only=True, output=tmp / f"occo_{precision}_tensorrt.onnx"))
-
-
-@pytest.fixture(scope="module")
-def trt_int8(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
-    return _trt_onnx(exported, tmp_path_factory.mktemp("trt-int8"), "int8")
 
 
 @pytest.fixture(scope="module")
@@ -180,10 +175,10 @@ def test_check_cli(exported: Path, trt_int8: BuildResult, tmp_path: Path) -> Non
     assert bad.returncode == 9
     assert "transpose_on_uint8 (Transpose)" in bad.stdout and "bias_dq_int32 (DequantizeLinear)" in bad.stdout
     assert bad.stderr.count("\n") == 1 and "14 error(s)" in bad.stderr
-    _one_line_error(run_cli("check", "nothing.onnx", cwd=tmp_path), "not found: nothing.onnx")
+    one_line_error(run_cli("check", "nothing.onnx", cwd=tmp_path), "not found: nothing.onnx")
     plan = tmp_path / "x.plan"
     plan.write_bytes(b"plan")
-    _one_line_error(run_cli("check", str(plan), cwd=tmp_path), "only TensorRT can read", "--onnx-only")
+    one_line_error(run_cli("check", str(plan), cwd=tmp_path), "only TensorRT can read", "--onnx-only")
 
 
 def test_onnx_only_cli_writes_the_tensorrt_onnx_without_tensorrt(workspace: Path) -> None:
@@ -196,6 +191,33 @@ def test_onnx_only_cli_writes_the_tensorrt_onnx_without_tensorrt(workspace: Path
     fused = run_cli("fuse", str(PAIRS / "TNO" / "ir" / "07.png"), str(PAIRS / "TNO" / "vi" / "07.png"), cwd=workspace)
     assert fused.returncode == 0 and "export/occo.onnx" in fused.stdout
     again = run_cli("build", "engines/occo_fp16_tensorrt.onnx", cwd=workspace)
-    _one_line_error(again, "cannot build for tensorrt", "[gpu]'")
-    _one_line_error(run_cli("build", "--int8", "--onnx-only", "--backend", "onnxruntime", cwd=workspace),
+    one_line_error(again, "cannot build for tensorrt", "[gpu]'")
+    one_line_error(run_cli("build", "--int8", "--onnx-only", "--backend", "onnxruntime", cwd=workspace),
                     "drop --onnx-only")
+
+
+def _constant_left_matmul(axis: int) -> onnx.ModelProto:
+    """x -> MatMul(DQ(Q(W)), x) with W a constant left operand quantized per channel on ``axis``, as
+    NVIDIA ModelOpt writes it for this network's attention products (axis 1, the reduction axis)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4), "W")
+    scale = numpy_helper.from_array(np.full(4 if axis == 1 else 3, 0.01, np.float32), "W_scale")
+    zero = numpy_helper.from_array(np.zeros(4 if axis == 1 else 3, np.int8), "W_zero")
+    nodes = [helper.make_node("QuantizeLinear", ["W", "W_scale", "W_zero"], ["Wq"], name="w_q", axis=axis),
+             helper.make_node("DequantizeLinear", ["Wq", "W_scale", "W_zero"], ["Wd"], name="w_dq", axis=axis),
+             helper.make_node("MatMul", ["Wd", "x"], ["y"], name="product")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 5])],
+                              [weight, scale, zero])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_a_matmul_weight_scaled_along_its_reduction_axis_builds_unfused() -> None:
+    # TensorRT's parser takes it (no axis rule for DequantizeLinear); the product cannot be an INT8 GEMM,
+    # so it is a warning naming the cost, where the rule used to refuse ModelOpt's ONNX outright.
+    found = [f for f in check_model(_constant_left_matmul(axis=1), ["tensorrt"]) if f.node in ("w_q", "w_dq")]
+    assert found and all(f.level == "warning" for f in found), [f.line() for f in found]
+    assert "runs unfused in FP16/FP32" in found[0].message and "axis 0" in found[0].message
+    assert not [f for f in check_model(_constant_left_matmul(axis=0), ["tensorrt"]) if f.node in ("w_q", "w_dq")]

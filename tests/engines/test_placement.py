@@ -25,19 +25,12 @@ from occo_deploy.interface.profile import Profile
 from occo_deploy.quantization import placement
 from occo_deploy.sidecar import read_sidecar, sidecar_path
 from occo_deploy.workspace import default_engine
-from tests.conftest import PAIRS, request
+from tests.conftest import PAIRS, TRT_SMALL, request
 
 MODELOPT_FIXTURE = Path(__file__).with_name("fixtures") / "modelopt_int8_small.onnx"
 #: ModelOpt's INT8 ONNX of this network quantizes 16 convolution outputs (benchmarks/README.md).
 MODELOPT_CONV_OUTPUTS = 16
-SMALL = Profile.from_options(min_="1x64x64", opt="1x120x160", max_="2x480x640")
-
-
-@pytest.fixture(scope="module")
-def trt_int8(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
-    tmp = tmp_path_factory.mktemp("trt-int8-placement")
-    return build_engine(request(exported, tmp, precision="int8", backend="tensorrt", profile=SMALL, onnx_only=True,
-                                output=tmp / "occo_int8_tensorrt.onnx"))
+SMALL = TRT_SMALL
 
 
 def _graph(path: Path) -> tuple[onnx.ModelProto, placement.GraphView]:
