@@ -50,6 +50,8 @@ def make_archive(root: Path, images: int, clip_frames: int, tiny: int = 0) -> tu
         src = pairs[k % len(pairs)]
         for side, out in (("ir", ir_root), ("vi", vis_root)):
             image = cv2.imread(str(SHARED / "data/pairs/MSRS" / side / src.name), cv2.IMREAD_UNCHANGED)
+            if image is None:
+                raise SystemExit(f"cannot read {src.name} under {SHARED / 'data/pairs/MSRS' / side}")
             if tiny:
                 image = image[200:216, 300:316]
             dst = out / f"day{k % 2}" / f"{k:03d}_{src.name}"
@@ -91,7 +93,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="occo-archive-bench-") as tmp:
         tree = make_archive(Path(tmp) / "in", args.images, args.clip_frames)
         tiny = make_archive(Path(tmp) / "tiny", 0, 0, tiny=40)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for name, ray in configs:
             rows.append(run(name, tree, Path(tmp) / f"out-{len(rows)}", args.engine, ray))
             shutil.rmtree(Path(tmp) / f"out-{len(rows) - 1}")

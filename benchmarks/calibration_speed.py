@@ -34,7 +34,8 @@ def main() -> int:
     ap.add_argument("--size", default="480x640", help="HxW the frames are fitted to (the build's default)")
     ap.add_argument("--methods", default="percentile,entropy")
     args = ap.parse_args()
-    hw = tuple(int(v) for v in args.size.split("x"))
+    height, width = (int(v) for v in args.size.split("x"))
+    hw = (height, width)
     items = data.discover(args.pairs)
     step = max(1, len(items) // args.frames)
     pairs = [data.load_pair(i, hw) for i in items[::step][: args.frames]]  # spread over the data sets

@@ -31,7 +31,6 @@ the calibrated range the most (the clipped share and how far past the range).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -95,7 +94,10 @@ def raw_output(path: Path) -> str:
 def native_size(item: Any) -> str:
     import cv2
 
-    h, w = cv2.imread(str(item.ir), cv2.IMREAD_UNCHANGED).shape[:2]
+    image = cv2.imread(str(item.ir), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        return "unreadable"
+    h, w = image.shape[:2]
     return f"{h}x{w}"
 
 
@@ -220,4 +222,4 @@ def report_clipping(fp32: Path, ranges: dict[str, tuple[float, float]], model: A
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -84,7 +84,10 @@ def main() -> None:
         from occo_deploy.sidecar import read_sidecar
 
         torch.set_num_threads(args.threads)
-        pipeline = FusionPipeline(load_model(read_sidecar(args.onnx)["source"]["checkpoint"])).eval()
+        meta = read_sidecar(args.onnx)
+        if meta is None:
+            sys.exit(f"{args.onnx} has no sidecar; run: occo-deploy export --demo")
+        pipeline = FusionPipeline(load_model(meta["source"]["checkpoint"])).eval()
 
         def bf16(ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
             with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):

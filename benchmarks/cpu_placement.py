@@ -27,8 +27,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -38,15 +42,15 @@ from openvino_ab import compile_static  # noqa: E402
 Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def u8_variant(trt_model: object, fp32_path: Path, ranges: dict[str, tuple[float, float]],
-               reduce_range: bool) -> object:
+def u8_variant(trt_model: onnx.ModelProto, fp32_path: Path, ranges: dict[str, tuple[float, float]],
+               reduce_range: bool) -> onnx.ModelProto:
     """``trt-s8`` with u8 asymmetric activations (range widened to hold 0, as ONNX Runtime's
     quantizer does) and, with ``reduce_range``, 7-bit weights requantized from the FP32 values."""
     import onnx
     from onnx import numpy_helper
 
     model = onnx.ModelProto()
-    model.CopyFrom(trt_model)  # type: ignore[arg-type]
+    model.CopyFrom(trt_model)
     inits = {i.name: i for i in model.graph.initializer}
     fp32 = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(fp32_path)).graph.initializer}
     for node in model.graph.node:

@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from occo_deploy.runtime.cuda_staged import CudaStagedBackend  # noqa: E402
 from occo_deploy.runtime.staging import Slot  # noqa: E402
+from occo_deploy.sidecar import Sidecar  # noqa: E402
 
 SIZES = {"640x480": (480, 640), "1280x1024": (1024, 1280)}
 RESULTS: dict[str, Any] = {"errors": {}}
@@ -105,7 +106,7 @@ class TorchCudaBackend(CudaStagedBackend):
     name = "pytorch-cuda"
     half = False
 
-    def __init__(self, artifact: Path, sidecar: dict[str, Any] | None, provider: str, threads: int | None,
+    def __init__(self, artifact: Path, sidecar: Sidecar | None, provider: str, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> None:
         super().__init__(artifact, sidecar, provider, threads, options)
         import torch
@@ -211,7 +212,7 @@ def transfers(reps: int = 30) -> list[dict[str, Any]]:
 
     cuda = Cuda()
     stream = cuda.stream()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for label, (h, w) in SIZES.items():
         for n in (1, 8):
             n_in, n_out = 4 * n * h * w, 3 * n * h * w
@@ -331,7 +332,9 @@ def graphs(ckpt: Path, frames: int) -> dict[str, Any]:
     items = [(k, *pairs[k]) for k in range(10)]
     with Fuser(ckpt, provider="copy", in_flight=2, batch=2, cuda_graph=True) as fuser:
         out = list(fuser.fuse_stream(iter(items), 2))
-        captured = len(fuser.backend._graph_plan.graphs)
+        backend = fuser.backend
+        assert isinstance(backend, CudaStagedBackend)
+        captured = len(backend._graph_plan.graphs)
     exact = all(np.array_equal(fused, items[k][2]) for k, fused in out)
     say(f"- stream capture with a copy engine: {captured} graphs captured, replays exact: {exact}")
     result: dict[str, Any] = {"capture_graphs": captured, "capture_replays_exact": exact, "rows": []}

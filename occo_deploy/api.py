@@ -9,7 +9,7 @@ subclasses, whose messages name options as Python spells them), the same results
     >>> api.build(precision="int8", backend="openvino", calib="pairs/")
     >>> api.check("export/occo.onnx", target=["tensorrt"]).passed
 
-Messages go to the ``occo_deploy`` logger; ``log`` and ``steps`` take the progress the CLI draws.
+Messages go to the ``occo_deploy`` logger; ``steps`` and ``progress`` take the progress the CLI draws.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from occo_deploy.errors import InputError, option
-from occo_deploy.progress import Log, Steps, quiet
+from occo_deploy.progress import Steps
 from occo_deploy.workspace import CALIBRATION_DIR, DEFAULT_ONNX
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def build(onnx: str | Path = DEFAULT_ONNX, *, precision: str | None = None, back
           shape: str | None = None, min_shape: str | None = None, opt_shape: str | None = None,
           max_shape: str | None = None, workspace: float | None = None, timing_cache: str | Path | None = None,
           output: str | Path | None = None, force: bool = False, min_psnr: float | None = None,
-          onnx_only: bool = False, log: Log = quiet, steps: Steps | None = None) -> BuildResult:
+          onnx_only: bool = False, steps: Steps | None = None) -> BuildResult:
     """``occo-deploy build``: an engine from the exported ONNX, kept only above its quality gate.
     ``precision`` is fp32, fp16, bf16 or int8 (None: a precision ONNX's own); ``workspace`` and
     ``timing_cache`` are TensorRT's and refused for any other backend."""
@@ -72,7 +72,7 @@ def build(onnx: str | Path = DEFAULT_ONNX, *, precision: str | None = None, back
         onnx_only=onnx_only,
         backend_options={"workspace": workspace, "timing_cache": Path(timing_cache) if timing_cache else None},
         fallback_methods=BuildRequest.fallback_methods if calib_fallback else ())
-    return build_engine(request, log=log, steps=steps)
+    return build_engine(request, steps=steps)
 
 
 def check(artifact: str | Path = DEFAULT_ONNX, *, target: Sequence[str] | None = None,
@@ -85,10 +85,10 @@ def check(artifact: str | Path = DEFAULT_ONNX, *, target: Sequence[str] | None =
 
 
 def requalify(engine: str | Path, *, calib: str | Path | None = None, reference: str | Path | None = None,
-              log: Log = quiet, progress: Progress | None = None) -> Requalified:
+              progress: Progress | None = None) -> Requalified:
     """``occo-deploy check ENGINE --requalify``: the engine's quality gate again on this CPU, recorded
     in its sidecar."""
     from occo_deploy.engines.qualify import requalify as run
 
     return run(Path(engine), Path(calib) if calib is not None else None,
-               Path(reference) if reference is not None else None, log=log, progress=progress)
+               Path(reference) if reference is not None else None, progress=progress)

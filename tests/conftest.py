@@ -19,6 +19,7 @@ import pytest
 from occo_deploy.demo import WEIGHTS
 from occo_deploy.engines.build import BuildRequest, BuildResult, build_engine
 from occo_deploy.interface.profile import Profile
+from tests.support import logged, read_image
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OCCO_SHARED", ROOT.parent / "shared"))
@@ -31,7 +32,7 @@ HAVE_SHARED = (REFERENCE / "occo-demo.pth").is_file()
 CHECKPOINT = REFERENCE / "occo-demo.pth" if HAVE_SHARED else WEIGHTS
 #: What test modules and fixtures use from ``../shared``: a test that uses any is skipped without it.
 SHARED_NAMES = frozenset({"SHARED", "REFERENCE", "PAIRS", "SEQUENCE", "golden_cases", "golden_params", "load_case",
-                          "sequence_frames", "videos", "int8_build", "fp16_build"})
+                          "sequence_frames", "videos", "int8_build", "fp16_build", "trt_int8"})
 
 
 def golden_cases() -> list[dict[str, Any]]:
@@ -206,7 +207,7 @@ def sequence_frames(what: str, size_wh: tuple[int, int] | None = (160, 120)) -> 
     """The real M3SVD frames of ../shared/data/sequence, optionally resized (tests stay fast)."""
     frames = []
     for path in sorted((SEQUENCE / what).glob("*.png")):
-        image = cv2.imread(str(path))
+        image = read_image(path)
         frames.append(image if size_wh is None else cv2.resize(image, size_wh, interpolation=cv2.INTER_AREA))
     return frames
 
@@ -264,9 +265,23 @@ def request(exported: Path, tmp: Path, **kw: object) -> BuildRequest:
 
 @pytest.fixture(scope="session")
 def int8_build(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BuildResult, list[str]]]:
-    log: list[str] = []
     tmp = tmp_path_factory.mktemp("int8")
-    yield build_engine(request(exported, tmp, output=tmp / "occo_int8.onnx"), log.append), log
+    with logged() as log:
+        built = build_engine(request(exported, tmp, output=tmp / "occo_int8.onnx"))
+    yield built, log
+
+
+#: The small TensorRT profile the --onnx-only tests build for.
+TRT_SMALL = Profile.from_options(min_="1x64x64", opt="1x120x160", max_="2x480x640")
+
+
+@pytest.fixture(scope="session")
+def trt_int8(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    """The calibrated INT8 ONNX TensorRT would parse (``build --backend tensorrt --int8 --onnx-only``),
+    built once for the check and placement tests."""
+    tmp = tmp_path_factory.mktemp("trt-int8")
+    return build_engine(request(exported, tmp, precision="int8", backend="tensorrt", profile=TRT_SMALL, onnx_only=True,
+                                output=tmp / "occo_int8_tensorrt.onnx"))
 
 
 @pytest.fixture(scope="session")

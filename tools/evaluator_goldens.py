@@ -46,6 +46,8 @@ def crop_pair(dataset: str, name: str, pairs: Path = PAIRS) -> tuple[np.ndarray,
     """(infrared gray, visible BGR), uint8, the centre CROP_HW of a real pair."""
     ir = cv2.imread(str(pairs / dataset / "ir" / name), cv2.IMREAD_GRAYSCALE)
     vis = cv2.imread(str(pairs / dataset / "vi" / name), cv2.IMREAD_COLOR)
+    if ir is None or vis is None:
+        raise SystemExit(f"cannot read the pair {dataset}/{name} under {pairs}")
     h, w = CROP_HW
     top, left = (vis.shape[0] - h) // 2, (vis.shape[1] - w) // 2
     return ir[top : top + h, left : left + w].copy(), vis[top : top + h, left : left + w].copy()

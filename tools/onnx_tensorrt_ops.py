@@ -17,6 +17,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 _REDUCE = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin",
            "ReduceProd", "ReduceSum", "ReduceSumSquare")
@@ -26,7 +27,7 @@ _REDUCE = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax
 #: attribute takes the ONNX default given in ``defaults``), ``dilations_ones``, ``spatial_dims``
 #: (allowed kernel ranks), ``max_outputs`` (outputs TensorRT produces), ``zero_point_input``
 #: (index of a zero point that must be all zeros).
-RULES: dict[str, dict] = {
+RULES: dict[str, dict[str, Any]] = {
     **{op: {"constant_inputs": {"1": "axes"}} for op in _REDUCE},
     "Squeeze": {"constant_inputs": {"1": "axes"}},
     "Unsqueeze": {"constant_inputs": {"1": "axes"}},
@@ -56,13 +57,13 @@ RULES: dict[str, dict] = {
 }
 
 
-def parse(text: str) -> dict:
+def parse(text: str) -> dict[str, Any]:
     head = re.search(r"TensorRT\s+([0-9.]+)\s+supports operators in the inclusive range of opset\s+(\d+)"
                      r"\s+to opset\s+(\d+)",
                      text)
     if head is None:
         raise SystemExit("no 'TensorRT X supports operators in the inclusive range of opset A to opset B' line")
-    operators: dict[str, dict] = {}
+    operators: dict[str, dict[str, Any]] = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if not line.startswith("|") or len(cells) < 2 or cells[1] not in ("Y", "N") or cells[0] == "Operator":

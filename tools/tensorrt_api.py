@@ -25,6 +25,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 OUT_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "tensorrt_api"
 PACKAGE = {10: "tensorrt-cu12-bindings", 11: "tensorrt-cu13-bindings"}
@@ -101,7 +102,7 @@ def _run(*cmd: str, **kw: object) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout  # type: ignore[call-overload]
 
 
-def extract(version: str, work: Path) -> dict:
+def extract(version: str, work: Path) -> dict[str, Any]:
     major = int(version.split(".")[0])
     _run(sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.11",
          f"{PACKAGE[major]}=={version}", "-d", str(work))

@@ -33,17 +33,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from occo_deploy import log
 from occo_deploy.backends import tensorrt_rules
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE
 from occo_deploy.errors import BuildError, EngineError, MissingDependencyError, require
 from occo_deploy.files import write_bytes_atomic
 from occo_deploy.interface.profile import Profile
 from occo_deploy.interface.spec import BackendSpec, BuildOptions, EngineBuilder
-from occo_deploy.progress import Log
 from occo_deploy.runtime.cuda_staged import CudaStagedBackend
 from occo_deploy.runtime.shapes import ShapeRange
 from occo_deploy.runtime.staging import Slot
 from occo_deploy.sidecar import Sidecar, new_sidecar, verify_artifact
+
+_log = log.get("backends.tensorrt")
 
 if TYPE_CHECKING:  # annotations only; tests/test_api_conformance.py resolves the calls through them
     import tensorrt as trt
@@ -270,7 +272,7 @@ class TensorRTBuilder(EngineBuilder):
         profile.set_shape(VISIBLE, (*p.min, 3), (*p.opt, 3), (*p.max, 3))
         profile.set_shape(INFRARED, p.min, p.opt, p.max)
         config.add_optimization_profile(profile)
-        cache_state = _attach_timing_cache(config, timing_cache, options.log)
+        cache_state = _attach_timing_cache(config, timing_cache)
         plan = builder.build_serialized_network(network, config)
         if plan is None:
             raise BuildError("TensorRT could not build the engine (its messages above say why)")
@@ -278,7 +280,7 @@ class TensorRTBuilder(EngineBuilder):
         if timing_cache is not None:
             cache = config.get_timing_cache()
             if cache is None:
-                options.log(f"timing cache not saved: TensorRT returned none to write to {timing_cache}")
+                _log.warning("timing cache not saved: TensorRT returned none to write to %s", timing_cache)
             else:
                 write_bytes_atomic(timing_cache, bytes(memoryview(cache.serialize())), force=True)
         return {
@@ -290,7 +292,7 @@ class TensorRTBuilder(EngineBuilder):
         }
 
 
-def _attach_timing_cache(config: trt.IBuilderConfig, path: Path | None, log: Log) -> str:
+def _attach_timing_cache(config: trt.IBuilderConfig, path: Path | None) -> str:
     """Load ``path`` into the builder config; a cache from another GPU or TensorRT is ignored, and said so.
 
     ``set_timing_cache(cache, ignore_mismatch=False)`` returns False for a cache whose device
@@ -301,7 +303,7 @@ def _attach_timing_cache(config: trt.IBuilderConfig, path: Path | None, log: Log
     cache = config.create_timing_cache(blob)
     if cache is not None and config.set_timing_cache(cache, False):
         return "loaded" if blob else "new"
-    log(f"timing cache {path} ignored: it was made on another GPU or TensorRT version; starting a new one")
+    _log.warning("timing cache %s ignored: it was made on another GPU or TensorRT version; starting a new one", path)
     cache = config.create_timing_cache(b"")
     if cache is None or not config.set_timing_cache(cache, False):
         raise BuildError("TensorRT could not create an empty timing cache")

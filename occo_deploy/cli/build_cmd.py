@@ -50,8 +50,7 @@ def build(
                            calib_method=calib_method, calib_fallback=calib_fallback, calib_size=calib_size,
                            calib_cache=calib_cache, seed=seed, shape=shape, min_shape=min_shape,
                            opt_shape=opt_shape, max_shape=max_shape, workspace=workspace, timing_cache=timing_cache,
-                           output=output, force=force, min_psnr=min_psnr, onnx_only=onnx_only,
-                           log=lambda message: out.print(message, soft_wrap=True), steps=bars.step)
+                           output=output, force=force, min_psnr=min_psnr, onnx_only=onnx_only, steps=bars.step)
     out.print(f"{'wrote' if onnx_only else 'built'} {result.engine} ({human_bytes(result.engine.stat().st_size)}) "
               f"in {result.seconds:.0f} s; sidecar {result.sidecar}")
     if result.next_step:

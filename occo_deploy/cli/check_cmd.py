@@ -64,8 +64,7 @@ def _requalify(engine: Path, calib: Path | None, reference: Path | None, report:
 
     out.print(f"this CPU: {cpu_description()}", soft_wrap=True)
     with Bars() as bars:
-        result = api.requalify(engine, calib=calib, reference=reference, log=lambda m: out.print(m, soft_wrap=True),
-                               progress=bars.step("quality gate"))
+        result = api.requalify(engine, calib=calib, reference=reference, progress=bars.step("quality gate"))
     out.print(result.gate.describe(), soft_wrap=True)
     if report is not None:
         write_json_atomic(report, {"command": "check --requalify", "engine": str(engine),

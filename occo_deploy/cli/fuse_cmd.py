@@ -121,8 +121,10 @@ def fuse(
     with Fuser(engine or default_engine(), **run.kwargs(), **frames.kwargs()) as fuser:
         result = _run_job(fuser, kind, Path(ir), Path(vis), output, batch=batch, force=force, quiet=quiet,
                           offset_ms=offset_ms, keep_going=keep_going)
-    for notice in result.notices:
-        err.print(f"note: {notice}", soft_wrap=True)
+    from occo_deploy.cli import logs
+
+    for notice in logs.unsaid(result.notices):
+        err.print(f"note: {mask_credentials(notice)}", soft_wrap=True)
     for failure in result.failures:
         err.print(f"failed: {failure['name']}: {failure['error']}", soft_wrap=True)
     _summary(result, quiet)
@@ -172,13 +174,6 @@ def _live(ir: str, vis: str, engine: Path | None, run: RunOptions, frames: Frame
     for path in (output, report):
         if path is not None:
             check_writable(path, force)
-    from occo_deploy.cli import logs
-
-    handler = logs.current()
-
-    def say(notice: str) -> None:
-        err.print(f"note: {mask_credentials(notice)}", soft_wrap=True)
-
     server = PreviewServer(*parse_address(preview)) if preview else None
     line = Live(Text("connecting..."), console=err, transient=True, auto_refresh=False) if not quiet else None
     try:
@@ -205,10 +200,10 @@ def _live(ir: str, vis: str, engine: Path | None, run: RunOptions, frames: Frame
             line.stop()
         if server is not None:
             server.close()
-    said = set(handler.said) if handler is not None else set()
-    for notice in result.notices:
-        if mask_credentials(notice) not in said:
-            say(notice)
+    from occo_deploy.cli import logs
+
+    for notice in logs.unsaid(result.notices):
+        err.print(f"note: {mask_credentials(notice)}", soft_wrap=True)
     _live_summary(result, output, quiet)
     if report is not None:
         _live_report(report, ir, vis, result, force)

@@ -1,9 +1,10 @@
 """Where the CLI sends the package logger's records: one line each on stderr, at once.
 
-Text (the default): a notice reads ``note: ...``, a state change as it is said; a run under systemd,
-Docker or a pipe gets the same lines a terminal does, beside (not instead of) the terminal's status
-line. ``--log-format json``: one JSON object per record, with the event's fields, for collectors.
-Errors are left to the verb's own one-line error, which says them once.
+Text (the default): what a verb tells as it works (a build's steps, a camera back up) on stdout, a
+notice as ``note: ...`` on stderr; a run under systemd, Docker or a pipe gets the same lines a
+terminal does, beside (not instead of) the terminal's status line. ``--log-format json``: one JSON
+object per record on stderr, with the event's fields, for collectors. Errors are left to the verb's
+own one-line error, which says them once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from rich.text import Text
 
 from occo_deploy import log
-from occo_deploy.cli.common import err
+from occo_deploy.cli.common import err, out
 from occo_deploy.urls import mask_credentials
 
 FORMATS = ("text", "json")
@@ -37,8 +38,10 @@ class CliHandler(logging.Handler):
                 record.msg, record.args = message, None
                 sys.stderr.write(self.format(record) + "\n")
                 sys.stderr.flush()
+            elif record.levelno < logging.WARNING:
+                out.print(Text(message), soft_wrap=True)
             elif record.levelno < logging.ERROR:
-                err.print(Text(("note: " if record.levelno >= logging.WARNING else "") + message), soft_wrap=True)
+                err.print(Text("note: " + message), soft_wrap=True)
             self.said.append(message)
         except Exception:  # noqa: BLE001 - logging's contract: a handler never raises into the caller
             self.handleError(record)
@@ -54,6 +57,13 @@ def configure(fmt: str = "text") -> CliHandler:
     logger.setLevel(logging.INFO)
     logger.propagate = False  # an app's root handlers would print each line twice
     return handler
+
+
+def unsaid(notices: list[str]) -> list[str]:
+    """The notices a report holds that the log did not already say (each said once, as it arose)."""
+    handler = current()
+    said = set(handler.said) if handler is not None else set()
+    return [n for n in notices if mask_credentials(n) not in said]
 
 
 def current() -> CliHandler | None:

@@ -1,7 +1,8 @@
 """``occo-deploy build``: FP32 ONNX -> precision ONNX -> engine for one backend -> quality gate.
 
-Library code: messages go to a ``log`` callback and long steps to ``steps`` (``occo_deploy.progress``);
-nothing is printed. The engine and its sidecar appear only when the build and the gate both succeed.
+Library code: messages go to the ``occo_deploy.engines`` logger and long steps to ``steps``
+(``occo_deploy.progress``); nothing is printed. The engine and its sidecar appear only when the
+build and the gate both succeed.
 The backend is the registry's choice (``backends.builder_for``, also for ``auto``); the result says
 which and why, and what to run next, so a caller never re-derives either.
 
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from occo_deploy import backends
+from occo_deploy import backends, log
 from occo_deploy.calibration import data as calib_data
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE
 from occo_deploy.engines import precision as prec
@@ -32,10 +33,12 @@ from occo_deploy.errors import BuildError, EngineError, InputError, cli_names, o
 from occo_deploy.files import atomic_output, check_writable, sha256_file
 from occo_deploy.interface.profile import Profile
 from occo_deploy.interface.spec import BackendSpec, BuildOptions, EngineBuilder
-from occo_deploy.progress import Log, Progress, Steps, quiet
+from occo_deploy.progress import Progress, Steps
 from occo_deploy.quantization import ranges as calib_ranges
 from occo_deploy.runtime.cpu import cpu_class, cpu_description
 from occo_deploy.sidecar import Calibration, Sidecar, new_sidecar, read_sidecar, sidecar_path, write_sidecar
+
+logger = log.get("engines")
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
@@ -297,7 +300,7 @@ def _resolve_profile(req: BuildRequest, builder: EngineBuilder, source: BuildSou
     return builder.default_profile or req.profile
 
 
-def _lint(builder: EngineBuilder, model_path: Path, log: Log) -> dict[str, Any] | None:
+def _lint(builder: EngineBuilder, model_path: Path) -> dict[str, Any] | None:
     """The backend's rules on the ONNX it will parse into its own format, before parsing (TensorRT's,
     checked without it). Backends that run the ONNX itself are checked by running it in the gate."""
     spec = builder.spec
@@ -314,10 +317,10 @@ def _lint(builder: EngineBuilder, model_path: Path, log: Log) -> dict[str, Any] 
     if errors:
         raise BuildError(f"the ONNX breaks {len(errors)} rule(s) of {versions}, first: {errors[0].line()}; "
                          f"see them all with: occo-deploy check --target {spec.name}")
-    log(f"{spec.name} rules ({versions}): passed")
+    logger.info(f"{spec.name} rules ({versions}): passed")
     infos = [f.message for f in findings if f.level == "info"]
     for line in infos:
-        log(f"{spec.name}: {line}")
+        logger.info(f"{spec.name}: {line}")
     return {"target": spec.name, "rules": versions, "errors": 0,
             "warnings": sum(f.level == "warning" for f in findings), "plan": infos}
 
@@ -339,9 +342,9 @@ class _Candidate:
         return f"{precision} ({', '.join(parts)})" if parts else precision
 
 
-def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None) -> BuildResult:
-    """FP32 ONNX -> precision ONNX -> engine -> quality gate; ``log`` gets what a user reads, and
-    ``steps(task)`` a progress callback for each long step (calibration, the gates).
+def build_engine(req: BuildRequest, steps: Steps | None = None) -> BuildResult:
+    """FP32 ONNX -> precision ONNX -> engine -> quality gate; what a user reads is logged
+    (``occo_deploy.engines``), and ``steps(task)`` gives a progress callback for each long step.
 
     An INT8 build tries its configurations fastest first (the rest in the builder's precisions, then
     the fallback calibration methods) and keeps the first one that passes; ranges are cached per
@@ -349,18 +352,18 @@ def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None
     start = time.perf_counter()
     plan = _plan(req)
     spec, builder, source, precision, output = plan.spec, plan.builder, plan.source, plan.precision, plan.output
-    log(f"backend: {spec.name} ({plan.why})")
+    logger.info(f"backend: {spec.name} ({plan.why})")
     for note in builder.notes(precision):
-        log(f"note: {note}")
+        logger.warning("%s", note)
     info = _first_sidecar(req, plan)
     what = f"the {precision} ONNX for {spec.name}" if req.onnx_only else f"{precision} for {spec.name}"
-    log(f"building {what}; shapes {plan.profile.describe()}")
+    logger.info(f"building {what}; shapes {plan.profile.describe()}")
 
     # Pairs: calibration (INT8 from the export) and validation (every build), never the same frames.
     calibrate = precision == "int8" and not source.made_for
     hw = plan.profile.opt_hw
     large_hw = _large_hw(plan.profile, builder.fixed_shapes)
-    val_pairs, calib_items = gate_pairs(req.calib_dir, calibrate, hw, large_hw, req.val_size, req.seed, log,
+    val_pairs, calib_items = gate_pairs(req.calib_dir, calibrate, hw, large_hw, req.val_size, req.seed,
                                         req.calib_size)
     info["gate_frames"] = {"folder": str(req.calib_dir.absolute()), "seed": req.seed, "count": req.val_size,
                            "size_hw": list(hw), "large_hw": list(large_hw)}
@@ -370,12 +373,12 @@ def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None
             atomic_output(output, req.force) as tmp_out:
         reference_path = source.fp32 or source.path
         if reference_path != source.fp32:
-            log(f"the FP32 export {source.meta.get('source', {}).get('onnx')} is not here: checking against "
+            logger.info(f"the FP32 export {source.meta.get('source', {}).get('onnx')} is not here: checking against "
                 f"{req.onnx.name} itself (its own gate against FP32 is in its sidecar)")
         reference = opened.enter_context(contextlib.closing(backends.reference_backend(reference_path)))
         kept: tuple[_Candidate, GateResult, GateResult | None] | None = None
         stated_gates: dict[Path, GateResult] = {}
-        for cand in _candidates(req, plan, Path(tmp_dir), calib_items, log, steps):
+        for cand in _candidates(req, plan, Path(tmp_dir), calib_items, steps):
             label = cand.label(precision)
             pre = stated_gates.get(cand.path)
             if pre is None and (req.onnx_only or (spec.name != reference.name and cand.path != reference_path)):
@@ -388,11 +391,11 @@ def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None
                     pre = compare(reference, stated, val_pairs, plan.min_psnr,
                                   _step(steps, f"checking the {in_graph.label(precision)} ONNX"))
                 stated_gates[cand.path] = pre
-                log(f"{in_graph.label(precision)} ONNX on ONNX Runtime (Q/DQ as stated): {pre.describe()}")
+                logger.info(f"{in_graph.label(precision)} ONNX on ONNX Runtime (Q/DQ as stated): {pre.describe()}")
                 attempts.append(_attempt(in_graph, precision, "onnxruntime, Q/DQ as stated", pre))
             if pre is not None and not pre.passed:
                 continue
-            lint = _lint(builder, cand.path, log)
+            lint = _lint(builder, cand.path)
             if lint:
                 info["lint"] = lint
             if req.onnx_only:
@@ -400,16 +403,16 @@ def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None
                 tmp_out.write_bytes(cand.path.read_bytes())
                 kept = (cand, pre, None)
                 break
-            log(f"building the {label} engine with {spec.name}...")
+            logger.info(f"building the {label} engine with {spec.name}...")
             given = {k: v for k, v in req.backend_options.items() if v is not None}
             built = info.copy()
-            options = BuildOptions(precision, plan.profile, given, log, cand.rest)
+            options = BuildOptions(precision, plan.profile, given, cand.rest)
             built.update(builder.build(cand.path, tmp_out, options))
             with contextlib.closing(builder.runner(tmp_out, built)) as engine:
                 gate = compare(reference, engine, val_pairs, plan.min_psnr, _step(steps, "quality gate"))
             if spec.cpu:
                 gate.cpu_class, gate.cpu = cpu_class(), cpu_description()
-            log(f"{label} on {spec.name}: {gate.describe()}")
+            logger.info(f"{label} on {spec.name}: {gate.describe()}")
             attempts.append(_attempt(cand, precision, spec.name, gate))
             if gate.passed:
                 info.update(built)
@@ -421,7 +424,7 @@ def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None
         failed = "; ".join(f"{a['configuration']} on {a['checked_on']}: worst {a['psnr_min']} dB"
                            for a in attempts if not a["passed"])
         if failed:
-            log(f"kept {cand.label(precision)}, the first to pass; below the gate: {failed}")
+            logger.info(f"kept {cand.label(precision)}, the first to pass; below the gate: {failed}")
         if cand.mixed:
             info["mixed_precision"] = cand.mixed
         if cand.calibration:
@@ -434,7 +437,7 @@ def build_engine(req: BuildRequest, log: Log = quiet, steps: Steps | None = None
         info["build_seconds"] = round(time.perf_counter() - start, 1)
     meta_path = write_sidecar(output, info, force=req.force)
     if req.onnx_only:
-        _write_pending_engine(builder, output, info, log)
+        _write_pending_engine(builder, output, info)
     next_step = builder.next_step(str(output), plan.profile) if req.onnx_only else None
     return BuildResult(output, meta_path, info, gate, time.perf_counter() - start, spec.name, plan.why, next_step)
 
@@ -452,7 +455,7 @@ def _none_passed(req: BuildRequest, precision: str, attempts: list[dict[str, Any
     return f"no configuration passed the quality gate, nothing kept (tried {tried}); {advice}"
 
 
-def _write_pending_engine(builder: EngineBuilder, onnx_path: Path, info: Sidecar, log: Log) -> None:
+def _write_pending_engine(builder: EngineBuilder, onnx_path: Path, info: Sidecar) -> None:
     """The sidecar of the engine the printed command builds from ``onnx_path`` (trtexec's plan), so the
     engine runs with ``fuse`` once it is there; an engine that exists already keeps its own."""
     pending = builder.pending_engine(onnx_path, info)
@@ -460,12 +463,12 @@ def _write_pending_engine(builder: EngineBuilder, onnx_path: Path, info: Sidecar
         return
     engine, sidecar = pending
     if engine.exists():
-        log(f"{engine} exists; its sidecar is left as it is")
+        logger.info(f"{engine} exists; its sidecar is left as it is")
         return
     write_sidecar(engine, sidecar, force=True)
 
 
-def _candidates(req: BuildRequest, plan: _Plan, tmp: Path, calib_items: list[Any] | None, log: Log,
+def _candidates(req: BuildRequest, plan: _Plan, tmp: Path, calib_items: list[Any] | None,
                 steps: Steps | None) -> Iterator[_Candidate]:
     """The configurations to try, fastest and preferred first, made only when reached (a fallback
     method calibrates only when the first method's configurations all failed)."""
@@ -489,10 +492,10 @@ def _candidates(req: BuildRequest, plan: _Plan, tmp: Path, calib_items: list[Any
     methods = [req.calib_method, *(m for m in req.fallback_methods if m != req.calib_method)]
     for k, method in enumerate(methods):
         if k:
-            log(f"trying {method} ranges next")
+            logger.info(f"trying {method} ranges next")
         int8_path = tmp / f"int8_{method}.onnx"
         calibration = _quantize(req, method, plan.builder, plan.profile.opt_hw, calib_items,
-                                plan.output, int8_path, log, steps)
+                                plan.output, int8_path, steps)
         for rest in plan.builder.int8_rests():
             if rest == "fp16":  # in the graph: explicit casts for a strongly typed network
                 quantized = onnx.load(str(int8_path))
@@ -522,7 +525,7 @@ def _large_pair(pair: tuple[np.ndarray, np.ndarray], hw: tuple[int, int]) -> tup
 
 
 def gate_pairs(folder: Path, calibrate: bool, hw: tuple[int, int], large_hw: tuple[int, int], count: int, seed: int,
-               log: Log = quiet, calib_size: int | None = None
+               calib_size: int | None = None
                ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[Any] | None]:
     """The gate's frames (``count`` held-out pairs at ``hw``, then the first scaled to ``large_hw``) and,
     when ``calibrate``, the calibration items; a build and a requalification choose them alike."""
@@ -530,18 +533,18 @@ def gate_pairs(folder: Path, calibrate: bool, hw: tuple[int, int], large_hw: tup
     if calibrate:
         items = calib_data.discover(folder)
         calib, val = calib_data.split(items, calib_size=calib_size, val_size=count, seed=seed)
-        log(f"calibration set {folder}: {len(items)} frames; {len(calib)} calibrate, {len(val)} check "
+        logger.info(f"calibration set {folder}: {len(items)} frames; {len(calib)} calibrate, {len(val)} check "
             f"(seed {seed}), at {hw[0]}x{hw[1]}")
         pairs = list(calib_data.iter_pairs(val, hw))
     else:
         try:
             items = calib_data.discover(folder)
         except InputError:
-            log(f"no pairs in {folder}; checking on frames of the bundled demo clip")
+            logger.info(f"no pairs in {folder}; checking on frames of the bundled demo clip")
             items = []
         if items:
             _, val = calib_data.split(items, calib_size=None, val_size=count, seed=seed)
-            log(f"checking on {len(val)} pairs of {folder}")
+            logger.info(f"checking on {len(val)} pairs of {folder}")
             pairs = list(calib_data.iter_pairs(val, hw))
         else:
             pairs = calib_data.sample_pairs(None, hw, count)
@@ -555,7 +558,7 @@ def _step(steps: Steps | None, task: str) -> Progress | None:
 
 
 def _quantize(req: BuildRequest, method: str, builder: EngineBuilder, hw: tuple[int, int], items: list[Any],
-              output: Path, out_path: Path, log: Log, steps: Steps | None = None) -> Calibration:
+              output: Path, out_path: Path, steps: Steps | None = None) -> Calibration:
     onnx_sha256 = sha256_file(req.onnx)
     scheme = builder.int8_scheme
     symmetric = prec.SCHEMES[scheme].symmetric
@@ -570,10 +573,10 @@ def _quantize(req: BuildRequest, method: str, builder: EngineBuilder, hw: tuple[
     else:
         cache_path = req.calib_cache if method == req.calib_method else req.calib_cache.with_name(default_name)
     found = calib_ranges.load_cache(cache_path, key)
-    log(found.message)
+    logger.info(found.message)
     ranges = found.ranges
     if ranges is None:
-        log(f"calibrating ({method}) on {len(items)} frames...")
+        logger.info(f"calibrating ({method}) on {len(items)} frames...")
         ranges = calib_ranges.measure(req.onnx, calib_data.iter_pairs(items, hw), method, symmetric,
                                       _step(steps, f"calibrating ({method})"), total=len(items))
         calib_ranges.save_cache(cache_path, key, ranges)

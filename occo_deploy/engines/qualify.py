@@ -14,13 +14,15 @@ import datetime as _dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from occo_deploy import backends
+from occo_deploy import backends, log
 from occo_deploy.engines.gate import DEFAULT_MIN_PSNR, GateResult, compare
 from occo_deploy.errors import EngineError, InputError, option
 from occo_deploy.files import sha256_file
-from occo_deploy.progress import Log, Progress, quiet
+from occo_deploy.progress import Progress
 from occo_deploy.runtime.cpu import cpu_class, cpu_description
 from occo_deploy.sidecar import Sidecar, read_sidecar, write_sidecar
+
+logger = log.get("engines")
 
 
 @dataclass
@@ -49,7 +51,7 @@ def _reference(sidecar: Sidecar, given: Path | None) -> Path:
 
 
 def requalify(engine: str | Path, calib: Path | None = None, reference: Path | None = None,
-              provider: str | None = None, log: Log = quiet, progress: Progress | None = None) -> Requalified:
+              provider: str | None = None, progress: Progress | None = None) -> Requalified:
     """The engine's gate on this CPU, recorded in its sidecar; an engine below the gate is kept (it
     may pass elsewhere) and the caller decides what failing means."""
     engine = Path(engine)
@@ -75,13 +77,13 @@ def requalify(engine: str | Path, calib: Path | None = None, reference: Path | N
         raise InputError(f"the pairs this engine was gated on ({folder}) are not here; name the folder with "
                          f"{option('calib')} DIR (the same pairs, or others of the scenes it will see)")
     # The same seeded split as the build's: the same held-out frames (calibration frames stay unused).
-    pairs, _ = gate_pairs(folder, False, (int(hw[0]), int(hw[1])), (int(large[0]), int(large[1])), count, seed, log)
+    pairs, _ = gate_pairs(folder, False, (int(hw[0]), int(hw[1])), (int(large[0]), int(large[1])), count, seed)
     min_psnr = float(quality.get("min_psnr") or DEFAULT_MIN_PSNR[str(sidecar.get("precision"))])
     with contextlib.closing(backends.reference_backend(_reference(sidecar, reference))) as ref:
         spec, runner = backends.open_backend(engine, sidecar, provider, None)
         with contextlib.closing(runner):
             for notice in runner.notices:
-                log(f"note: {notice}")
+                logger.warning("%s", notice)
             gate = compare(ref, runner, pairs, min_psnr, progress)
     if spec.cpu:
         gate.cpu_class, gate.cpu = cpu_class(), cpu_description()

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 
-from occo_deploy import backends
+from occo_deploy import backends, log
 from occo_deploy.errors import EngineError, InputError, ShapeError, cli_names, option
 from occo_deploy.registration.rig import Rig
 from occo_deploy.runtime.frames import (
@@ -30,6 +30,7 @@ from occo_deploy.runtime.staging import Slot
 from occo_deploy.runtime.stats import LatencyStats
 from occo_deploy.sidecar import read_sidecar
 
+_log = log.get("fusing")
 Frames = Sequence[np.ndarray] | np.ndarray
 T = TypeVar("T")
 
@@ -82,11 +83,15 @@ class Fuser:
         #: Frames whose longer side exceeds this are fused at that size and scaled back up.
         self.max_side = max_side
         #: Things worth telling the user once (inputs that look swapped, frames fused at a reduced size,
-        #: an engine that runs in another precision or on a CPU class its gate did not measure).
-        self.notices: list[str] = list(self.backend.notices)
+        #: an engine that runs in another precision or on a CPU class its gate did not measure): logged
+        #: as a warning when they arise, and kept here for a job's report.
+        self.notices: list[str] = []
+        self._said: set[str] = set()
+        for notice in self.backend.notices:
+            self._notice(notice)
         gated = gate_notice(self.engine, self.sidecar)
         if gated:
-            self.notices.append(gated)
+            self._notice(gated)
         self._checked_swap = False
         #: Before a batch shape first runs on an engine host memory bounds, is its estimated peak free?
         precision = str((self.sidecar or {}).get("precision", "fp32"))
@@ -201,8 +206,8 @@ class Fuser:
             if not self._checked_swap:
                 self._checked_swap = True
                 if looks_swapped(pairs[0][0], pairs[0][1]):
-                    self.notices.append("the visible input looks infrared and vice versa (it has no colour, the "
-                                        f"infrared one has); swap them? ({_swap_hint()})")
+                    self._notice("the visible input looks infrared and vice versa (it has no colour, the "
+                                 f"infrared one has); swap them? ({_swap_hint()})")
             first = visible_bgr(pairs[0][1])
             full_hw = first.shape[:2]
             h, w = reduced_hw(full_hw, self.max_side)
@@ -265,8 +270,15 @@ class Fuser:
     def _say_reduced(self, full_hw: tuple[int, int], hw: tuple[int, int]) -> None:
         note = (f"frames of {full_hw[1]}x{full_hw[0]} were fused at {hw[1]}x{hw[0]} ({option('max_side')}) and "
                 "scaled back up: not the reference's output at full size")
-        if note not in self.notices:
-            self.notices.append(note)
+        self._notice(note)
+
+    def _notice(self, text: str) -> None:
+        """Log ``text`` once for this Fuser and keep it for the report (a job takes and clears the list)."""
+        if text not in self.notices:
+            self.notices.append(text)
+        if text not in self._said:
+            self._said.add(text)
+            _log.warning("%s", text, extra={"fields": {"event": "notice", "engine": str(self.engine)}})
 
     def _ir_frame(self, frame: np.ndarray, vis_hw: tuple[int, int]) -> np.ndarray:
         gray = self.ir_scaler(infrared_gray(frame))

@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 from occo_deploy.errors import install_hint
 from occo_deploy.interface.checks import CheckInput, Finding
 from occo_deploy.interface.profile import Profile
-from occo_deploy.progress import Log, quiet
 from occo_deploy.runtime.backend import COMMON_RUN_OPTIONS, Backend
 from occo_deploy.runtime.memory import Line
 from occo_deploy.sidecar import Sidecar
@@ -34,7 +33,6 @@ class BuildOptions:
     profile: Profile
     #: The builder's own ``build_options`` (TensorRT's ``workspace``), as the user gave them.
     backend_options: Mapping[str, Any] = field(default_factory=dict)
-    log: Log = field(default=quiet)
     #: For INT8: the precision of what is not quantized, one of the builder's ``int8_rests()``.
     rest: str | None = None
 

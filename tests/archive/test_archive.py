@@ -21,8 +21,8 @@ from occo_deploy import Fuser
 from occo_deploy.archive.items import discover, read_manifest
 from occo_deploy.archive.tasks import RunSettings, run_task
 from occo_deploy.fusing.options import RunOptions
-from tests.cli.test_fuse_cli import _one_line_error
 from tests.conftest import PAIRS, make_video, run_cli, sequence_frames
+from tests.support import one_line_error
 
 SIZE_WH = (160, 120)
 GOOD_IMAGES = ["day1/MSRS/00004N", "day1/MSRS/00537D", "day1/RoadScene/FLIR_00006", "day2/TNO/01", "day2/LLVIP/190001"]
@@ -150,7 +150,7 @@ def test_manifest(tree: tuple[Path, Path], tmp_path: Path) -> None:
     assert items[1].kind == "bad" and "not found" in (items[1].error or "")
     assert items[2].kind == "bad" and "needs both ir and vis" in (items[2].error or "")
     (tmp_path / "bad.csv").write_text("infrared,visible\na,b\n")
-    _one_line_error(run_cli("archive", "--manifest", str(tmp_path / "bad.csv"), "-o", "out", cwd=tmp_path),
+    one_line_error(run_cli("archive", "--manifest", str(tmp_path / "bad.csv"), "-o", "out", cwd=tmp_path),
                     "expected ir,vis")
 
 
@@ -171,7 +171,7 @@ def test_local_archive_skips_bad_items_and_resumes(tree: tuple[Path, Path], expo
     assert not list(out.rglob(".*.partial.*"))
 
     # Existing outputs are never silently redone or overwritten.
-    _one_line_error(run_cli(*args, cwd=tmp_path), "outputs exist", "--resume")
+    one_line_error(run_cli(*args, cwd=tmp_path), "outputs exist", "--resume")
     # Resume after deleting two outputs: only those two are fused again.
     (out / "day2/TNO/01.png").unlink()
     (out / "clips/c1.mp4").unlink()
@@ -296,7 +296,7 @@ def test_ray_cluster_survives_a_killed_worker(exported: Path, tmp_path: Path) ->
 def test_bad_invocations(tmp_path: Path) -> None:
     (tmp_path / "ir").mkdir()
     (tmp_path / "vis").mkdir()
-    _one_line_error(run_cli("archive", "ir", "-o", "out", cwd=tmp_path), "two root folders")
-    _one_line_error(run_cli("archive", "ir", "vis", "-o", "out", cwd=tmp_path), "no image or video files")
-    _one_line_error(run_cli("archive", "ir", "vis", "-o", "out", "--workers", "2", cwd=tmp_path), "are for --ray")
-    _one_line_error(run_cli("archive", "ir", "vis", "-o", "out", "--resume", "--force", cwd=tmp_path), "choose one")
+    one_line_error(run_cli("archive", "ir", "-o", "out", cwd=tmp_path), "two root folders")
+    one_line_error(run_cli("archive", "ir", "vis", "-o", "out", cwd=tmp_path), "no image or video files")
+    one_line_error(run_cli("archive", "ir", "vis", "-o", "out", "--workers", "2", cwd=tmp_path), "are for --ray")
+    one_line_error(run_cli("archive", "ir", "vis", "-o", "out", "--resume", "--force", cwd=tmp_path), "choose one")

@@ -8,6 +8,7 @@ import io
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class OneFrame:
         return feed
 
 
-def onnxruntime_ranges(onnx_path: Path, pairs: list, method: str, symmetric: bool, ops: Sequence[str]
+def onnxruntime_ranges(onnx_path: Path, pairs: list[Any], method: str, symmetric: bool, ops: Sequence[str]
                        ) -> ranges.Ranges:
     """Ranges of the inputs and outputs of ``ops``, as ONNX Runtime's calibrator for ``method`` sees them."""
     import onnx

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.test_fuse_cli import _one_line_error
 from tests.conftest import PAIRS, run_cli
+from tests.support import one_line_error
 
 
 def test_int8_build_then_fuse_uses_it(workspace: Path) -> None:
@@ -36,30 +36,30 @@ def test_fp16_on_cpu_says_what_it_means(workspace: Path) -> None:
     ws = workspace
     result = run_cli("build", "--fp16", "--shape", "96x128", cwd=ws)
     assert result.returncode == 0, result.stderr
-    assert "note: FP16 on ONNX Runtime's CPU provider" in result.stdout
-    assert "not for speed" in result.stdout and "--backend openvino" in result.stdout
+    assert "note: FP16 on ONNX Runtime's CPU provider" in result.stderr  # a notice: on stderr, as notes are
+    assert "not for speed" in result.stderr and "--backend openvino" in result.stderr
     assert "checking on frames of the bundled demo clip" in result.stdout
 
 
 def test_no_precision(workspace: Path) -> None:
-    _one_line_error(run_cli("build", cwd=workspace), "--fp32, --fp16, --bf16 or --int8")
+    one_line_error(run_cli("build", cwd=workspace), "--fp32, --fp16, --bf16 or --int8")
 
 
 def test_tensorrt_asked_for_where_it_is_missing(workspace: Path) -> None:
     result = run_cli("build", "--fp16", "--backend", "tensorrt", cwd=workspace)
-    _one_line_error(result, "cannot build for tensorrt", "[gpu]'", "--onnx-only")
+    one_line_error(result, "cannot build for tensorrt", "[gpu]'", "--onnx-only")
     assert not (workspace / "engines").exists() or not any((workspace / "engines").iterdir())
 
 
 def test_int8_without_calibration_pairs(workspace: Path) -> None:
     ws = workspace
     (ws / "calibration").mkdir()
-    _one_line_error(run_cli("build", "--int8", cwd=ws), "calibration", "--calib DIR")
+    one_line_error(run_cli("build", "--int8", cwd=ws), "calibration", "--calib DIR")
 
 
 def test_shape_below_the_model_minimum(workspace: Path) -> None:
-    _one_line_error(run_cli("build", "--fp32", "--shape", "8x8", cwd=workspace), ">= 16")
+    one_line_error(run_cli("build", "--fp32", "--shape", "8x8", cwd=workspace), ">= 16")
 
 
 def test_missing_onnx(tmp_path: Path) -> None:
-    _one_line_error(run_cli("build", "--fp32", cwd=tmp_path), "ONNX not found", "occo-deploy export")
+    one_line_error(run_cli("build", "--fp32", cwd=tmp_path), "ONNX not found", "occo-deploy export")

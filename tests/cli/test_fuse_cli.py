@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import PAIRS, bgr, load_case, make_video, run_cli, sequence_frames
+from tests.support import one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +40,6 @@ def _frames(path: Path) -> list[np.ndarray]:
         if not ok:
             return frames
         frames.append(frame)
-
-
-def _one_line_error(result, *needles: str) -> None:
-    assert result.returncode != 0, result.stdout
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_image_pair_matches_reference(workspace: Path) -> None:
@@ -95,7 +87,7 @@ def test_keep_going_skips_bad_pairs_and_says_so(workspace: Path) -> None:
     cv2.imwrite(str(ir_dir / "tiny.png"), np.zeros((8, 8), np.uint8))
     cv2.imwrite(str(vis_dir / "tiny.png"), np.zeros((8, 8, 3), np.uint8))
     stopped = run_cli("fuse", "ir", "vi", "--batch", "2", cwd=workspace)
-    _one_line_error(stopped, "cannot decode infrared image", "broken.jpg")
+    one_line_error(stopped, "cannot decode infrared image", "broken.jpg")
     result = run_cli("fuse", "ir", "vi", "-o", "kept", "--batch", "2", "--keep-going", "--report", "r.json",
                      cwd=workspace)
     assert result.returncode == 8, result.stderr
@@ -194,44 +186,44 @@ def test_offset_pairs_later_infrared_frames(workspace: Path, videos: dict[str, P
 def test_no_engine_says_which_command_makes_one(tmp_path: Path) -> None:
     ir = PAIRS / "MSRS" / "ir" / "00016N.png"
     result = run_cli("fuse", str(ir), str(PAIRS / "MSRS" / "vi" / "00016N.png"), cwd=tmp_path)
-    _one_line_error(result, "occo-deploy export")
+    one_line_error(result, "occo-deploy export")
     assert not (tmp_path / "fused.png").exists()
 
 
 def test_missing_input(workspace: Path) -> None:
-    _one_line_error(run_cli("fuse", "nope.png", "vis.png", cwd=workspace), "not found", "nope.png")
+    one_line_error(run_cli("fuse", "nope.png", "vis.png", cwd=workspace), "not found", "nope.png")
 
 
 def test_unreadable_image(workspace: Path) -> None:
     (workspace / "ir.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
     shutil.copy(PAIRS / "MSRS" / "vi" / "00016N.png", workspace / "vis.png")
-    _one_line_error(run_cli("fuse", "ir.png", "vis.png", cwd=workspace), "cannot decode", "ir.png")
+    one_line_error(run_cli("fuse", "ir.png", "vis.png", cwd=workspace), "cannot decode", "ir.png")
     assert not (workspace / "fused.png").exists()
 
 
 def test_video_without_frames(workspace: Path, videos: dict[str, Path]) -> None:
     (workspace / "empty.mp4").write_bytes(b"")
-    _one_line_error(run_cli("fuse", "empty.mp4", str(videos["vis"]), cwd=workspace), "empty.mp4")
+    one_line_error(run_cli("fuse", "empty.mp4", str(videos["vis"]), cwd=workspace), "empty.mp4")
     assert not (workspace / "fused.mp4").exists()
     assert not list(workspace.glob(".fused*"))
 
 
 def test_aspect_ratios_of_different_scenes(workspace: Path, videos: dict[str, Path]) -> None:
-    _one_line_error(run_cli("fuse", str(videos["ir_wide"]), str(videos["vis"]), cwd=workspace),
+    one_line_error(run_cli("fuse", str(videos["ir_wide"]), str(videos["vis"]), cwd=workspace),
                     "do not share a view", "--align rig.json")
     assert not (workspace / "fused.mp4").exists()
 
 
 def test_existing_output_is_not_overwritten_without_force(workspace: Path, videos: dict[str, Path]) -> None:
     (workspace / "fused.mp4").write_bytes(b"precious")
-    _one_line_error(run_cli("fuse", str(videos["ir"]), str(videos["vis"]), cwd=workspace), "--force")
+    one_line_error(run_cli("fuse", str(videos["ir"]), str(videos["vis"]), cwd=workspace), "--force")
     assert (workspace / "fused.mp4").read_bytes() == b"precious"
 
 
 def test_existing_report_is_not_overwritten_without_force(workspace: Path) -> None:
     (workspace / "r.json").write_text("mine")
     ir, vis = PAIRS / "TNO" / "ir" / "07.png", PAIRS / "TNO" / "vi" / "07.png"
-    _one_line_error(run_cli("fuse", str(ir), str(vis), "--report", "r.json", cwd=workspace), "--force")
+    one_line_error(run_cli("fuse", str(ir), str(vis), "--report", "r.json", cwd=workspace), "--force")
     assert (workspace / "r.json").read_text() == "mine" and not (workspace / "fused.png").exists()
 
 
@@ -240,19 +232,19 @@ def test_folders_without_common_stems(workspace: Path) -> None:
     (workspace / "b").mkdir()
     shutil.copy(PAIRS / "TNO" / "ir" / "07.png", workspace / "a" / "x.png")
     shutil.copy(PAIRS / "TNO" / "vi" / "07.png", workspace / "b" / "y.png")
-    _one_line_error(run_cli("fuse", "a", "b", cwd=workspace), "no image in", "same name")
+    one_line_error(run_cli("fuse", "a", "b", cwd=workspace), "no image in", "same name")
 
 
 def test_image_and_video_mixed(workspace: Path, videos: dict[str, Path]) -> None:
     ir = PAIRS / "TNO" / "ir" / "07.png"
-    _one_line_error(run_cli("fuse", str(ir), str(videos["vis"]), cwd=workspace), "must both be images")
+    one_line_error(run_cli("fuse", str(ir), str(videos["vis"]), cwd=workspace), "must both be images")
 
 
 def test_frames_too_small(workspace: Path) -> None:
     tiny = np.full((12, 12), 128, np.uint8)
     cv2.imwrite(str(workspace / "ir.png"), tiny)
     cv2.imwrite(str(workspace / "vis.png"), cv2.cvtColor(tiny, cv2.COLOR_GRAY2BGR))
-    _one_line_error(run_cli("fuse", "ir.png", "vis.png", cwd=workspace), "too small", ">= 16")
+    one_line_error(run_cli("fuse", "ir.png", "vis.png", cwd=workspace), "too small", ">= 16")
 
 
 @pytest.mark.slow
@@ -275,5 +267,5 @@ def test_a_gpu_provider_that_is_not_there_is_one_line_not_a_cpu_run(workspace: P
     ir = PAIRS / "MSRS" / "ir" / "00016N.png"
     vis = PAIRS / "MSRS" / "vi" / "00016N.png"
     result = run_cli("fuse", str(ir), str(vis), "--provider", "cuda", cwd=workspace)
-    _one_line_error(result, "CUDAExecutionProvider", "[ort-gpu]'")
+    one_line_error(result, "CUDAExecutionProvider", "[ort-gpu]'")
     assert result.returncode == 6 and not (workspace / "fused.png").exists()

@@ -13,13 +13,13 @@ from occo_deploy import Fuser
 from occo_deploy.cli.common import engine_label
 from occo_deploy.cli.progress import _Left
 from occo_deploy.errors import EngineError, InputError, ShapeError
-from tests.cli.test_fuse_cli import _one_line_error
 from tests.conftest import PAIRS, run_cli
+from tests.support import one_line_error
 
 
 def test_no_engine_here_names_engine_option(tmp_path: Path) -> None:
     # Outside the project folder: --engine PATH is the fix, not a 100 s re-export.
-    _one_line_error(run_cli("fuse", str(PAIRS / "TNO" / "ir"), str(PAIRS / "TNO" / "vi"), cwd=tmp_path),
+    one_line_error(run_cli("fuse", str(PAIRS / "TNO" / "ir"), str(PAIRS / "TNO" / "vi"), cwd=tmp_path),
                     "--engine PATH", str(tmp_path), "occo-deploy export")
 
 
@@ -55,13 +55,13 @@ def test_a_bad_pair_in_a_folder_names_keep_going(workspace: Path) -> None:
         shutil.copy(PAIRS / "TNO" / sub / "19.png", workspace / "tno" / sub / "19.png")
     shutil.copy(PAIRS / "TNO" / "vi" / "07.png", workspace / "tno" / "vi" / "07.png")
     (workspace / "tno" / "ir" / "07.png").write_bytes(b"\x89PNG\r\n\x1a\n corrupt")
-    _one_line_error(run_cli("fuse", "tno/ir", "tno/vi", cwd=workspace), "07.png", "--keep-going")
+    one_line_error(run_cli("fuse", "tno/ir", "tno/vi", cwd=workspace), "07.png", "--keep-going")
 
 
 def test_a_data_set_folder_suggests_its_ir_and_vi(workspace: Path) -> None:
     tno = PAIRS / "TNO"
-    _one_line_error(run_cli("fuse", str(tno), cwd=workspace), f"occo-deploy fuse {tno / 'ir'} {tno / 'vi'}")
-    _one_line_error(run_cli("fuse", str(tno), str(tno), cwd=workspace), f"give those: {tno / 'ir'} {tno / 'vi'}")
+    one_line_error(run_cli("fuse", str(tno), cwd=workspace), f"occo-deploy fuse {tno / 'ir'} {tno / 'vi'}")
+    one_line_error(run_cli("fuse", str(tno), str(tno), cwd=workspace), f"give those: {tno / 'ir'} {tno / 'vi'}")
 
 
 def test_provider_choices_are_listed_once(exported: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,7 @@ from occo_deploy.errors import BuildError, InputError, OutputExistsError
 from occo_deploy.files import sha256_file
 from occo_deploy.interface.profile import Profile
 from tests.conftest import PAIRS, request
+from tests.support import logged
 
 
 def _ops(path: Path) -> set[str]:
@@ -97,24 +99,24 @@ SMALL = Profile.from_options(min_="1x16x16", opt="1x64x80", max_="8x4096x4096")
 
 @pytest.mark.slow
 def test_cache_is_reused_then_invalidated(exported: Path, tmp_path: Path) -> None:
-    log: list[str] = []
     cache = tmp_path / "ranges.json"
-    first = build_engine(request(exported, tmp_path, output=tmp_path / "a.onnx", calib_cache=cache, calib_size=4,
-                                 profile=SMALL), log.append)
+    with logged() as log:
+        first = build_engine(request(exported, tmp_path, output=tmp_path / "a.onnx", calib_cache=cache, calib_size=4,
+                                     profile=SMALL))
     assert any("no calibration cache" in m for m in log) and cache.is_file()
-    log.clear()
-    again = build_engine(request(exported, tmp_path, output=tmp_path / "b.onnx", calib_cache=cache, calib_size=4,
-                                 profile=SMALL), log.append)
+    with logged() as log:
+        again = build_engine(request(exported, tmp_path, output=tmp_path / "b.onnx", calib_cache=cache, calib_size=4,
+                                     profile=SMALL))
     assert any("reusing cached calibration ranges" in m for m in log)
     assert not any(m.startswith("calibrating") for m in log)
     assert sha256_file(again.engine) == sha256_file(first.engine)  # same ranges, same engine
-    log.clear()
-    build_engine(request(exported, tmp_path, output=tmp_path / "c.onnx", calib_cache=cache, calib_size=5,
-                         profile=SMALL), log.append)
+    with logged() as log:
+        build_engine(request(exported, tmp_path, output=tmp_path / "c.onnx", calib_cache=cache, calib_size=5,
+                             profile=SMALL))
     assert any("stale (the calibration set changed)" in m for m in log)
-    log.clear()
-    build_engine(request(exported, tmp_path, output=tmp_path / "d.onnx", calib_cache=cache, calib_size=5,
-                         calib_method="percentile", profile=SMALL), log.append)
+    with logged() as log:
+        build_engine(request(exported, tmp_path, output=tmp_path / "d.onnx", calib_cache=cache, calib_size=5,
+                             calib_method="percentile", profile=SMALL))
     assert any("stale (the calibration method changed)" in m for m in log)
 
 
@@ -133,13 +135,22 @@ def test_gate_failure_keeps_nothing(exported: Path, tmp_path: Path) -> None:
 
 
 def test_interrupted_build_keeps_nothing(exported: Path, tmp_path: Path) -> None:
-    def interrupt(message: str) -> None:
-        if "PSNR vs FP32" in message:  # the engine file exists under its temporary name by now
-            raise KeyboardInterrupt
+    class Interrupt(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "PSNR vs FP32" in record.getMessage():  # the engine file exists under its temporary name by now
+                raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        build_engine(request(exported, tmp_path, calib_size=4, calib_cache=tmp_path / "c" / "r.json", profile=SMALL),
-                     interrupt)
+    logger = logging.getLogger("occo_deploy.engines")
+    handler, level = Interrupt(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            build_engine(request(exported, tmp_path, calib_size=4, calib_cache=tmp_path / "c" / "r.json",
+                                 profile=SMALL))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
     _nothing_written(tmp_path)
 
 

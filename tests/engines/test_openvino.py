@@ -16,6 +16,7 @@ from occo_deploy.engines.build import BuildResult, build_engine
 from occo_deploy.errors import BuildError, InputError
 from occo_deploy.interface.profile import Profile
 from tests.conftest import ROOT, request, run_cli, sequence_frames
+from tests.support import logged
 
 ov = pytest.importorskip("openvino")
 SMALL = Profile.from_options(min_="1x16x16", opt="1x96x128", max_="8x4096x4096")
@@ -80,9 +81,9 @@ def test_int8_engine_passes_its_gate_with_static_shapes(
     # range kind beside the engines: same ONNX, set, method, symmetry).
     cache = Path(int8_build[0].info["calibration"]["cache"])
     assert cache.name == "calib_minmax_asymmetric.json"
-    log: list[str] = []
-    result = build_engine(request(exported, tmp_path, backend="openvino",
-                                  output=cache.parent / "occo_int8_openvino.onnx"), log.append)
+    with logged() as log:
+        result = build_engine(request(exported, tmp_path, backend="openvino",
+                                      output=cache.parent / "occo_int8_openvino.onnx"))
     assert any(f"reusing cached calibration ranges from {cache}" in m for m in log)
     assert result.gate.passed and result.gate.psnr_min >= 35  # 8 dB if OpenVINO compiled it with dynamic shapes
     assert _worst_psnr(result.engine, exported, _pairs((160, 120))) >= 35

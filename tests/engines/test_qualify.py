@@ -19,6 +19,7 @@ from occo_deploy.runtime import gated
 from occo_deploy.runtime.cpu import CPU_CLASSES, cpu_class, describe_class
 from occo_deploy.sidecar import sidecar_path
 from tests.conftest import PAIRS, request, run_cli
+from tests.support import logged
 
 SMALL = Profile.from_options(min_="1x16x16", opt="1x96x128", max_="8x4096x4096")
 
@@ -103,11 +104,9 @@ def test_a_failed_build_never_calibrates_twice(exported: Path, tmp_path: Path) -
     # Every configuration below an impossible gate: the minmax ranges, then percentile ones, each
     # calibrated once and cached; the error lists what was tried and names the options left.
     cache = tmp_path / "c" / "calib_minmax_asymmetric.json"
-    log: list[str] = []
-    with pytest.raises(BuildError, match="no configuration passed the quality gate") as failed:
+    with logged() as log, pytest.raises(BuildError, match="no configuration passed the quality gate") as failed:
         build_engine(request(exported, tmp_path, calib_size=4, val_size=2, min_psnr=99.0, calib_cache=cache,
-                             profile=SMALL),
-                     log.append)
+                             profile=SMALL))
     message = str(failed.value)
     assert "minmax ranges" in message and "percentile ranges" in message and "entropy" in message
     assert sum(m.startswith("calibrating (") for m in log) == 2
@@ -116,9 +115,9 @@ def test_a_failed_build_never_calibrates_twice(exported: Path, tmp_path: Path) -
     # Again with a gate between the two scores: the ranges come from the caches, and the build keeps
     # the first configuration that passes (percentile when it scored higher, else minmax alone).
     minmax, percentile = (float(x) for x in re.findall(r"worst ([\d.]+) dB", message))
-    log.clear()
-    result = build_engine(request(exported, tmp_path, calib_size=4, val_size=2, min_psnr=(minmax + percentile) / 2,
-                                  calib_cache=cache, profile=SMALL), log.append)
+    with logged() as log:
+        result = build_engine(request(exported, tmp_path, calib_size=4, val_size=2,
+                                      min_psnr=(minmax + percentile) / 2, calib_cache=cache, profile=SMALL))
     assert not [m for m in log if m.startswith("calibrating (")]
     kept = result.info["calibration"]["method"]
     assert kept == ("percentile" if percentile > minmax else "minmax")
@@ -129,10 +128,9 @@ def test_a_failed_build_never_calibrates_twice(exported: Path, tmp_path: Path) -
 
 
 def test_fallback_can_be_turned_off(exported: Path, tmp_path: Path) -> None:
-    log: list[str] = []
-    with pytest.raises(BuildError) as failed:
+    with logged() as log, pytest.raises(BuildError) as failed:
         build_engine(request(exported, tmp_path, calib_size=4, val_size=2, min_psnr=99.0,
-                             calib_cache=tmp_path / "c" / "r.json", profile=SMALL, fallback_methods=()), log.append)
+                             calib_cache=tmp_path / "c" / "r.json", profile=SMALL, fallback_methods=()))
     assert "percentile" in str(failed.value)  # named as the option to try, not tried
     assert sum(m.startswith("calibrating (") for m in log) == 1
 

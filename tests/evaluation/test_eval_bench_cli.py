@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from occo_deploy.engines.build import BuildResult
-from tests.cli.test_fuse_cli import _one_line_error
 from tests.conftest import PAIRS, run_cli
+from tests.support import one_line_error
 
 
 @pytest.mark.slow
@@ -131,7 +131,7 @@ def test_bench_times_several_engines_and_draws_a_histogram(
 
 def test_bench_defaults_to_the_bundled_clip_and_refuses_overwrites(workspace: Path) -> None:
     (workspace / "bench.json").write_text("mine")
-    _one_line_error(run_cli("bench", "--report", "bench.json", cwd=workspace), "--force")
+    one_line_error(run_cli("bench", "--report", "bench.json", cwd=workspace), "--force")
     assert (workspace / "bench.json").read_text() == "mine"
     result = run_cli("bench", "--shape", "64x80", "--warmup", "0", "--duration", "0.5", cwd=workspace)
     assert result.returncode == 0, result.stderr
@@ -149,7 +149,7 @@ def test_bench_sweeps_batch_sizes_through_the_pipeline(workspace: Path) -> None:
     for r in (one, three):
         assert r["calls"] >= 1 and r["throughput_fps"] > 0
         assert r["stages"]["infer"]["count"] == r["stages"]["total"]["count"] == r["calls"]
-    _one_line_error(run_cli("bench", "--batch", "2,0", cwd=workspace), "--batch", "1,2,4")
+    one_line_error(run_cli("bench", "--batch", "2,0", cwd=workspace), "--batch", "1,2,4")
 
 
 def test_eval_shows_a_dash_for_what_a_method_lacks(workspace: Path) -> None:
@@ -175,14 +175,14 @@ def test_eval_shows_a_dash_for_what_a_method_lacks(workspace: Path) -> None:
 
 def test_eval_bad_inputs(workspace: Path) -> None:
     ir = PAIRS / "TNO" / "ir" / "07.png"
-    _one_line_error(run_cli("eval", str(ir), str(PAIRS / "TNO" / "vi"), cwd=workspace), "two images or two folders")
-    _one_line_error(run_cli("eval", "--dataset", "TNO", cwd=workspace), "NAME=IR_DIR,VIS_DIR")
-    _one_line_error(run_cli("eval", cwd=workspace), "--dataset NAME=IR_DIR,VIS_DIR")
-    _one_line_error(run_cli("eval", str(ir), str(PAIRS / "TNO" / "vi" / "07.png"), "--convention", "matlab",
+    one_line_error(run_cli("eval", str(ir), str(PAIRS / "TNO" / "vi"), cwd=workspace), "two images or two folders")
+    one_line_error(run_cli("eval", "--dataset", "TNO", cwd=workspace), "NAME=IR_DIR,VIS_DIR")
+    one_line_error(run_cli("eval", cwd=workspace), "--dataset NAME=IR_DIR,VIS_DIR")
+    one_line_error(run_cli("eval", str(ir), str(PAIRS / "TNO" / "vi" / "07.png"), "--convention", "matlab",
                             cwd=workspace), "cddfuse, vifb, textbook")
-    _one_line_error(run_cli("eval", str(ir), str(PAIRS / "TNO" / "vi" / "07.png"), "--table", "t.xlsx",
+    one_line_error(run_cli("eval", str(ir), str(PAIRS / "TNO" / "vi" / "07.png"), "--table", "t.xlsx",
                             cwd=workspace), ".md, .csv or .tex")
-    _one_line_error(run_cli("eval", str(ir), str(PAIRS / "TNO" / "vi" / "07.png"), "--grid", "g.jpg",
+    one_line_error(run_cli("eval", str(ir), str(PAIRS / "TNO" / "vi" / "07.png"), "--grid", "g.jpg",
                             cwd=workspace), "PNG")
     shutil.rmtree(workspace / "export")
-    _one_line_error(run_cli("eval", str(ir), str(PAIRS / "TNO" / "vi" / "07.png"), cwd=workspace), "occo-deploy export")
+    one_line_error(run_cli("eval", str(ir), str(PAIRS / "TNO" / "vi" / "07.png"), cwd=workspace), "occo-deploy export")

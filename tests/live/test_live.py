@@ -24,8 +24,8 @@ import pytest
 
 from occo_deploy import Fuser
 from occo_deploy.live import LiveFusion, SourceError, open_source
-from tests.cli.test_fuse_cli import _one_line_error
 from tests.conftest import make_video, run_cli, sequence_frames
+from tests.support import one_line_error
 
 pytest.importorskip("av", reason="PyAV sends the test streams (the dev extra installs it)")
 SENDER = Path(__file__).with_name("sender.py")
@@ -271,10 +271,10 @@ def test_camera_passwords_never_leave_the_url(workspace: Path) -> None:
 
 
 def test_bad_live_invocations(workspace: Path) -> None:
-    _one_line_error(run_cli("fuse", "a.png", "b.png", "--duration", "3", cwd=workspace), "--duration is for --live")
-    _one_line_error(run_cli("fuse", "rtsp://x/y", "camera:0", "--live", "--preview", "nope", cwd=workspace),
+    one_line_error(run_cli("fuse", "a.png", "b.png", "--duration", "3", cwd=workspace), "--duration is for --live")
+    one_line_error(run_cli("fuse", "rtsp://x/y", "camera:0", "--live", "--preview", "nope", cwd=workspace),
                     "is not PORT or HOST:PORT")
-    _one_line_error(run_cli("fuse", "not-here", "camera:0", "--live", cwd=workspace), "neither a stream URL")
+    one_line_error(run_cli("fuse", "not-here", "camera:0", "--live", cwd=workspace), "neither a stream URL")
 
 
 # -- the preview page -----------------------------------------------------------------------------

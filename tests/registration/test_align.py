@@ -17,15 +17,15 @@ from occo_deploy.errors import InputError, ShapeError
 from occo_deploy.registration.align import AlignRequest, align
 from occo_deploy.registration.estimate import from_fov
 from occo_deploy.registration.rig import Rig, mapped_corners
-from tests.cli.test_fuse_cli import _one_line_error
 from tests.conftest import PAIRS, run_cli
+from tests.support import one_line_error, read_image
 
 IR_WH, VIS_WH = (640, 512), (1280, 720)
 
 
 def _world(name: str = "10") -> tuple[np.ndarray, np.ndarray]:
     folder = PAIRS / "TNO"
-    return cv2.imread(str(folder / "ir" / f"{name}.png"), 0), cv2.imread(str(folder / "vi" / f"{name}.png"))
+    return read_image(folder / "ir" / f"{name}.png", 0), read_image(folder / "vi" / f"{name}.png")
 
 
 def _rig_frames(name: str = "10", roll_deg: float = 1.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -99,19 +99,19 @@ def test_fuse_with_align_fuses_the_registered_pair(workspace: Path) -> None:
     cv2.imwrite(str(workspace / "ir.png"), ir)
     cv2.imwrite(str(workspace / "vis.png"), vis)
     # Without a rig: the aspect ratios differ, and the error names the fix.
-    _one_line_error(run_cli("fuse", "ir.png", "vis.png", cwd=workspace), "occo-deploy align", "--align rig.json")
+    one_line_error(run_cli("fuse", "ir.png", "vis.png", cwd=workspace), "occo-deploy align", "--align rig.json")
     points = _points_csv(workspace / "pairs.csv", truth)
     done = run_cli("align", "ir.png", "vis.png", "--points", "pairs.csv", "--size", "256x176", cwd=workspace)
     assert done.returncode == 0, done.stderr
     text = " ".join(done.stdout.split())
     assert "similarity from points: residual" in text and "set aside as outliers: line(s) 9" in text
     rig = Rig.load(workspace / "rig.json")
-    overlay = cv2.imread(str(workspace / "rig.png"))
+    overlay = read_image(workspace / "rig.png")
     assert overlay.shape[:2] == (rig.region.h, rig.region.w) and rig.output_size == (256, 176)
     fused = run_cli("fuse", "ir.png", "vis.png", "--align", "rig.json", "-o", "f.png", "--report", "r.json",
                     cwd=workspace)
     assert fused.returncode == 0, fused.stderr
-    got = cv2.imread(str(workspace / "f.png"))
+    got = read_image(workspace / "f.png")
     assert got.shape == (176, 256, 3)
     # The same as fusing the pair registered with the true transform, to the fit's error.
     exact = Rig(IR_WH, VIS_WH, truth, rig.region, rig.output_size)
@@ -151,7 +151,7 @@ def test_archive_and_live_take_the_rig(workspace: Path) -> None:
     (workspace / "rig.json").write_text(json.dumps(rig.as_dict()))
     done = run_cli("archive", "ir", "vis", "-o", "out", "--align", "rig.json", "-q", cwd=workspace)
     assert done.returncode == 0, done.stderr
-    assert cv2.imread(str(workspace / "out" / "cam1" / "0001.png")).shape == (128, 192, 3)
+    assert read_image(workspace / "out" / "cam1" / "0001.png").shape == (128, 192, 3)
     # Live: the same rig for two sources (here recordings, played in real time).
     from tests.conftest import make_video
 

@@ -14,8 +14,8 @@ import pytest
 from occo_deploy import Fuser, InputError, ShapeError
 from occo_deploy.errors import cli_context
 from occo_deploy.runtime.irscale import IrScale, IrScaler
-from tests.cli.test_fuse_cli import _one_line_error
 from tests.conftest import PAIRS, SHARED, run_cli
+from tests.support import one_line_error
 
 THERMAL16 = SHARED / "data" / "thermal16"
 
@@ -107,8 +107,8 @@ def test_bad_values_are_documented_results_or_one_line_errors(exported: Path, wo
         fuser.check_pair(np.full((240, 320), np.nan, np.float32), _visible())
     with pytest.raises(ShapeError, match="visible frame must be uint8"):
         Fuser(exported).fuse(_ir8(), _visible().astype(np.uint16))
-    _one_line_error(run_cli("fuse", "a", "b", "--ir-scale", "fixed", cwd=workspace), "fixed:MIN,MAX")
-    _one_line_error(run_cli("fuse", "a", "b", "--ir-smooth", "2", cwd=workspace), "0 < a <= 1")
+    one_line_error(run_cli("fuse", "a", "b", "--ir-scale", "fixed", cwd=workspace), "fixed:MIN,MAX")
+    one_line_error(run_cli("fuse", "a", "b", "--ir-smooth", "2", cwd=workspace), "0 < a <= 1")
 
 
 def test_16_bit_video_is_read_whole_and_scaled(workspace: Path) -> None:
