@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,22 +21,20 @@ from occo_deploy.interface.profile import Profile
 from tests.support import logged, read_image
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("OCCO_SHARED", ROOT.parent / "shared"))
+FULL_SHARED = Path(os.environ.get("OCCO_SHARED", ROOT.parent / "shared"))
+#: ``../shared`` (39 real pairs, sequences, every golden case) is there. Without it the tests read the
+#: subset the repository carries (``tests/data/shared``: three TNO pairs, two golden cases), and the
+#: tests marked ``shared`` (they need more of it) are skipped.
+HAVE_SHARED = (FULL_SHARED / "reference" / "occo-demo.pth").is_file()
+SHARED = FULL_SHARED if HAVE_SHARED else ROOT / "tests" / "data" / "shared"
 REFERENCE = SHARED / "reference"
 PAIRS = SHARED / "data" / "pairs"
 SEQUENCE = SHARED / "data" / "sequence"
-#: ``../shared`` (real pairs, sequences, golden cases) is there; without it only what needs it is skipped.
-HAVE_SHARED = (REFERENCE / "occo-demo.pth").is_file()
 #: The checkpoint in the official format; the package bundles the same demo weights.
 CHECKPOINT = REFERENCE / "occo-demo.pth" if HAVE_SHARED else WEIGHTS
-#: What test modules and fixtures use from ``../shared``: a test that uses any is skipped without it.
-SHARED_NAMES = frozenset({"SHARED", "REFERENCE", "PAIRS", "SEQUENCE", "golden_cases", "golden_params", "load_case",
-                          "sequence_frames", "videos", "int8_build", "fp16_build", "trt_int8"})
 
 
 def golden_cases() -> list[dict[str, Any]]:
-    if not HAVE_SHARED:
-        return []
     cases: list[dict[str, Any]] = json.loads((REFERENCE / "cases" / "index.json").read_text())
     return cases
 
@@ -97,13 +94,14 @@ _export_job: subprocess.Popen[str] | None = None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip what needs ``../shared`` when it is missing; run the tests that need no export first,
-    while the export (a minute of one core) runs in a process of its own on the other."""
+    """Skip the tests marked ``shared`` when ``../shared`` is missing; run the tests that need no export
+    first, while the export (a minute of one core) runs in a process of its own on the other."""
     global _export_job
     if not HAVE_SHARED:
-        skip = pytest.mark.skip(reason=f"needs the shared test data at {SHARED} (set OCCO_SHARED)")
+        skip = pytest.mark.skip(reason=f"needs the shared test data at {FULL_SHARED} (set OCCO_SHARED); "
+                                       "the rest runs on tests/data/shared")
         for item in items:
-            if _needs_shared(item):
+            if item.get_closest_marker("shared"):
                 item.add_marker(skip)
     needs = [item for item in items if "exported" in getattr(item, "fixturenames", ())
              and not item.get_closest_marker("skip")]
@@ -115,41 +113,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 f"export_for_tests(Path({str(target)!r}))")
         _export_job = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True, stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
-
-
-def _code_names(code: types.CodeType) -> set[str]:
-    """Global names a function's code reads, its lambdas and comprehensions included."""
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _code_names(const)
-    return names
-
-
-def _uses_shared(func: Any, seen: set[types.CodeType]) -> bool:
-    """Whether ``func``, or a test helper it calls, reads the shared data (``SHARED_NAMES``, or a
-    module's own path into it, such as ``SHARED / "data" / "thermal16"``)."""
-    code = getattr(func, "__code__", None)
-    if code is None or code in seen:
-        return False
-    seen.add(code)
-    names = _code_names(code)
-    scope = getattr(func, "__globals__", {})
-    if names & SHARED_NAMES or any(isinstance(scope.get(n), Path) and scope[n].is_relative_to(SHARED) for n in names):
-        return True
-    return any(_uses_shared(scope[n], seen) for n in names
-               if callable(scope.get(n)) and str(getattr(scope[n], "__module__", "")).startswith("tests."))
-
-
-def _needs_shared(item: pytest.Item) -> bool:
-    """A test needs ``../shared`` when it, a helper it calls or one of its fixtures reads it."""
-    if SHARED_NAMES & set(getattr(item, "fixturenames", ())):
-        return True
-    seen: set[types.CodeType] = set()
-    if _uses_shared(getattr(item, "function", None), seen):
-        return True
-    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-    return any(_uses_shared(d.func, seen) for defs in definitions.values() for d in defs)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -203,8 +166,16 @@ def workspace(tmp_path: Path, exported: Path) -> Path:
     return tmp_path
 
 
+def require_shared(what: str) -> None:
+    """Skip the calling test or fixture when it needs ``what`` of ``../shared`` and only the subset the
+    repository carries is here: the helpers and fixtures that read more of it declare it this way."""
+    if not HAVE_SHARED:
+        pytest.skip(f"needs {what} of the shared test data at {FULL_SHARED} (set OCCO_SHARED)")
+
+
 def sequence_frames(what: str, size_wh: tuple[int, int] | None = (160, 120)) -> list[np.ndarray]:
     """The real M3SVD frames of ../shared/data/sequence, optionally resized (tests stay fast)."""
+    require_shared("the M3SVD sequence")
     frames = []
     for path in sorted((SEQUENCE / what).glob("*.png")):
         image = read_image(path)
@@ -265,6 +236,7 @@ def request(exported: Path, tmp: Path, **kw: object) -> BuildRequest:
 
 @pytest.fixture(scope="session")
 def int8_build(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BuildResult, list[str]]]:
+    require_shared("14 calibration and gate pairs")
     tmp = tmp_path_factory.mktemp("int8")
     with logged() as log:
         built = build_engine(request(exported, tmp, output=tmp / "occo_int8.onnx"))
@@ -279,6 +251,7 @@ TRT_SMALL = Profile.from_options(min_="1x64x64", opt="1x120x160", max_="2x480x64
 def trt_int8(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
     """The calibrated INT8 ONNX TensorRT would parse (``build --backend tensorrt --int8 --onnx-only``),
     built once for the check and placement tests."""
+    require_shared("14 calibration and gate pairs")
     tmp = tmp_path_factory.mktemp("trt-int8")
     return build_engine(request(exported, tmp, precision="int8", backend="tensorrt", profile=TRT_SMALL, onnx_only=True,
                                 output=tmp / "occo_int8_tensorrt.onnx"))
@@ -286,5 +259,6 @@ def trt_int8(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> BuildR
 
 @pytest.fixture(scope="session")
 def fp16_build(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    require_shared("14 calibration and gate pairs")
     tmp = tmp_path_factory.mktemp("fp16")
     return build_engine(request(exported, tmp, precision="fp16", output=tmp / "occo_fp16.onnx"))

@@ -105,6 +105,7 @@ def _assert_outputs_match_fuse(out: Path, ir_root: Path, vis_root: Path, exporte
         assert max(np.abs(g.astype(int) - w.astype(int)).mean() for g, w in zip(got, want)) < 1.0
 
 
+@pytest.mark.shared
 def test_items_pair_by_relative_path_and_keep_the_bad_ones(tree: tuple[Path, Path], tmp_path: Path) -> None:
     items = {i.key: i for i in discover(*tree, tmp_path / "out")}
     assert {k for k, i in items.items() if i.kind == "image"} == {*GOOD_IMAGES, "day1/MSRS/broken"}  # fails later
@@ -115,6 +116,7 @@ def test_items_pair_by_relative_path_and_keep_the_bad_ones(tree: tuple[Path, Pat
     assert items["clips/c0"].output == str(tmp_path / "out/clips/c0.mp4")
 
 
+@pytest.mark.shared
 def test_a_retried_task_keeps_what_its_first_attempt_wrote(tree: tuple[Path, Path], exported: Path,
                                                             tmp_path: Path) -> None:
     """Ray retries a task whose worker died; an output that attempt finished is whole (atomic) and is
@@ -139,6 +141,7 @@ def test_a_retried_task_keeps_what_its_first_attempt_wrote(tree: tuple[Path, Pat
     assert forced[0].status == "done" and Path(task[0].output or "").stat().st_mtime_ns != written[task[0].key]
 
 
+@pytest.mark.shared
 def test_manifest(tree: tuple[Path, Path], tmp_path: Path) -> None:
     ir_root, vis_root = tree
     manifest = tmp_path / "list.csv"
@@ -154,6 +157,7 @@ def test_manifest(tree: tuple[Path, Path], tmp_path: Path) -> None:
                     "expected ir,vis")
 
 
+@pytest.mark.shared
 def test_local_archive_skips_bad_items_and_resumes(tree: tuple[Path, Path], exported: Path, tmp_path: Path) -> None:
     ir_root, vis_root = tree
     out = tmp_path / "out"
@@ -184,6 +188,7 @@ def test_local_archive_skips_bad_items_and_resumes(tree: tuple[Path, Path], expo
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_driver_killed_then_resumed(exported: Path, tmp_path: Path) -> None:
     """SIGKILL of the whole job mid-way: what exists is whole, and --resume does only the rest."""
     ir_root, vis_root = build_archive(tmp_path / "a", clips=4, clip_frames=30, bad=False)
@@ -220,6 +225,7 @@ def _ray() -> Any:
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_ray_local_instance_matches_one_process(tree: tuple[Path, Path], exported: Path, tmp_path: Path) -> None:
     ray = _ray()
     ir_root, vis_root = tree
@@ -255,6 +261,7 @@ def _ray_worker_pids() -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_ray_cluster_survives_a_killed_worker(exported: Path, tmp_path: Path) -> None:
     """A head node started with `ray start --head` on loopback; one worker SIGKILLed mid-job: Ray
     restarts it, retries its task, and every output is complete and correct."""

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from occo_deploy.calibration import data
 from tests.conftest import PAIRS, make_video, sequence_frames
 
 
+@pytest.mark.shared
 def test_nested_data_sets_are_discovered_with_prefixes() -> None:
     items = data.discover(PAIRS)
     assert len(items) == 39  # TNO 11, RoadScene 10, MSRS 10, LLVIP 8
@@ -19,6 +21,7 @@ def test_nested_data_sets_are_discovered_with_prefixes() -> None:
     assert len(data.discover(PAIRS / "MSRS")) == 10
 
 
+@pytest.mark.shared
 def test_split_is_seeded_disjoint_and_sized() -> None:
     items = data.discover(PAIRS)
     calib, val = data.split(items, calib_size=12, val_size=4, seed=7)
@@ -37,6 +40,7 @@ def test_fit_keeps_aspect_and_hits_the_size() -> None:
     assert abs((bright.min() + bright.max()) / 2 - 160) <= 2
 
 
+@pytest.mark.shared
 def test_pairs_are_preprocessed_like_the_runtime() -> None:
     item = next(i for i in data.discover(PAIRS / "MSRS") if i.name == "00055D")  # 3-channel gray IR
     ir, vis = data.load_pair(item, (240, 320))
@@ -62,6 +66,7 @@ def test_video_pairs_give_evenly_spaced_frames(tmp_path: Path) -> None:
     assert len({i.name.split("#")[0] for i in calib}) == len({i.name.split("#")[0] for i in val}) == 1
 
 
+@pytest.mark.shared
 def test_set_hash_follows_content_choice_and_size(tmp_path: Path) -> None:
     for name in ("ir", "vi"):
         shutil.copytree(PAIRS / "TNO" / name, tmp_path / name)

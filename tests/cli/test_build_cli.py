@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import PAIRS, run_cli
 from tests.support import one_line_error
 
 
+@pytest.mark.shared
 def test_int8_build_then_fuse_uses_it(workspace: Path) -> None:
     ws = workspace
     result = run_cli("build", "--int8", "--calib", str(PAIRS / "MSRS"), "--calib-size", "4", "--opt", "1x120x160",

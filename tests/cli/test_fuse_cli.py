@@ -42,6 +42,7 @@ def _frames(path: Path) -> list[np.ndarray]:
         frames.append(frame)
 
 
+@pytest.mark.shared
 def test_image_pair_matches_reference(workspace: Path) -> None:
     ir = PAIRS / "MSRS" / "ir" / "00016N.png"
     vis = PAIRS / "MSRS" / "vi" / "00016N.png"
@@ -53,6 +54,7 @@ def test_image_pair_matches_reference(workspace: Path) -> None:
     assert np.abs(fused.astype(int) - want.astype(int)).max() <= 1
 
 
+@pytest.mark.shared
 def test_folders_pair_by_stem_and_count_the_rest(workspace: Path) -> None:
     ir_dir, vis_dir = workspace / "ir", workspace / "vi"
     ir_dir.mkdir()
@@ -75,6 +77,7 @@ def test_folders_pair_by_stem_and_count_the_rest(workspace: Path) -> None:
         assert cv2.imread(str(workspace / "fused" / f"{stem}.png")).shape == vis.shape
 
 
+@pytest.mark.shared
 def test_keep_going_skips_bad_pairs_and_says_so(workspace: Path) -> None:
     ir_dir, vis_dir = workspace / "ir", workspace / "vi"
     ir_dir.mkdir()
@@ -183,6 +186,7 @@ def test_offset_pairs_later_infrared_frames(workspace: Path, videos: dict[str, P
 
 # -- bad input: one line, non-zero exit, nothing lost or half-written ----------------------------
 
+@pytest.mark.shared
 def test_no_engine_says_which_command_makes_one(tmp_path: Path) -> None:
     ir = PAIRS / "MSRS" / "ir" / "00016N.png"
     result = run_cli("fuse", str(ir), str(PAIRS / "MSRS" / "vi" / "00016N.png"), cwd=tmp_path)
@@ -194,6 +198,7 @@ def test_missing_input(workspace: Path) -> None:
     one_line_error(run_cli("fuse", "nope.png", "vis.png", cwd=workspace), "not found", "nope.png")
 
 
+@pytest.mark.shared
 def test_unreadable_image(workspace: Path) -> None:
     (workspace / "ir.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
     shutil.copy(PAIRS / "MSRS" / "vi" / "00016N.png", workspace / "vis.png")
@@ -248,6 +253,7 @@ def test_frames_too_small(workspace: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_two_batches_in_flight_give_the_same_video(workspace: Path, videos: dict[str, Path]) -> None:
     # Same batches, same engine calls: only the overlap differs, so the decoded frames are identical.
     for in_flight, out in (("1", "one.avi"), ("2", "two.avi")):
@@ -259,6 +265,7 @@ def test_two_batches_in_flight_give_the_same_video(workspace: Path, videos: dict
     assert all(np.array_equal(a, b) for a, b in zip(one, two))
 
 
+@pytest.mark.shared
 def test_a_gpu_provider_that_is_not_there_is_one_line_not_a_cpu_run(workspace: Path) -> None:
     import onnxruntime as ort
 

@@ -45,6 +45,7 @@ def test_int8_engine_is_quantized_and_passes_the_gate(int8_build: tuple[BuildRes
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_int8_engine_holds_on_full_size_pairs_it_never_saw(exported: Path,
                                                            int8_build: tuple[BuildResult, list[str]]) -> None:
     result, _ = int8_build
@@ -82,6 +83,7 @@ def test_fp16_engine_is_half_precision_and_passes_the_gate(fp16_build: BuildResu
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_fp16_engine_holds_on_large_real_frames(exported: Path, fp16_build: BuildResult) -> None:
     # Sums over every pixel grow with the frame: an FP16 round trip left in the attention context once
     # passed the gate at 480x640 and gave 23 dB (255-level errors) on TNO's 768x576 pairs.
@@ -98,6 +100,7 @@ SMALL = Profile.from_options(min_="1x16x16", opt="1x64x80", max_="8x4096x4096")
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_cache_is_reused_then_invalidated(exported: Path, tmp_path: Path) -> None:
     cache = tmp_path / "ranges.json"
     with logged() as log:
@@ -127,6 +130,7 @@ def _nothing_written(folder: Path) -> None:
     assert leftovers == [], leftovers
 
 
+@pytest.mark.shared
 def test_gate_failure_keeps_nothing(exported: Path, tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="quality gate, nothing kept"):
         build_engine(request(exported, tmp_path, calib_size=4, min_psnr=99.0, calib_cache=tmp_path / "c" / "r.json",
@@ -134,6 +138,7 @@ def test_gate_failure_keeps_nothing(exported: Path, tmp_path: Path) -> None:
     _nothing_written(tmp_path)
 
 
+@pytest.mark.shared
 def test_interrupted_build_keeps_nothing(exported: Path, tmp_path: Path) -> None:
     class Interrupt(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -201,6 +206,7 @@ def _real_pairs(n: int, size: tuple[int, int] = (64, 48)) -> dict[str, tuple[np.
         ("size_mismatch", "differ in size"),
     ],
 )
+@pytest.mark.shared
 def test_bad_calibration_folders(exported: Path, tmp_path: Path, setup: str, message: str) -> None:
     calib = tmp_path / "calib"
     if setup == "empty":

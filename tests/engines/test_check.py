@@ -103,11 +103,13 @@ def test_tensorrt_int8_onnx_passes_the_tensorrt_rules(trt_int8: BuildResult) -> 
 
 
 @pytest.mark.slow  # FP16 reaches the fast tier through the CLI (test_onnx_only_cli_writes_the_tensorrt_onnx...)
+@pytest.mark.shared
 def test_tensorrt_fp16_onnx_passes_the_tensorrt_rules(trt_fp16: BuildResult) -> None:
     _passes_the_tensorrt_rules(trt_fp16, "fp16")
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_tensorrt_fp32_onnx_passes_the_tensorrt_rules(trt_fp32_default: BuildResult) -> None:
     _passes_the_tensorrt_rules(trt_fp32_default, "fp32")
 
@@ -127,6 +129,7 @@ def test_int8_for_tensorrt_is_symmetric_with_float_biases(trt_int8: BuildResult)
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_a_tensorrt_build_without_shapes_holds_a_real_range(trt_fp32_default: BuildResult) -> None:
     result = trt_fp32_default
     meta = json.loads(result.sidecar.read_text())

@@ -33,6 +33,7 @@ def _worst_psnr(engine: Path, reference: Path, pairs: list[tuple[np.ndarray, np.
         return min(psnr(got.fuse(ir, vis), want.fuse(ir, vis)) for ir, vis in pairs)
 
 
+@pytest.mark.shared
 def test_fp32_engine_matches_onnxruntime_at_two_sizes(exported: Path, tmp_path: Path) -> None:
     # Gated at 96x128 (a thumbnail: ONNX Runtime) and an enlarged 192x256: not the sizes fused below.
     result = build_engine(request(exported, tmp_path, precision="fp32", backend="openvino", profile=SMALL,
@@ -74,6 +75,7 @@ def test_fp32_engine_matches_onnxruntime_at_two_sizes(exported: Path, tmp_path: 
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_int8_engine_passes_its_gate_with_static_shapes(
     exported: Path, tmp_path: Path, int8_build: tuple[BuildResult, list[str]]
 ) -> None:
@@ -100,6 +102,7 @@ def test_int8_engine_passes_its_gate_with_static_shapes(
     backend.close()
 
 
+@pytest.mark.shared
 def test_bf16_is_refused_where_the_cpu_has_none(exported: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The refusal on a CPU without BF16 (Zen 3), forced here whatever this CPU is."""
@@ -119,6 +122,7 @@ def test_bf16_is_openvinos_alone(exported: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "c.onnx").exists()
 
 
+@pytest.mark.shared
 def test_bf16_engine_computes_in_bf16(exported: Path, tmp_path: Path) -> None:
     from occo_deploy.backends.openvino import cpu_has_bf16
 

@@ -190,6 +190,7 @@ def test_an_fp8_onnx_is_refused_with_the_measured_reason(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_tensorrt_int8_holds_on_full_size_pairs_no_calibration_saw(exported: Path, tmp_path: Path) -> None:
     """Calibrated at 480x640 on TNO, RoadScene and LLVIP; checked on the 10 MSRS pairs at their own 640x480,
     with Q/DQ computed as TensorRT computes them: the worst frame at 40 dB or better."""

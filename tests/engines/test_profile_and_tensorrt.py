@@ -79,6 +79,7 @@ def test_fp16_keeps_norms_softmax_reductions_and_io_in_fp32(exported: Path) -> N
         "visible": onnx.TensorProto.UINT8, "infrared": onnx.TensorProto.UINT8}
 
 
+@pytest.mark.shared
 def test_export_folds_every_weight_so_int8_quantizes_each_conv_per_channel(exported: Path, tmp_path: Path) -> None:
     from onnx import numpy_helper
 
@@ -257,6 +258,7 @@ def test_int8_scheme_follows_the_cpu() -> None:
     assert not SCHEMES["s8s8"].quantize_bias and SCHEMES["s8s8"].symmetric
 
 
+@pytest.mark.shared
 def test_tensorrt_int8_has_no_int32_dequantize_and_is_sorted(exported: Path) -> None:
     """IDequantizeLayer takes INT8/FP8/INT4/FP4 only; ONNX Runtime's quantizer makes INT32 biases by
     default, and appends some Q/DQ out of topological order (TensorRT's parser needs the order)."""

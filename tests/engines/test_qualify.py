@@ -100,6 +100,7 @@ def test_fp32_and_int8_engines_say_nothing_about_classes(exported: Path) -> None
     assert gated.gate_notice(exported, {"precision": "int8", "quality": {}}) is None  # recorded none
 
 
+@pytest.mark.shared
 def test_a_failed_build_never_calibrates_twice(exported: Path, tmp_path: Path) -> None:
     # Every configuration below an impossible gate: the minmax ranges, then percentile ones, each
     # calibrated once and cached; the error lists what was tried and names the options left.
@@ -127,6 +128,7 @@ def test_a_failed_build_never_calibrates_twice(exported: Path, tmp_path: Path) -
         assert sum("reusing cached calibration ranges" in m for m in log) == 2
 
 
+@pytest.mark.shared
 def test_fallback_can_be_turned_off(exported: Path, tmp_path: Path) -> None:
     with logged() as log, pytest.raises(BuildError) as failed:
         build_engine(request(exported, tmp_path, calib_size=4, val_size=2, min_psnr=99.0,

@@ -24,6 +24,7 @@ RAMP = np.array([[0, 1], [2, 3]], np.float64)
 
 
 @pytest.mark.parametrize("case", GOLDENS["cases"], ids=lambda c: f"{c['dataset']}-{c['rule']}")
+@pytest.mark.shared
 def test_both_conventions_give_the_original_evaluators_values(case: dict) -> None:
     ir, vis = crop_pair(case["dataset"], case["pair"], PAIRS)
     fused = fuse_rule(case["rule"], ir, vis)
@@ -60,6 +61,7 @@ def test_cddfuse_by_hand() -> None:
     assert flat == pytest.approx((2 * 10 * 20 + c1) / (10**2 + 20**2 + c1))
 
 
+@pytest.mark.shared
 def test_vifb_by_hand() -> None:
     assert vifb.entropy(np.full((4, 4), 77.0)) == 0.0 and vifb.entropy(A2) == pytest.approx(1.0)
     assert vifb.std_dev(np.array([[0, 2], [4, 6]], np.float64)) == pytest.approx(math.sqrt(5))
@@ -110,6 +112,7 @@ def test_the_quirks_that_set_conventions_apart() -> None:
     assert cddfuse.qabf_transfer(up, g, up, g)[0] > 0.97
 
 
+@pytest.mark.shared
 def test_conventions_are_selectable_and_complete() -> None:
     case = load_case("msrs_00537D")
     ir, vis, fused = case["ir"], bgr(case["vis"]), bgr(case["fused"])

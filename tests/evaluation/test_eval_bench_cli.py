@@ -16,6 +16,7 @@ from tests.support import one_line_error
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_eval_reports_fidelity_metrics_and_draws_a_grid(
     workspace: Path, int8_build: tuple[BuildResult, list[str]], fp16_build: BuildResult
 ) -> None:
@@ -57,6 +58,7 @@ def test_eval_against_a_checkpoint_reference(workspace: Path) -> None:
     assert report["datasets"][0]["methods"][0]["pairs"][0]["fidelity"]["max_abs"] <= 1  # FP32 export vs PyTorch
 
 
+@pytest.mark.shared
 def test_eval_lays_out_a_papers_table_over_data_sets_and_other_methods(workspace: Path) -> None:
     """Two data sets, the default engine and another method's fused folder (gray images, the layout
     DIR/<data set>/<pair>): one row per method, one column block per data set, in each format."""

@@ -54,6 +54,7 @@ def test_psnr_fusion_by_hand() -> None:
     assert m.psnr_fusion(zeros, zeros, zeros) == math.inf
 
 
+@pytest.mark.shared
 def test_qabf_by_hand_for_perfect_and_for_lost_edges() -> None:
     case = load_case("roadscene_FLIR_07504")
     a = case["ir"].astype(np.float64)
@@ -63,6 +64,7 @@ def test_qabf_by_hand_for_perfect_and_for_lost_edges() -> None:
     assert m.qabf(np.zeros((8, 8)), np.zeros((8, 8)), np.zeros((8, 8))) == 0.0
 
 
+@pytest.mark.shared
 def test_ssim_and_vif_properties() -> None:
     case = load_case("msrs_00016N")
     vis = m.gray(bgr(case["vis"]))
@@ -75,6 +77,7 @@ def test_ssim_and_vif_properties() -> None:
     assert 0.0 < m.vif_pixel(vis, noisy) < 1.0 and m.ssim(vis, noisy) < 1.0
 
 
+@pytest.mark.shared
 def test_all_metrics_on_a_real_fused_frame_are_in_their_ranges() -> None:
     case = load_case("msrs_00537D")
     values = metrics.fusion_metrics(case["ir"], bgr(case["vis"]), bgr(case["fused"]), "textbook")

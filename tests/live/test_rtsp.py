@@ -107,6 +107,7 @@ def test_a_camera_with_a_password_fuses_and_the_password_stays_in_the_url(worksp
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_an_outage_is_said_while_it_lasts_and_counted_once(exported: Path, tmp_path: Path) -> None:
     port = _free_port()
     url = f"rtsp://admin:hunter2@127.0.0.1:{port}/cam"

@@ -17,6 +17,7 @@ def model() -> torch.nn.Module:
     return load_model(CHECKPOINT)
 
 
+@pytest.mark.shared
 def test_golden_cases_cover_odd_and_tiny_sizes() -> None:
     sizes = {(c["height"], c["width"]) for c in golden_cases()}
     assert (16, 16) in sizes and (17, 23) in sizes and (481, 643) in sizes and (1024, 1280) in sizes
@@ -40,6 +41,7 @@ def test_raw_output_matches_reference(model: torch.nn.Module, name: str, form: s
 
 @pytest.mark.parametrize("name", [pytest.param("msrs_00016N", marks=pytest.mark.slow), "roadscene_FLIR_07504",
                                   "tno_01_crop37x53", "msrs_00055D_crop17x23"])
+@pytest.mark.shared
 def test_pipeline_matches_reference_fused_image(model: torch.nn.Module, name: str) -> None:
     case = load_case(name)
     pipeline = FusionPipeline(model)
@@ -49,6 +51,7 @@ def test_pipeline_matches_reference_fused_image(model: torch.nn.Module, name: st
     assert diff.max() <= 1, f"{name}: {diff.max()} grey levels off"
 
 
+@pytest.mark.shared
 def test_pipeline_normalises_each_sample_on_its_own(model: torch.nn.Module) -> None:
     a, b = load_case("tno_01_crop37x53"), load_case("msrs_00055D_crop17x23")
     crop = (slice(0, 17), slice(0, 23))

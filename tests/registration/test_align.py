@@ -65,6 +65,7 @@ def _points_csv(path: Path, truth: np.ndarray, outlier: bool = True) -> Path:
 
 
 @pytest.mark.parametrize("model", ["similarity", "affine", "homography"])
+@pytest.mark.shared
 def test_control_points_give_the_rig_and_set_a_bad_point_aside(tmp_path: Path, model: str) -> None:
     ir, vis, truth = _rig_frames()
     rig = align(AlignRequest(ir, vis, model=model, points=_points_csv(tmp_path / "p.csv", truth)))
@@ -84,6 +85,7 @@ def test_fields_of_view_give_the_scale() -> None:
         from_fov(IR_WH, VIS_WH, 0.0, 60.0)
 
 
+@pytest.mark.shared
 def test_automatic_alignment_finds_the_rig_or_refuses() -> None:
     ir, vis, truth = _rig_frames()
     rig = align(AlignRequest(ir, vis, model="similarity"))  # from the centres, no field of view given
@@ -94,6 +96,7 @@ def test_automatic_alignment_finds_the_rig_or_refuses() -> None:
         align(AlignRequest(other_ir, vis, model="similarity"))
 
 
+@pytest.mark.shared
 def test_fuse_with_align_fuses_the_registered_pair(workspace: Path) -> None:
     ir, vis, truth = _rig_frames()
     cv2.imwrite(str(workspace / "ir.png"), ir)
@@ -122,6 +125,7 @@ def test_fuse_with_align_fuses_the_registered_pair(workspace: Path) -> None:
     assert points.is_file()
 
 
+@pytest.mark.shared
 def test_rig_inputs_that_cannot_work(tmp_path: Path, exported: Path) -> None:
     ir, vis, truth = _rig_frames()
     few = tmp_path / "few.csv"
@@ -142,6 +146,7 @@ def test_rig_inputs_that_cannot_work(tmp_path: Path, exported: Path) -> None:
         Fuser(exported, align=tmp_path / "none.json")
 
 
+@pytest.mark.shared
 def test_archive_and_live_take_the_rig(workspace: Path) -> None:
     ir, vis, truth = _rig_frames()
     for sub, image in (("ir", ir), ("vis", vis)):

@@ -21,6 +21,7 @@ def _pair(name: str) -> tuple[np.ndarray, np.ndarray]:
     return case["ir"], bgr(case["vis"])
 
 
+@pytest.mark.shared
 def test_fuse_matches_reference_and_reports_stages(fuser: Fuser) -> None:
     fuser.stats.reset()
     ir, vis = _pair("roadscene_FLIR_07504")
@@ -35,6 +36,7 @@ def test_fuse_matches_reference_and_reports_stages(fuser: Fuser) -> None:
     assert infer["count"] == 1 and infer["p50_ms"] > 0 and infer["p99_ms"] >= infer["p50_ms"]
 
 
+@pytest.mark.shared
 def test_batch_equals_single_calls(fuser: Fuser) -> None:
     # Three different real scenes cropped to one size: per-sample min-max keeps them independent.
     # ONNX Runtime may sum in another order for N=3 than for N=1, which can flip the final
@@ -60,6 +62,7 @@ def test_three_channel_infrared_and_gray_visible_are_accepted(fuser: Fuser) -> N
     assert np.array_equal(fuser.fuse(ir, vis), fuser.fuse(ir, gray_vis))
 
 
+@pytest.mark.shared
 def test_infrared_of_another_size_is_resized_and_recorded(exported: Path) -> None:
     ir, vis = _pair("msrs_00016N")
     small_ir = cv2.resize(ir, (320, 240), interpolation=cv2.INTER_AREA)
@@ -135,6 +138,7 @@ def test_newer_sidecar_format_is_refused(exported: Path, tmp_path: Path) -> None
         Fuser(copy)
 
 
+@pytest.mark.shared
 def test_real_pair_from_files_of_different_modes(fuser: Fuser) -> None:
     # MSRS day: IR stored as 3-channel gray PNG, visible RGB PNG.
     ir = cv2.imread(str(PAIRS / "MSRS" / "ir" / "00055D.png"), cv2.IMREAD_UNCHANGED)
@@ -154,6 +158,7 @@ def _shared_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 @pytest.mark.parametrize("in_flight", [pytest.param(1, marks=pytest.mark.slow), 2])
+@pytest.mark.shared
 def test_one_fuser_shared_by_many_threads(exported: Path, in_flight: int) -> None:
     """A web server or camera callbacks share one Fuser: every caller gets its own correct frame.
     (Before, 3 of 4 threads got 'all staging slots are in flight'.)"""

@@ -36,6 +36,7 @@ def _ir8() -> np.ndarray:
     return cv2.resize(cv2.imread(str(PAIRS / "MSRS" / "ir" / "00537D.png"), cv2.IMREAD_GRAYSCALE), (320, 240))
 
 
+@pytest.mark.shared
 def test_real_16_bit_thermal_frames_fuse_with_the_default_percentile_stretch(exported: Path) -> None:
     with Fuser(exported) as fuser:
         for name in ("sc640_floor_heating.png", "e60_moving_car.png", "e60_moving_mercedes.png"):
@@ -50,6 +51,7 @@ def test_real_16_bit_thermal_frames_fuse_with_the_default_percentile_stretch(exp
     assert info["input_dtypes"] == ["uint16"] and info["description"].endswith("by percentile 1..99")
 
 
+@pytest.mark.shared
 def test_a_linear_map_of_an_8_bit_frame_fuses_identically_under_minmax(exported: Path) -> None:
     ir8 = _ir8()
     ir16 = ir8.astype(np.uint16) * 37 + 12345  # exact: counts = a x + b
@@ -64,6 +66,7 @@ def test_a_linear_map_of_an_8_bit_frame_fuses_identically_under_minmax(exported:
     assert scaler(ir8) is ir8 and scaler.frames == 0
 
 
+@pytest.mark.shared
 def test_fixed_counts_give_the_same_grey_in_every_frame() -> None:
     scaler = IrScaler(IrScale.parse("fixed:12000,21000"))
     a, b = _thermal("e60_moving_mercedes.png"), _thermal("e60_moving_car.png")  # overlapping counts
@@ -76,6 +79,7 @@ def test_fixed_counts_give_the_same_grey_in_every_frame() -> None:
     assert scaler(np.full((4, 4), 9000, np.uint16)).max() == 0
 
 
+@pytest.mark.shared
 def test_smoothing_bounds_the_range_change_between_frames() -> None:
     base = _thermal("e60_moving_car.png")
     frames = [base.copy() for _ in range(12)]
@@ -94,6 +98,7 @@ def test_smoothing_bounds_the_range_change_between_frames() -> None:
     assert steps["smooth"].max() <= 0.2 * jump + 1  # each frame moves the range by at most a of the jump
 
 
+@pytest.mark.shared
 def test_bad_values_are_documented_results_or_one_line_errors(exported: Path, workspace: Path) -> None:
     scaler = IrScaler(IrScale.parse("percentile"))
     assert np.all(scaler(np.full((8, 8), 15000, np.uint16)) == 128)  # one count: mid-grey, as documented
@@ -111,6 +116,7 @@ def test_bad_values_are_documented_results_or_one_line_errors(exported: Path, wo
     one_line_error(run_cli("fuse", "a", "b", "--ir-smooth", "2", cwd=workspace), "0 < a <= 1")
 
 
+@pytest.mark.shared
 def test_16_bit_video_is_read_whole_and_scaled(workspace: Path) -> None:
     av = pytest.importorskip("av")
     counts = [_thermal(n) for n in ("e60_moving_car.png", "e60_moving_mercedes.png")] * 3
@@ -140,6 +146,7 @@ def test_16_bit_video_is_read_whole_and_scaled(workspace: Path) -> None:
     assert "smoothed (a=0.3)" in scale["description"]
 
 
+@pytest.mark.shared
 def test_inputs_the_wrong_way_round_are_noticed_and_swap_fixes_them(workspace: Path) -> None:
     ir, vis = workspace / "ir.png", workspace / "vis.png"  # a real MSRS pair at half size (CI time)
     for src, dst in ((PAIRS / "MSRS" / "ir" / "00537D.png", ir), (PAIRS / "MSRS" / "vi" / "00537D.png", vis)):
@@ -154,6 +161,7 @@ def test_inputs_the_wrong_way_round_are_noticed_and_swap_fixes_them(workspace: P
     assert np.array_equal(cv2.imread(str(workspace / "fixed.png")), cv2.imread(str(workspace / "right.png")))
 
 
+@pytest.mark.shared
 def test_max_side_fuses_smaller_and_returns_the_visible_size(exported: Path) -> None:
     ir = cv2.imread(str(PAIRS / "MSRS" / "ir" / "00537D.png"), cv2.IMREAD_GRAYSCALE)
     vis = cv2.imread(str(PAIRS / "MSRS" / "vi" / "00537D.png"))
