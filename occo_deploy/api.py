@@ -81,7 +81,7 @@ def check(artifact: str | Path = DEFAULT_ONNX, *, target: Sequence[str] | None =
     its sidecar says it is for). The report's ``passed`` is the CLI's exit status 0."""
     from occo_deploy.engines.check import check_artifact
 
-    return check_artifact(Path(artifact), list(target) if target else None, tensorrt_major=trt_major)
+    return check_artifact(Path(artifact), list(target) if target else None, options={"trt_major": trt_major})
 
 
 def requalify(engine: str | Path, *, calib: str | Path | None = None, reference: str | Path | None = None,

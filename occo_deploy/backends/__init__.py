@@ -157,11 +157,10 @@ def refuse_options(spec: BackendSpec, given: Mapping[str, Any], stage: Literal["
     "run") or builder ("build") does not declare, naming the backends that take it: an option is
     honoured or refused, never dropped."""
     for name, value in given.items():
-        declared = spec.run_options if stage == "run" else spec.build_options
-        if value is None or value is False or name in declared:
+        if value is None or value is False or name in _declared(spec, stage):
             continue
         takers = option_takers(name, stage)
-        what = next(((s.run_options if stage == "run" else s.build_options)[name] for s in takers), "")
+        what = _declared(takers[0], stage)[name] if takers else ""
         kind = "engines" if stage == "run" else "builds"
         only = f"only {', '.join(s.name for s in takers)} {kind} take it ({what})" if takers else "no backend takes it"
         if stage == "run":
@@ -171,9 +170,14 @@ def refuse_options(spec: BackendSpec, given: Mapping[str, Any], stage: Literal["
         raise InputError(f"{option(name)} does not apply to a {spec.name} build: {only}; drop it{build_with}")
 
 
-def option_takers(name: str, stage: Literal["run", "build"]) -> list[BackendSpec]:
-    """The backends whose runner (or builder) declares option ``name``: help texts group options by them."""
-    return [s for s in specs() if name in (s.run_options if stage == "run" else s.build_options)]
+def option_takers(name: str, stage: Literal["run", "build", "check"]) -> list[BackendSpec]:
+    """The backends whose runner (builder, check rules) declares option ``name``: help texts group
+    options by them."""
+    return [s for s in specs() if name in _declared(s, stage)]
+
+
+def _declared(spec: BackendSpec, stage: Literal["run", "build", "check"]) -> Mapping[str, str]:
+    return {"run": spec.run_options, "build": spec.build_options, "check": spec.check_options}[stage]
 
 
 def reference_backend(artifact: Path) -> Backend:

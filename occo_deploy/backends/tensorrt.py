@@ -209,11 +209,15 @@ class TensorRTBuilder(EngineBuilder):
             return str(exc)
         return None
 
-    def target_major(self) -> int | None:
+    def check_options(self) -> dict[str, Any]:
         try:
-            return major_version(tensorrt().__version__)
+            return {"trt_major": major_version(tensorrt().__version__)}
         except MissingDependencyError:
-            return None
+            return {}
+
+    def rules_label(self) -> str:
+        major = self.check_options().get("trt_major")
+        return f"TensorRT {major}" if major else "TensorRT 10 and 11"
 
     def int8_rests(self) -> tuple[str, ...]:
         # The rest's precision is in the graph (explicit casts, strongly typed): FP16 where it holds.
@@ -321,6 +325,7 @@ SPEC = BackendSpec(
     builder=TensorRTBuilder,
     check=tensorrt_rules.check_rules,
     check_source=tensorrt_rules.rules_source,
+    check_options={"trt_major": "check for TensorRT 10 or 11 only [default: both]"},
     default_for_format=True,
     auto_rank=1,
     missing_hint="build one with: occo-deploy build --backend tensorrt --fp16 (on the GPU machine that will run it)",

@@ -50,10 +50,10 @@ def rules_source() -> str:
 
 
 def check_rules(source: CheckInput) -> Iterable[Finding]:
-    """TensorRT's rules on the ONNX it would parse, for ``source.tensorrt_major`` (None: 10 and 11),
+    """TensorRT's rules on the ONNX it would parse, for ``trt_major`` in the options (None: 10 and 11),
     then what the plan will run: the convolution and matrix work by precision and the Q/DQ pairs that
     keep a product from running its epilogue (``placement.report``)."""
-    findings = list(_tensorrt(source.graph, source.tensorrt_major))
+    findings = list(_tensorrt(source.graph, source.options.get("trt_major")))
     yield from findings
     if any(f.level == "error" for f in findings):
         return

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from occo_deploy.cli.common import one_line_errors, out
-from occo_deploy.cli.options import Force, Report
+from occo_deploy.cli.options import Force, Report, TrtMajor
 from occo_deploy.errors import CheckFailedError, InputError
 from occo_deploy.files import check_writable, write_json_atomic
 from occo_deploy.workspace import DEFAULT_ONNX
@@ -25,7 +25,7 @@ def check(
     target: list[str] | None = typer.Option(
         None, "--target", metavar="TARGET", help=f"{' | '.join(_targets())}; repeatable [default: what the artifact is "
                                                  "for, every target for the FP32 export]."),
-    trt_major: int | None = typer.Option(None, "--trt-major", metavar="10|11", help="Check for TensorRT 10 or 11 only [default: both]."),
+    trt_major: TrtMajor = None,
     requalify: bool = typer.Option(False, "--requalify", help="Run an engine's quality gate again on this machine (its CPU class) and record it in the sidecar."),
     calib: Path | None = typer.Option(None, "--calib", help="--requalify: the folder of pairs the engine was gated on [default: the one its sidecar names]."),
     reference: Path | None = typer.Option(None, "--reference", help="--requalify: the FP32 export it was built from [default: the one its sidecar names]."),

@@ -20,12 +20,14 @@ def _providers_help() -> str:
     return f"Where the engine runs: {listed} [default: what the engine was built for, else cpu]."
 
 
-def _declared(name: str, stage: Literal["run", "build"]) -> dict[str, Any]:
+def _declared(name: str, stage: Literal["run", "build", "check"]) -> dict[str, Any]:
     """Help and panel of an option only some backends take, as their modules declare it: the panel
     names them (``--help`` groups such options by backend, as Polygraphy's argument groups do)."""
     takers = backends.option_takers(name, stage)
-    what = (takers[0].run_options if stage == "run" else takers[0].build_options)[name]
-    panel = " and ".join(dict.fromkeys(s.title for s in takers)) + (" engines" if stage == "run" else " builds")
+    declared = {"run": takers[0].run_options, "build": takers[0].build_options, "check": takers[0].check_options}
+    what = declared[stage][name]
+    panel = " and ".join(dict.fromkeys(s.title for s in takers)) + {"run": " engines", "build": " builds",
+                                                                    "check": " checks"}[stage]
     # The help is plain text (rich_markup_mode=None), where panels do not show: the help names them too.
     return {"help": f"{panel} only: {what}.", "rich_help_panel": panel}
 
@@ -51,6 +53,8 @@ Workspace = Annotated[float | None, typer.Option("--workspace", metavar="GIB", m
                                                  **_declared("workspace", "build"))]
 TimingCache = Annotated[Path | None, typer.Option("--timing-cache", metavar="FILE",
                                                   **_declared("timing_cache", "build"))]
+
+TrtMajor = Annotated[int | None, typer.Option("--trt-major", metavar="10|11", **_declared("trt_major", "check"))]
 
 # -- frames --------------------------------------------------------------------------------------------
 IrScale = Annotated[str | None, typer.Option(

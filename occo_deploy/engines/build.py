@@ -310,10 +310,9 @@ def _lint(builder: EngineBuilder, model_path: Path) -> dict[str, Any] | None:
 
     from occo_deploy.engines.check import check_model
 
-    major = builder.target_major()
-    findings = check_model(onnx.load(str(model_path)), [spec.name], path=model_path, tensorrt_major=major)
+    findings = check_model(onnx.load(str(model_path)), [spec.name], path=model_path, options=builder.check_options())
     errors = [f for f in findings if f.level == "error"]
-    versions = f"{spec.title} {major}" if major else f"{spec.title} 10 and 11"
+    versions = builder.rules_label()
     if errors:
         raise BuildError(f"the ONNX breaks {len(errors)} rule(s) of {versions}, first: {errors[0].line()}; "
                          f"see them all with: occo-deploy check --target {spec.name}")

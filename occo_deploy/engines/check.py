@@ -11,14 +11,14 @@ node; errors mean the backend would refuse the graph. onnx is imported only when
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from occo_deploy import backends
 from occo_deploy.contract import FUSED, INFRARED, VISIBLE
-from occo_deploy.errors import InputError, MissingDependencyError, first_line
+from occo_deploy.errors import InputError, MissingDependencyError, first_line, option
 from occo_deploy.interface.checks import CheckInput, Finding, Graph, type_name
 from occo_deploy.sidecar import Sidecar, read_sidecar
 
@@ -92,18 +92,25 @@ def default_targets(sidecar: Sidecar | None) -> list[str]:
 
 
 def check_model(model: onnx.ModelProto, chosen: Iterable[str], *, path: Path | None = None,
-                tensorrt_major: int | None = None) -> list[Finding]:
+                options: Mapping[str, Any] | None = None) -> list[Finding]:
     """Findings for a model; the library-backed targets need ``path`` (the file on disk)."""
-    return _run(model, list(chosen), path, tensorrt_major, skip_missing=False)[0]
+    return _run(model, list(chosen), path, options or {}, skip_missing=False)[0]
 
 
-def _run(model: onnx.ModelProto, chosen: list[str], path: Path | None, tensorrt_major: int | None,
+def _run(model: onnx.ModelProto, chosen: list[str], path: Path | None, options: Mapping[str, Any],
          skip_missing: bool) -> tuple[list[Finding], list[str], list[str]]:
     """(findings, targets checked, notes). With ``skip_missing`` a target whose library is not
     installed is left out and said so, instead of failing the whole check."""
     import onnx
 
-    source = CheckInput(model, Graph(model), path, tensorrt_major)
+    given = {k: v for k, v in options.items() if v is not None}
+    for name in given:  # an option the chosen targets' rules do not take is refused, never dropped
+        if not any(name in spec.check_options for t in chosen if (spec := backends.get(t, strict=False))):
+            takers = backends.option_takers(name, "check")
+            also = f", or check for {option('target', takers[0].name)}" if takers else ""
+            raise InputError(f"{option(name)} does not apply: this check is for {', '.join(chosen)}, and only "
+                             f"{', '.join(s.name for s in takers) or 'no backend'} checks take it; drop it{also}")
+    source = CheckInput(model, Graph(model), path, given)
     findings: list[Finding] = []
     try:
         onnx.checker.check_model(model)
@@ -128,7 +135,8 @@ def _run(model: onnx.ModelProto, chosen: list[str], path: Path | None, tensorrt_
     return findings, checked, notes
 
 
-def check_artifact(path: Path, chosen: list[str] | None = None, tensorrt_major: int | None = None) -> CheckReport:
+def check_artifact(path: Path, chosen: list[str] | None = None, options: Mapping[str, Any] | None = None
+                   ) -> CheckReport:
     """Lint the ONNX at ``path`` for the ``chosen`` targets (default: what its sidecar says it is for,
     leaving out, and noting, a target whose library is not installed here)."""
     import onnx
@@ -144,7 +152,7 @@ def check_artifact(path: Path, chosen: list[str] | None = None, tensorrt_major: 
     except Exception as exc:
         raise InputError(f"{path} is not an ONNX file ({type(exc).__name__})") from exc
     picked = chosen or default_targets(read_sidecar(path))
-    findings, checked, notes = _run(model, picked, path, tensorrt_major, skip_missing=chosen is None)
+    findings, checked, notes = _run(model, picked, path, options or {}, skip_missing=chosen is None)
     for target in checked:
         about = backends.get(target).check_source
         if about is not None:

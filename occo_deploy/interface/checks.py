@@ -7,7 +7,8 @@ only when a model is looked at.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,12 +90,13 @@ class Graph:
 @dataclass(frozen=True)
 class CheckInput:
     """What a backend's rules get: the model, its graph view, the file (for library-backed checks;
-    None for a model in memory) and the TensorRT major to check for (None: every supported one)."""
+    None for a model in memory) and the check options given, each one its spec's ``check_options``
+    declares (TensorRT's ``trt_major``)."""
 
     model: onnx.ModelProto
     graph: Graph
     path: Path | None
-    tensorrt_major: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:

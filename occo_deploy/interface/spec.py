@@ -82,9 +82,14 @@ class EngineBuilder(abc.ABC):
         """For an ``onnx_only`` artifact: how to turn it into an engine on the machine that has the backend."""
         return f"occo-deploy build {onnx_name} --backend {self.backend}"
 
-    def target_major(self) -> int | None:
-        """The backend library's major version here, when its check rules depend on it (TensorRT)."""
-        return None
+    def check_options(self) -> dict[str, Any]:
+        """The check options that fit the backend library installed here (TensorRT: its major), for
+        the lint before a build; none where the rules do not depend on it."""
+        return {}
+
+    def rules_label(self) -> str:
+        """Whose rules ``check_options`` selects, for messages ("TensorRT 10 and 11")."""
+        return self.spec.title
 
     def precision_input(self, precision: str, fp32: Path, fp16: Path | None, int8: Path | None) -> Path:
         """Which ONNX this backend parses for ``precision``: the precision ONNX itself by default."""
@@ -132,6 +137,8 @@ class BackendSpec:
     #: where they come from, said in the check's report (rules encoded from documents, not the library).
     check: CheckRunner | None = None
     check_source: Callable[[], str] | None = None
+    #: The options its rules take (name -> what it does): ``check`` refuses them for other targets.
+    check_options: Mapping[str, str] = field(default_factory=dict)
     #: Its engines compute on the host CPU, whose class (``runtime.cpu.cpu_class``) can change INT8 and
     #: BF16 results: the gate records the class, and loading on another one says so.
     cpu: bool = False

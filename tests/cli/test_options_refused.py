@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from occo_deploy import Fuser
+from occo_deploy import Fuser, api
 from occo_deploy.backends.onnxruntime_cpu import OnnxRuntimeBackend
 from occo_deploy.errors import InputError
 from occo_deploy.fusing import fuser as fuser_module
@@ -55,6 +55,13 @@ def test_tensorrt_build_options_on_another_backend_are_refused(workspace: Path) 
     _refused(run_cli("build", "--fp32", "--backend", "onnxruntime", "--timing-cache", "t.cache", cwd=workspace),
              "--timing-cache does not apply", "only tensorrt builds")
     assert not (workspace / "engines").exists() and not (workspace / "t.cache").exists()
+
+
+def test_a_check_option_for_another_target_is_refused(exported: Path, workspace: Path) -> None:
+    _refused(run_cli("check", "--target", "onnxruntime", "--trt-major", "10", cwd=workspace),
+             "--trt-major does not apply: this check is for onnxruntime", "only tensorrt checks take it",
+             "--target tensorrt")
+    assert api.check(exported, target=["tensorrt"], trt_major=10).targets == ["tensorrt"]  # honoured there
 
 
 @pytest.mark.parametrize("flags", [("--batch", "4"), ("--in-flight", "2"), ("--keep-going",)])
