@@ -26,6 +26,7 @@ from occo_deploy.live.sources import Source
 
 if TYPE_CHECKING:
     from occo_deploy.fusing.fuser import Fuser
+    from occo_deploy.video.streams import ThreadedWriter
 
 _log = log.get("live")
 
@@ -82,11 +83,9 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
     """Fuse two live sources until ``duration_s``, Ctrl-C or a source's end; ``SourceError`` when one
     stays down, after the output is finalised. State changes and notices are logged as they happen
     (``occo_deploy.live``), so a service's log has them at once."""
-    from occo_deploy.files import atomic_output, check_writable
-    from occo_deploy.video.streams import ThreadedWriter
+    from occo_deploy.files import check_writable
 
     opts = options or LiveOptions()
-    duration_s = opts.duration_s
     if output is not None:
         check_writable(output, force)
     fuser.stats.reset()
@@ -96,29 +95,11 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
         vis = stack.enter_context(Source(vis_spec, "visible", reconnect_timeout_s=opts.reconnect_timeout_s,
                                          rtsp_transport=opts.rtsp_transport))
         live = LiveFusion(fuser, ir, vis, offset_ms=opts.offset_ms, tolerance_ms=opts.tolerance_ms,
-                          duration_s=duration_s)
-        report = LiveReport({}, output)
-        writer: ThreadedWriter | None = None
-        fps, t0 = DEFAULT_OUTPUT_FPS, 0.0
-        last: np.ndarray | None = None  # the last fused frame written
+                          duration_s=opts.duration_s)
+        video = RealTimeVideo(stack, output, force, fuser) if output is not None else None
         early: list[str] = []  # notices logged while it runs, kept for the report
         failure: SourceError | None = None
-        # The figures every half second, fused frames or not: while a source is down, the line and
-        # the preview say so (and why) instead of freezing on the last frame's figures.
-        ticking = threading.Event()
-
-        def tick() -> None:
-            while not ticking.wait(FIGURES_EVERY_S):
-                figures = live.figures()
-                if on_figures is not None:
-                    on_figures(figures)
-                if preview is not None:
-                    preview.publish_figures(figures)
-
-        ticker = threading.Thread(target=tick, name="live-figures", daemon=True)
-        ticker.start()
-        stack.callback(ticker.join)
-        stack.callback(ticking.set)
+        _tick_figures(stack, live, on_figures, preview)
         try:
             for frame in live:
                 if frame.index == 0:
@@ -127,23 +108,8 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
                         early.append(slow)  # logged now, not only in the summary: the user decides at once
                         said = {"event": "slow", "fused_fps": 1000 / frame.latency_ms, "camera_fps": vis.fps}
                         _log.warning("%s", slow, extra={"fields": said})
-                if output is not None:
-                    if writer is None:
-                        fps = vis.fps or DEFAULT_OUTPUT_FPS
-                        tmp = stack.enter_context(atomic_output(output, force))
-                        h, w = frame.fused.shape[:2]
-                        writer = stack.enter_context(ThreadedWriter(
-                            tmp, fps, (w, h), output.suffix, on_encode=lambda s: fuser.stats.add("encode", s)))
-                        t0 = frame.t_capture
-                    # Real time: as many output frames as frame periods passed since the first. A gap
-                    # (slow fusion, an outage) holds the frame before it; the new one comes at its time.
-                    due = round((frame.t_capture - t0) * fps) + 1
-                    while last is not None and report.frames_written < due - 1:
-                        writer.write(last)
-                        report.frames_written += 1
-                    writer.write(frame.fused)
-                    report.frames_written += 1
-                    last = frame.fused
+                if video is not None:
+                    video.add(frame.fused, frame.t_capture, vis.fps)
                 if preview is not None:
                     preview.publish(frame.fused, live.figures())
         except KeyboardInterrupt:
@@ -152,21 +118,13 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
             live.stop("SIGTERM")
         except SourceError as exc:
             failure = exc
-        if writer is not None and last is not None:  # the last frame held to the end of the run
+        if video is not None:
             end = time.monotonic()
-            if duration_s is not None and live.stopped_because.endswith("s elapsed"):
-                end = live.started + duration_s  # a run stopped short of --duration still covers it
-            while report.frames_written < round((end - t0) * fps):
-                writer.write(last)
-                report.frames_written += 1
-        report.ended_by = live.stopped_because or "stopped"
-        report.fuse_in_flight = live.abandoned is not None and live.abandoned.is_alive()
-        report.figures = live.figures()
-        report.engine = fuser.info()
-        report.notices = [*early, *fuser.notices]
-        report.latency = fuser.stats.summary()
-        report.latency["stages"]["capture_to_output"] = report.figures["latency_ms"]
-        if writer is None and output is not None and failure is None:
+            if opts.duration_s is not None and live.stopped_because.endswith("s elapsed"):
+                end = live.started + opts.duration_s  # a run stopped short of --duration still covers it
+            video.hold_until(end)
+        report = _report(live, fuser, output, video, early)
+        if video is not None and video.frames_written == 0 and failure is None:
             if report.ended_by in ("Ctrl-C", "SIGTERM"):  # stopped early on purpose: said, not an error
                 report.notices.append(f"no pair was fused before {report.ended_by}; nothing written to {output}")
             else:
@@ -176,6 +134,80 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
     if failure is not None:
         report.error = str(failure)
         raise LiveRunError(str(failure), report) from failure
+    return report
+
+
+class RealTimeVideo:
+    """The live output video, in real time: at the visible stream's frame rate, a fused frame repeated
+    for as many frame periods as passed since the one before (frames the engine could not keep up
+    with were dropped, not slowed down). Opened at the first frame (its size and rate are known
+    then), under a temporary name the run's exit stack renames into place."""
+
+    def __init__(self, stack: contextlib.ExitStack, output: Path, force: bool, fuser: Fuser) -> None:
+        self.stack, self.output, self.force, self.fuser = stack, output, force, fuser
+        self.writer: ThreadedWriter | None = None
+        self.fps, self.t0 = DEFAULT_OUTPUT_FPS, 0.0
+        self.last: np.ndarray | None = None  # the last fused frame written
+        self.frames_written = 0
+
+    def add(self, fused: np.ndarray, t_capture: float, camera_fps: float | None) -> None:
+        if self.writer is None:
+            from occo_deploy.files import atomic_output
+            from occo_deploy.video.streams import ThreadedWriter
+
+            self.fps, self.t0 = camera_fps or DEFAULT_OUTPUT_FPS, t_capture
+            tmp = self.stack.enter_context(atomic_output(self.output, self.force))
+            h, w = fused.shape[:2]
+            self.writer = self.stack.enter_context(ThreadedWriter(
+                tmp, self.fps, (w, h), self.output.suffix, on_encode=lambda s: self.fuser.stats.add("encode", s)))
+        # A gap (slow fusion, an outage) holds the frame before it; the new one comes at its time.
+        self._hold(round((t_capture - self.t0) * self.fps))
+        self._write(fused)
+
+    def hold_until(self, end: float) -> None:
+        """The last frame held to ``end`` (monotonic seconds): the video covers the whole run."""
+        self._hold(round((end - self.t0) * self.fps))
+
+    def _hold(self, frames: int) -> None:
+        while self.last is not None and self.frames_written < frames:
+            self._write(self.last)
+
+    def _write(self, fused: np.ndarray) -> None:
+        assert self.writer is not None
+        self.writer.write(fused)
+        self.frames_written += 1
+        self.last = fused
+
+
+def _tick_figures(stack: contextlib.ExitStack, live: LiveFusion, on_figures: OnFigures | None,
+                  preview: PreviewServer | None) -> None:
+    """The figures every half second, fused frames or not (until the stack closes): while a source is
+    down, the status line and the preview say so (and why) instead of freezing on the last frame's."""
+    ticking = threading.Event()
+
+    def tick() -> None:
+        while not ticking.wait(FIGURES_EVERY_S):
+            figures = live.figures()
+            if on_figures is not None:
+                on_figures(figures)
+            if preview is not None:
+                preview.publish_figures(figures)
+
+    ticker = threading.Thread(target=tick, name="live-figures", daemon=True)
+    ticker.start()
+    stack.callback(ticker.join)
+    stack.callback(ticking.set)
+
+
+def _report(live: LiveFusion, fuser: Fuser, output: Path | None, video: RealTimeVideo | None,
+            early: list[str]) -> LiveReport:
+    """What the run measured, however it ended."""
+    report = LiveReport(live.figures(), output, video.frames_written if video is not None else 0,
+                        ended_by=live.stopped_because or "stopped", engine=fuser.info(),
+                        notices=[*early, *fuser.notices])
+    report.fuse_in_flight = live.abandoned is not None and live.abandoned.is_alive()
+    report.latency = fuser.stats.summary()
+    report.latency["stages"]["capture_to_output"] = report.figures["latency_ms"]
     return report
 
 
