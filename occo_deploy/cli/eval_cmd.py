@@ -19,18 +19,6 @@ from occo_deploy.workspace import DEFAULT_ONNX
 GRID_ROWS = 4
 
 
-INFRARED_FOLDER_NAMES = {"ir", "infrared", "thermal", "lwir"}
-
-
-def _dataset_name(ir: Path) -> str:
-    """pairs/TNO/ir -> "TNO"; a folder of another name names itself."""
-    folder = ir if ir.is_dir() else ir.parent
-    resolved = folder.resolve()
-    if resolved.name.lower() in INFRARED_FOLDER_NAMES and resolved.parent.name:
-        return resolved.parent.name
-    return resolved.name or "pairs"
-
-
 def _fmt(value: float | None) -> str:
     """Three significant digits, at most 5 characters for these metrics' ranges (80-column tables)."""
     if value is None:
@@ -59,98 +47,47 @@ def evaluate(
     force: Force = False,
 ) -> None:
     """Compare engines with a reference and score their fusions (EN SD SF AG MI SCD VIF Qabf SSIM PSNR)."""
-    from occo_deploy.errors import EngineError, InputError
-    from occo_deploy.evaluation import evaluate as ev
+    from occo_deploy.evaluation.job import EvalRequest, dataset_specs, run_eval
     from occo_deploy.evaluation.metrics import CONVENTIONS, FUSION_METRICS
     from occo_deploy.evaluation.pictures import grid as draw_grid
     from occo_deploy.evaluation.tables import format_for, render
-    from occo_deploy.fusing.fuser import Fuser
     from occo_deploy.fusing.options import RunOptions
-    from occo_deploy.workspace import default_engine
 
-    if convention not in CONVENTIONS:
-        raise InputError(f"--convention {convention!r} is not one of {', '.join(CONVENTIONS)}")
     check_outputs(force, report, grid, "--grid")
     if table is not None:
         format_for(table)
         check_writable(table, force)
-    specs = _dataset_specs(ir, vis, dataset or [])
-    methods = [ev.parse_fused(f) for f in fused or []]
-    datasets = [ev.Dataset(name, ev.load_pairs(i, v, limit)) for name, i, v in specs]
-    engine_paths = list(engine or [])
-    if not engine_paths:
-        try:
-            engine_paths = [default_engine()]
-        except EngineError:
-            if not methods:
-                raise
-            out.print("note: no engine in engines/ or export/; scoring the --fused folders only")
-    ref_fn, ref_label = ev.reference_runner(reference) if engine_paths else (None, None)
-    run = RunOptions(provider=provider, threads=threads, inference_precision=inference_precision)
-    fusers = [Fuser(p, **run.kwargs()) for p in engine_paths]
-    try:
-        labels = [f"{f.engine.name} [{f.info().get('precision')}]" for f in fusers]
-        engines = [(label, f.info(), f.fuse) for label, f in zip(labels, fusers)]
-        total = sum(len(d.pairs) for d in datasets)
-        with out.status(f"evaluating on {total} pair(s)...") as status:
-            results, frames = ev.evaluate(
-                datasets, engines, ref_fn, convention, methods,
-                progress=lambda k, n: status.update(f"evaluating: {k}/{n} pairs"))
-    finally:
-        for f in fusers:
-            f.close()
+    request = EvalRequest(dataset_specs(ir, vis, dataset or []), engines=list(engine or []), fused=list(fused or []),
+                          convention=convention, reference=reference, limit=limit,
+                          run=RunOptions(provider=provider, threads=threads, inference_precision=inference_precision))
+    with out.status("evaluating...") as status:
+        result = run_eval(request, progress=lambda k, n: status.update(f"evaluating: {k}/{n} pairs"))
 
+    engines = result.engine_labels
     if engines:
-        out.print(f"reference: {ref_label}")
-    names = FUSION_METRICS
-    for d in datasets:
-        rows = results[d.name]
+        out.print(f"reference: {result.reference_label}")
+    for d in result.datasets:
+        rows = result.results[d.name]
         out.print(f"{d.name}: {len(d.pairs)} pair(s)")
         if engines:
             out.print(_fidelity_table(rows[: len(engines)]))
-        out.print(_metrics_table(rows, names, convention))
+        out.print(_metrics_table(rows, FUSION_METRICS, convention))
         for r in rows:
             if r.missing:
                 out.print(f"note: {r.label} has no image for {len(r.missing)} of {len(d.pairs)} {d.name} pair(s) "
                           f"(first: {r.missing[0]}): its {d.name} cells show -", soft_wrap=True)
-    means = {d.name: {r.label: r.mean("metrics") for r in results[d.name]} for d in datasets}
     if table is not None:
         caption = f"Fusion metrics ({convention} convention: {CONVENTIONS[convention][1]}), mean over pairs"
-        write_bytes_atomic(table, render(means, names, format_for(table), caption).encode(), force)
+        write_bytes_atomic(table, render(result.means(), FUSION_METRICS, format_for(table), caption).encode(), force)
         out.print(f"table: {table}")
     if report is not None:
-        write_json_atomic(report, {
-            "command": "eval", "convention": convention, "convention_matches": CONVENTIONS[convention][1],
-            "reference": ref_label,
-            "datasets": [{"name": d.name, "ir": str(i), "vis": str(v), "pairs": [p[0] for p in d.pairs],
-                          "methods": [r.as_dict() for r in results[d.name]]}
-                         for d, (_, i, v) in zip(datasets, specs)],
-        }, force)
+        write_json_atomic(report, result.as_dict(), force)
         out.print(f"report: {report}")
     if grid is not None:
-        first = datasets[0].pairs[:GRID_ROWS]
-        shown = [label for label in (*[e[0] for e in engines], *[m[0] for m in methods]) if label in frames]
-        rows_img = [[p[1], p[2], *(frames[label][k] for label in shown)] for k, p in enumerate(first)]
-        image = draw_grid(rows_img, ["infrared", "visible", *shown], [p[0] for p in first])
+        images, titles, names = result.grid(GRID_ROWS)
+        image = draw_grid(images, titles, names)
         write_png(grid, image, force)
         out.print(f"grid: {grid} ({image.shape[1]}x{image.shape[0]})")
-
-
-def _dataset_specs(ir: Path | None, vis: Path | None, datasets: list[str]) -> list[tuple[str, Path, Path]]:
-    """(name, ir, vis) per data set: IR VIS first, then each --dataset; names must differ."""
-    from occo_deploy.errors import InputError
-    from occo_deploy.evaluation.evaluate import parse_dataset
-
-    specs = [parse_dataset(d) for d in datasets]
-    if (ir is None) != (vis is None):
-        raise InputError("give both IR and VIS (two images or two folders), or --dataset NAME=IR_DIR,VIS_DIR")
-    if ir is not None and vis is not None:
-        specs.insert(0, (_dataset_name(ir), ir, vis))
-    if not specs:
-        raise InputError("eval needs pairs: IR VIS (images or folders) or --dataset NAME=IR_DIR,VIS_DIR")
-    if len({name for name, _, _ in specs}) != len(specs):
-        raise InputError("two data sets share a name; name them with --dataset NAME=IR_DIR,VIS_DIR")
-    return specs
 
 
 def _fidelity_table(rows: list[Any]) -> Table:
