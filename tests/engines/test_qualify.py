@@ -49,7 +49,8 @@ def test_build_records_the_cpu_class_its_gate_ran_on(int8_build: tuple[BuildResu
     result, _ = int8_build
     quality = result.info["quality"]
     assert quality["cpu_class"] == cpu_class() and quality["cpu"]
-    assert result.info["gate_frames"]["seed"] == 0 and Path(result.info["gate_frames"]["folder"]).resolve() == PAIRS.resolve()
+    frames = result.info["gate_frames"]
+    assert frames["seed"] == 0 and Path(frames["folder"]).resolve() == PAIRS.resolve()
     assert result.info["build_attempts"][-1]["passed"]
     with Fuser(result.engine) as fuser:  # gated here: nothing to say
         assert not [n for n in fuser.notices if "quality-gated" in n]
