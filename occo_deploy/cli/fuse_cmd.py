@@ -20,6 +20,9 @@ from occo_deploy.cli.common import (
 from occo_deploy.cli.options import (
     Align,
     Batch,
+    Bitrate,
+    Codec,
+    Crf,
     CudaGraph,
     Engine,
     Force,
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from occo_deploy.fusing.jobs import JobReport
     from occo_deploy.fusing.options import FrameOptions, RunOptions
     from occo_deploy.live.job import LiveOptions
+    from occo_deploy.video.encode import VideoEncoding
 
 
 @one_line_errors
@@ -73,6 +77,9 @@ def fuse(
     ir_scale: IrScale = None,
     ir_smooth: float | None = typer.Option(None, "--ir-smooth", help="Videos and live: smooth the infrared range over frames (0 < a <= 1, weight of the newest)."),
     max_side: MaxSide = None,
+    codec: Codec = None,
+    crf: Crf = None,
+    bitrate: Bitrate = None,
     swap: bool = typer.Option(False, "--swap", help="The inputs were given the wrong way round: use VIS as infrared and IR as visible."),
 ) -> None:
     """Fuse infrared + visible pairs: two images, two folders (pairs by file name), two videos, or two live streams."""
@@ -96,17 +103,20 @@ def fuse(
         ir, vis = vis, ir
     from occo_deploy.fusing.options import FrameOptions, RunOptions
     from occo_deploy.runtime.irscale import IrScale
+    from occo_deploy.video.encode import VideoEncoding
 
     # The options objects, built once: the same Fuser keywords for files, videos and live runs.
     run = RunOptions(provider=provider, threads=threads, batch=batch, in_flight=in_flight, cuda_graph=cuda_graph,
                      inference_precision=inference_precision)
     frames = FrameOptions(ir_scale=IrScale.parse(ir_scale, ir_smooth), max_side=max_side, align=align)
+    encoding = VideoEncoding(codec, crf, bitrate)
     if live:
         from occo_deploy.live.job import LiveOptions
 
         _live(ir, vis, engine, run, frames, LiveOptions(duration, offset_ms, tolerance_ms, reconnect_timeout,
                                                         rtsp_transport),
-              output=output, preview=preview, report=report, force=force, quiet=quiet, keep_going=keep_going)
+              output=output, preview=preview, report=report, force=force, quiet=quiet, keep_going=keep_going,
+              encoding=encoding)
         return
     live_only = [name for name, value in (("--duration", duration), ("--preview", preview),
                                           ("--tolerance-ms", tolerance_ms)) if value is not None]
@@ -115,12 +125,15 @@ def fuse(
     kind = jobs.input_kind(Path(ir), Path(vis))
     if keep_going and kind != "folder":
         raise InputError("--keep-going is for folders of pairs; one pair or one video either fuses or fails")
+    video_only = [name for name, value in (("--codec", codec), ("--crf", crf), ("--bitrate", bitrate)) if value]
+    if video_only and kind != "video":
+        raise InputError(f"{video_only[0]} is for video outputs; {kind} pairs are written as images")
     output = output or jobs.default_output(kind)
     if report is not None:
         check_writable(report, force)
     with Fuser(engine or default_engine(), **run.kwargs(), **frames.kwargs()) as fuser:
         result = _run_job(fuser, kind, Path(ir), Path(vis), output, batch=batch, force=force, quiet=quiet,
-                          offset_ms=offset_ms, keep_going=keep_going)
+                          offset_ms=offset_ms, keep_going=keep_going, encoding=encoding)
     from occo_deploy.cli import logs
 
     for notice in logs.unsaid(result.notices):
@@ -137,7 +150,7 @@ def fuse(
 
 
 def _run_job(fuser: Fuser, kind: str, ir: Path, vis: Path, output: Path, *, batch: int, force: bool, quiet: bool,
-             offset_ms: float, keep_going: bool) -> JobReport:
+             offset_ms: float, keep_going: bool, encoding: VideoEncoding) -> JobReport:
     """The file job for ``kind`` (image, folder or video), with a progress bar for the long ones."""
     from occo_deploy.fusing import jobs
 
@@ -147,14 +160,14 @@ def _run_job(fuser: Fuser, kind: str, ir: Path, vis: Path, output: Path, *, batc
         progress = bars.step(f"fusing {'video' if kind == 'video' else 'pairs'}")
         if kind == "video":
             return jobs.fuse_video(fuser, ir, vis, output, batch=batch, force=force, progress=progress,
-                                   offset_ms=offset_ms)
+                                   offset_ms=offset_ms, encoding=encoding)
         return jobs.fuse_folder(fuser, ir, vis, output, batch=batch, force=force, progress=progress,
                                 keep_going=keep_going)
 
 
 def _live(ir: str, vis: str, engine: Path | None, run: RunOptions, frames: FrameOptions, options: LiveOptions, *,
           output: Path | None, preview: str | None, report: Path | None, force: bool, quiet: bool,
-          keep_going: bool) -> None:
+          keep_going: bool, encoding: VideoEncoding) -> None:
     """``fuse --live``: the live figures on one line while it runs, the summary after."""
     from rich.live import Live
     from rich.text import Text
@@ -188,7 +201,7 @@ def _live(ir: str, vis: str, engine: Path | None, run: RunOptions, frames: Frame
             if line is not None:
                 line.start()
             try:
-                result = run_live(fuser, ir, vis, output, options=options, preview=server, force=force,
+                result = run_live(fuser, ir, vis, output, options=options, preview=server, force=force, encoding=encoding,
                                   on_figures=(lambda f: line.update(Text(live_line(f)), refresh=True))
                                   if line else None)
             except LiveRunError as failed:  # the report is written however the run ends

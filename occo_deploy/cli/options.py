@@ -69,6 +69,13 @@ Align = Annotated[Path | None, typer.Option(
     help="Register every pair with this rig (occo-deploy align): cameras that do not share a view.")]
 
 # -- outputs -------------------------------------------------------------------------------------------
+Codec = Annotated[str | None, typer.Option(
+    "--codec", metavar="h264|ffv1|mp4v",
+    help="Video output codec [default: h264 in .mp4/.mkv/.mov (plays in browsers), ffv1 (lossless) in .avi].")]
+Crf = Annotated[int | None, typer.Option(
+    "--crf", min=0, max=51, help="H.264 constant quality: 0 lossless .. 51 worst [default: 23].")]
+Bitrate = Annotated[str | None, typer.Option(
+    "--bitrate", metavar="RATE", help="H.264 target bitrate instead of a constant quality, e.g. 4M or 800k.")]
 Force = Annotated[bool, typer.Option("--force", help="Replace existing outputs (never done without it).")]
 Report = Annotated[Path | None, typer.Option("--report", help="Also write what the run printed as JSON here.")]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet",

@@ -17,6 +17,7 @@ from occo_deploy.files import atomic_output, check_writable
 from occo_deploy.fusing.fuser import Fuser
 from occo_deploy.progress import Progress
 from occo_deploy.runtime.frames import check_same_scene
+from occo_deploy.video.encode import VideoEncoding
 from occo_deploy.video.media import is_image, pair_folders, read_image, write_image
 from occo_deploy.video.pairing import PairingReport, pair_streams
 from occo_deploy.video.streams import ThreadedReader, ThreadedWriter, probe
@@ -164,8 +165,20 @@ def fuse_folder(fuser: Fuser, ir_dir: Path, vis_dir: Path, output: Path, *, batc
     return _finish(report, fuser, start)
 
 
+def stamped(encoding: VideoEncoding | None, fuser: Fuser) -> VideoEncoding:
+    """The encoding with the container's comment naming what made the video (engine, precision), for
+    every video a Fuser's frames go into (files and live recordings)."""
+    encoding = encoding or VideoEncoding()
+    from occo_deploy._version import __version__
+
+    info = fuser.info()
+    return encoding.with_metadata(comment=f"fused by occo-deploy {__version__}: {fuser.engine.name} "
+                                          f"({info.get('backend')}, {info.get('precision')})")
+
+
 def fuse_video(fuser: Fuser, ir: Path, vis: Path, output: Path, *, batch: int = 1, offset_ms: float = 0.0,
-               force: bool = False, progress: Progress | None = None) -> JobReport:
+               force: bool = False, progress: Progress | None = None,
+               encoding: VideoEncoding | None = None) -> JobReport:
     """Two videos -> one fused video at the visible frame rate and size.
 
     Decoding (two threads), inference (this thread) and encoding (one thread) overlap. Equal frame
@@ -194,7 +207,8 @@ def fuse_video(fuser: Fuser, ir: Path, vis: Path, output: Path, *, batch: int = 
     start = time.perf_counter()
     with atomic_output(output, force) as tmp:
         with ThreadedWriter(tmp, vis_info.fps, (vis_info.width, vis_info.height), output.suffix,
-                            on_encode=lambda s: stats.add("encode", s)) as writer, \
+                            on_encode=lambda s: stats.add("encode", s),
+                            encoding=stamped(encoding, fuser)) as writer, \
                 ThreadedReader(vis_info, "visible", decode, synthetic_time=same_rate) as vis_frames, \
                 ThreadedReader(ir_info, "infrared", decode, synthetic_time=same_rate) as ir_frames:
             pairs = pair_streams(vis_frames, ir_frames, tolerance_ms=tolerance, offset_ms=offset_ms, report=pairing)

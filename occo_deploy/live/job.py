@@ -20,12 +20,14 @@ import numpy as np
 
 from occo_deploy import log
 from occo_deploy.errors import InputError, SourceError, Terminated, option
+from occo_deploy.fusing.jobs import stamped
 from occo_deploy.live.fusion import LiveFrame, LiveFusion
 from occo_deploy.live.preview import PreviewServer
 from occo_deploy.live.sources import Source
 
 if TYPE_CHECKING:
     from occo_deploy.fusing.fuser import Fuser
+    from occo_deploy.video.encode import VideoEncoding
     from occo_deploy.video.streams import ThreadedWriter
 
 _log = log.get("live")
@@ -79,7 +81,7 @@ class LiveReport:
 
 def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = None, *,
              options: LiveOptions | None = None, preview: PreviewServer | None = None, force: bool = False,
-             on_figures: OnFigures | None = None) -> LiveReport:
+             on_figures: OnFigures | None = None, encoding: VideoEncoding | None = None) -> LiveReport:
     """Fuse two live sources until ``duration_s``, Ctrl-C or a source's end; ``SourceError`` when one
     stays down, after the output is finalised. State changes and notices are logged as they happen
     (``occo_deploy.live``), so a service's log has them at once."""
@@ -96,7 +98,7 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
                                          rtsp_transport=opts.rtsp_transport))
         live = LiveFusion(fuser, ir, vis, offset_ms=opts.offset_ms, tolerance_ms=opts.tolerance_ms,
                           duration_s=opts.duration_s)
-        video = RealTimeVideo(stack, output, force, fuser) if output is not None else None
+        video = RealTimeVideo(stack, output, force, fuser, stamped(encoding, fuser)) if output is not None else None
         early: list[str] = []  # notices logged while it runs, kept for the report
         failure: SourceError | None = None
         _tick_figures(stack, live, on_figures, preview)
@@ -143,8 +145,10 @@ class RealTimeVideo:
     with were dropped, not slowed down). Opened at the first frame (its size and rate are known
     then), under a temporary name the run's exit stack renames into place."""
 
-    def __init__(self, stack: contextlib.ExitStack, output: Path, force: bool, fuser: Fuser) -> None:
+    def __init__(self, stack: contextlib.ExitStack, output: Path, force: bool, fuser: Fuser,
+                 encoding: VideoEncoding | None = None) -> None:
         self.stack, self.output, self.force, self.fuser = stack, output, force, fuser
+        self.encoding = encoding
         self.writer: ThreadedWriter | None = None
         self.fps, self.t0 = DEFAULT_OUTPUT_FPS, 0.0
         self.last: np.ndarray | None = None  # the last fused frame written
@@ -159,7 +163,8 @@ class RealTimeVideo:
             tmp = self.stack.enter_context(atomic_output(self.output, self.force))
             h, w = fused.shape[:2]
             self.writer = self.stack.enter_context(ThreadedWriter(
-                tmp, self.fps, (w, h), self.output.suffix, on_encode=lambda s: self.fuser.stats.add("encode", s)))
+                tmp, self.fps, (w, h), self.output.suffix, on_encode=lambda s: self.fuser.stats.add("encode", s),
+                encoding=self.encoding))
         # A gap (slow fusion, an outage) holds the frame before it; the new one comes at its time.
         self._hold(round((t_capture - self.t0) * self.fps))
         self._write(fused)

@@ -11,14 +11,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from occo_deploy.errors import InputError, OutputError
 
-#: Containers we write, with a codec every OpenCV wheel's FFmpeg has (H.264 is not in them).
-WRITE_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
+if TYPE_CHECKING:
+    from occo_deploy.video.encode import VideoEncoding
+
 DEFAULT_FPS = 30.0  # for streams that report no frame rate
 
 
@@ -182,16 +184,17 @@ class ThreadedReader:
 
 
 class ThreadedWriter:
-    """Encodes frames with OpenCV on a background thread, so encoding overlaps inference."""
+    """Encodes frames on a background thread, so encoding overlaps inference: H.264 by default
+    (``video.encode``), or the codec ``encoding`` names."""
 
     def __init__(self, path: Path, fps: float, size_wh: tuple[int, int], suffix: str,
-                 on_encode: Callable[[float], None] | None = None, depth: int = 8) -> None:
-        codec = WRITE_CODECS.get(suffix.lower())
-        if codec is None:
-            raise InputError(f"cannot write video as {suffix or 'no extension'}: use {', '.join(WRITE_CODECS)}")
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*codec), fps, size_wh)
-        if not self._writer.isOpened():
-            raise InputError(f"OpenCV cannot write {suffix} video ({codec}) at {path.parent}; try .avi")
+                 on_encode: Callable[[float], None] | None = None, depth: int = 8,
+                 encoding: VideoEncoding | None = None) -> None:
+        from occo_deploy.video.encode import VideoEncoding, open_encoder
+
+        self._encoder = open_encoder(path, fps, size_wh, suffix, encoding or VideoEncoding())
+        #: The codec the file is written in ("h264", "ffv1", or "mp4v" where H.264 cannot be had).
+        self.codec = self._encoder.codec
         self._on_encode = on_encode
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
@@ -209,7 +212,7 @@ class ThreadedWriter:
             try:
                 assert isinstance(item, np.ndarray)
                 start = time.perf_counter()
-                self._writer.write(item)
+                self._encoder.write(item)
                 if self._on_encode:
                     self._on_encode(time.perf_counter() - start)
                 self.frames_written += 1
@@ -240,12 +243,16 @@ class ThreadedWriter:
         if self._thread.is_alive():
             self._queue.put(_END)
             self._thread.join()
-        self._writer.release()
+        try:
+            self._encoder.close()
+        except Exception as exc:  # noqa: BLE001 - PyAV raises its own FFmpegError types: re-raised below
+            self._error = self._error or exc
         if self._error is not None:
             raise OutputError(f"encoding the output video failed: {self._error}")
 
 
-def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, force: bool = False) -> int:
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, force: bool = False,
+                encoding: VideoEncoding | None = None) -> int:
     """Encode ``frames`` (all one size) into a new video at ``path``, atomically; returns the count."""
     from occo_deploy.files import atomic_output
 
@@ -255,7 +262,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, forc
         frames = iter(frames)
         first = next(frames, None)
         if first is not None:
-            with ThreadedWriter(tmp, fps, (first.shape[1], first.shape[0]), path.suffix) as writer:
+            with ThreadedWriter(tmp, fps, (first.shape[1], first.shape[0]), path.suffix, encoding=encoding) as writer:
                 for frame in (first, *frames):
                     writer.write(frame)
                     count += 1

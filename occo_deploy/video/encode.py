@@ -1,0 +1,209 @@
+"""Video encoders for fused outputs: H.264 by default (PyAV's FFmpeg with libx264), FFV1 for lossless
+analysis, MPEG-4 Part 2 (OpenCV's ``mp4v``) as the fallback.
+
+OpenCV's wheels carry no H.264 encoder, and MPEG-4 Part 2 plays in no browser and few video
+management systems. PyAV's wheels carry FFmpeg with libx264: H.264 in yuv420p (what every browser
+decodes), in fragmented MP4 (``frag_keyframe+empty_moov``), so a file still being written already
+plays and one cut short by a full disk or a kill keeps what was written. When H.264 cannot be had
+here, the writer falls back to ``mp4v`` and says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from occo_deploy import log
+from occo_deploy.errors import InputError, OutputError, option
+
+_log = log.get("video")
+
+#: Codec -> (what it is, the containers it goes in). The first container is its default suffix.
+CODECS: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "h264": ("H.264 (libx264, yuv420p): plays in browsers, VLC and video management systems",
+             (".mp4", ".mkv", ".mov")),
+    "ffv1": ("FFV1, lossless: for analysis, not for playback", (".mkv", ".avi")),
+    "mp4v": ("MPEG-4 Part 2 (OpenCV): the fallback; browsers do not play it", (".mp4", ".avi", ".mkv", ".mov")),
+}
+#: The codec a suffix gets when none is asked for.
+DEFAULT_CODEC = {".mp4": "h264", ".mov": "h264", ".mkv": "h264", ".avi": "ffv1"}
+#: libx264's own default constant quality (lower is better, 0 lossless, 51 worst).
+DEFAULT_CRF = 23
+_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
+#: Fragmented MP4: a file being written (or cut short) plays up to its last fragment.
+_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+
+
+@dataclass(frozen=True)
+class VideoEncoding:
+    """How fused video is encoded: ``--codec``, ``--crf``, ``--bitrate``; the metadata the container
+    carries (the engine and precision that made it)."""
+
+    codec: str | None = None  # None: the suffix's default (H.264 for .mp4)
+    crf: int | None = None
+    bitrate: str | None = None  # "4M", "800k": a target bitrate instead of a constant quality
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.codec is not None and self.codec not in CODECS:
+            raise InputError(f"{option('codec', self.codec)} is not one of {', '.join(CODECS)}")
+        if self.crf is not None and not 0 <= self.crf <= 51:
+            raise InputError(f"{option('crf', self.crf)} is out of range: 0 (lossless) to 51")
+        if self.crf is not None and self.bitrate is not None:
+            raise InputError(f"give {option('crf')} or {option('bitrate')}, not both")
+        if self.bitrate is not None:
+            _bits(self.bitrate)
+        if (self.crf is not None or self.bitrate is not None) and self.codec not in (None, "h264"):
+            raise InputError(f"{option('crf')} and {option('bitrate')} are H.264's; {self.codec} takes neither")
+
+    def for_suffix(self, suffix: str) -> str:
+        """The codec for a file of this suffix, or an ``InputError`` naming the ones that fit."""
+        suffix = suffix.lower()
+        if suffix not in DEFAULT_CODEC:
+            raise InputError(f"cannot write video as {suffix or 'no extension'}: use {', '.join(DEFAULT_CODEC)}")
+        codec = self.codec or DEFAULT_CODEC[suffix]
+        if suffix not in CODECS[codec][1]:
+            fits = ", ".join(CODECS[codec][1])
+            raise InputError(f"{codec} video does not go in {suffix}: name the output {fits}")
+        return codec
+
+    def with_metadata(self, **metadata: str) -> VideoEncoding:
+        return dataclasses.replace(self, metadata={**self.metadata, **metadata})
+
+
+def _bits(text: str) -> int:
+    """"4M" -> 4000000, "800k" -> 800000, "2500000" -> 2500000."""
+    scale = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}.get(text[-1:].lower(), 1)
+    try:
+        value = float(text[:-1] if scale != 1 else text) * scale
+    except ValueError:
+        value = 0.0
+    if value < 10_000:
+        raise InputError(f"{option('bitrate', text)} is not a bitrate: give bits per second, e.g. 4M or 800k")
+    return int(value)
+
+
+class Encoder(Protocol):
+    """What a writer thread drives: ``write`` BGR frames in order, then ``close``."""
+
+    codec: str
+
+    def write(self, frame: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_encoder(path: Path, fps: float, size_wh: tuple[int, int], suffix: str, encoding: VideoEncoding) -> Encoder:
+    """An encoder writing ``path`` (whose name may be temporary: ``suffix`` says the container)."""
+    codec = encoding.for_suffix(suffix)
+    if codec != "mp4v":
+        reason = _pyav_unavailable(codec)
+        if reason is None:
+            return PyAvEncoder(path, fps, size_wh, suffix, codec, encoding)
+        if codec == "ffv1" or encoding.codec is not None:
+            raise OutputError(f"cannot encode {codec} here: {reason}; choose {option('codec', 'mp4v')}")
+        _log.warning("H.264 cannot be encoded here (%s): writing MPEG-4 Part 2 (mp4v), which browsers do not "
+                     "play; pip install av for H.264", reason, extra={"fields": {"event": "codec_fallback"}})
+    return OpenCvEncoder(path, fps, size_wh, suffix)
+
+
+def _pyav_unavailable(codec: str) -> str | None:
+    """None when PyAV can encode ``codec`` here, else why not."""
+    try:
+        import av
+    except ImportError:
+        return "PyAV is not installed"
+    name = "libx264" if codec == "h264" else codec
+    try:
+        av.codec.Codec(name, "w")
+    except Exception as exc:  # noqa: BLE001 - PyAV raises its own UnknownCodecError
+        return f"PyAV's FFmpeg has no {name} encoder ({type(exc).__name__})"
+    return None
+
+
+class PyAvEncoder:
+    """H.264 or FFV1 through PyAV, frames stamped at ``fps`` from zero (the visible stream's rate)."""
+
+    def __init__(self, path: Path, fps: float, size_wh: tuple[int, int], suffix: str, codec: str,
+                 encoding: VideoEncoding) -> None:
+        import av
+
+        self.codec = codec
+        fmt = _FORMATS[suffix.lower()]
+        options = dict(_FRAGMENTED) if fmt in ("mp4", "mov") else {}
+        try:
+            self._container: Any = av.open(str(path), mode="w", format=fmt, options=options)
+        except (OSError, av.FFmpegError) as exc:
+            raise OutputError(f"cannot open {path} for {codec} video: {exc}") from exc
+        for key, value in encoding.metadata.items():
+            self._container.metadata[key] = value
+        rate = Fraction(fps).limit_denominator(1001)
+        w, h = size_wh
+        if codec == "h264" and (w % 2 or h % 2):
+            # yuv420p halves chroma in both directions, so libx264 takes even sides only: the last
+            # column or row is repeated rather than a real one dropped.
+            _log.warning("H.264 takes even frame sides: the %dx%d frames are written at %dx%d, the last "
+                         "column or row repeated (%s keeps the size)", w, h, w + w % 2, h + h % 2,
+                         option("codec", "ffv1"))
+            w, h = w + w % 2, h + h % 2
+        if codec == "h264":
+            stream = self._container.add_stream("libx264", rate=rate)
+            stream.pix_fmt = "yuv420p"
+            # No B-frames: each frame is decodable when it arrives (live, a file still being written)
+            # and the fragments need no edit list, so the first frame shows at 0, as in the input.
+            x264: dict[str, object] = {"bf": "0"}
+            if encoding.bitrate is not None:
+                stream.bit_rate = _bits(encoding.bitrate)
+            else:
+                x264["crf"] = str(DEFAULT_CRF if encoding.crf is None else encoding.crf)
+            stream.options = x264
+        else:
+            stream = self._container.add_stream("ffv1", rate=rate)
+            stream.pix_fmt = "bgr0"  # lossless for BGR frames: no chroma conversion
+        stream.width, stream.height = w, h
+        self._stream = stream
+        self._size = (w, h)
+        self._pts = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        import av
+
+        if (frame.shape[1], frame.shape[0]) != self._size:
+            frame = cv2.copyMakeBorder(frame, 0, self._size[1] - frame.shape[0], 0, self._size[0] - frame.shape[1],
+                                       cv2.BORDER_REPLICATE)
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24")
+        video_frame.pts = self._pts
+        self._pts += 1
+        for packet in self._stream.encode(video_frame):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+
+
+class OpenCvEncoder:
+    """MPEG-4 Part 2 (``mp4v``) through OpenCV: the fallback every OpenCV wheel can write."""
+
+    codec = "mp4v"
+
+    def __init__(self, path: Path, fps: float, size_wh: tuple[int, int], suffix: str) -> None:
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size_wh)
+        if not self._writer.isOpened():
+            raise OutputError(f"OpenCV cannot write {suffix} video (mp4v) at {path.parent}")
+
+    def write(self, frame: np.ndarray) -> None:
+        self._writer.write(frame)
+
+    def close(self) -> None:
+        self._writer.release()
