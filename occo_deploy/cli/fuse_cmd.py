@@ -175,6 +175,7 @@ def _live(ir: str, vis: str, engine: Path | None, run: RunOptions, frames: Frame
     from occo_deploy.fusing.fuser import Fuser
     from occo_deploy.live.job import LiveRunError, run_live
     from occo_deploy.live.preview import PreviewServer, parse_address
+    from occo_deploy.video.encode import VideoEncoding
     from occo_deploy.workspace import default_engine
 
     # A live run fuses the newest pair as soon as it is paired: one frame a call, one in flight. Every
@@ -184,6 +185,8 @@ def _live(ir: str, vis: str, engine: Path | None, run: RunOptions, frames: Frame
     if files_only:
         raise InputError(f"{files_only[0]} is for files and folders; a live run fuses the newest pair at once, "
                          "one at a time: drop it")
+    if output is None and encoding != VideoEncoding():
+        raise InputError("--codec, --crf and --bitrate are for the recording; add -o FILE.mp4 to record the run")
     for path in (output, report):
         if path is not None:
             check_writable(path, force)

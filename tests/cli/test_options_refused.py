@@ -12,7 +12,7 @@ from occo_deploy import Fuser, api
 from occo_deploy.backends.onnxruntime_cpu import OnnxRuntimeBackend
 from occo_deploy.errors import InputError
 from occo_deploy.fusing import fuser as fuser_module
-from tests.conftest import run_cli
+from tests.conftest import PAIRS, run_cli
 
 ASSETS = Path(fuser_module.__file__).resolve().parents[1] / "assets" / "demo"
 
@@ -78,3 +78,11 @@ def test_help_names_the_backends_that_take_an_option(workspace: Path) -> None:
     fuse = " ".join(run_cli("fuse", "--help", cwd=workspace).stdout.split())
     assert "OpenVINO engines only: compute what is not INT8" in fuse
     assert "ONNX Runtime GPU and TensorRT engines only: replay the engine as a CUDA graph" in fuse
+
+
+def test_video_options_are_for_video_outputs(workspace: Path) -> None:
+    ir, vis = str(PAIRS / "TNO" / "ir" / "07.png"), str(PAIRS / "TNO" / "vi" / "07.png")
+    _refused(run_cli("fuse", ir, vis, "--crf", "20", cwd=workspace), "--crf is for video outputs")
+    assert not (workspace / "fused.png").exists()
+    _refused(run_cli("fuse", str(ASSETS / "ir.mp4"), str(ASSETS / "vis.mp4"), "--live", "--codec", "ffv1",
+                     cwd=workspace), "are for the recording; add -o FILE.mp4")
