@@ -29,6 +29,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import cv2
+    import numpy as np
 
     from occo_deploy import Fuser
     from occo_deploy.evaluation.temporal import STATIC_THRESHOLD, stability
@@ -41,10 +42,14 @@ def main() -> int:
         for name in args.sequences.split(","):
             folder = args.data / name
             ir_paths, vis_paths = sorted((folder / "ir").iterdir()), sorted((folder / "vi").iterdir())
-            ir = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in ir_paths]
-            vis = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in vis_paths]
-            if any(f is None for f in ir + vis):
-                raise SystemExit(f"cannot read the frames of {folder}")
+            ir: list[np.ndarray] = []
+            vis: list[np.ndarray] = []
+            for path, frames, flags in [(p, ir, cv2.IMREAD_GRAYSCALE) for p in ir_paths] + \
+                                       [(p, vis, cv2.IMREAD_COLOR) for p in vis_paths]:
+                image = cv2.imread(str(path), flags)
+                if image is None:
+                    raise SystemExit(f"cannot read {path}")
+                frames.append(image)
             fused = [f for _, f in fuser.fuse_stream(((k, i, v) for k, (i, v) in enumerate(zip(ir, vis))))]
             found = stability(fused, ir, vis).as_dict()
             print(f"| {name} | {len(fused)} | {found['worst_shift']:.2f} | {found['mean_shift']:.2f} | "
