@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from occo_deploy import log
 from occo_deploy.cli import logs
 
@@ -49,6 +51,7 @@ def test_a_refused_camera_is_one_line_at_once_with_stdout_piped(workspace: Path)
     assert lines[-1][1].startswith("error: ") and "down for more than 3 s" in lines[-1][1]
 
 
+@pytest.mark.slow  # a second live process; the text test keeps the module in the default tier
 def test_log_format_json_gives_one_object_per_line(workspace: Path) -> None:
     lines, code = _live_run(workspace, "--log-format", "json")
     assert code != 0

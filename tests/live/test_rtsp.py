@@ -86,6 +86,7 @@ def test_each_cause_is_named_as_soon_as_the_transport_knows() -> None:
     assert cause is not None and "accepted the connection but did not answer" in cause
 
 
+@pytest.mark.slow  # 11-18 s of real streams; test_each_cause_... keeps the module in the default tier
 def test_a_camera_with_a_password_fuses_and_the_password_stays_in_the_url(workspace: Path) -> None:
     port = _free_port()
     url = f"rtsp://admin:hunter2@127.0.0.1:{port}/cam"
@@ -186,6 +187,7 @@ def _held_runs(frames: list[Any]) -> list[int]:
     return [*runs, count]
 
 
+@pytest.mark.slow  # 11-18 s of real streams; test_each_cause_... keeps the module in the default tier
 def test_an_early_ctrl_c_is_an_interruption_not_an_error(workspace: Path) -> None:
     # A camera that accepts and never answers, Ctrl-C before any frame: exit 130, nothing written, the
     # report says so (it was exit 2, an error).
