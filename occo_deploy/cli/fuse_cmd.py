@@ -125,7 +125,8 @@ def fuse(
     kind = jobs.input_kind(Path(ir), Path(vis))
     if keep_going and kind != "folder":
         raise InputError("--keep-going is for folders of pairs; one pair or one video either fuses or fails")
-    video_only = [name for name, value in (("--codec", codec), ("--crf", crf), ("--bitrate", bitrate)) if value]
+    video_only = [name for name, value in (("--codec", codec), ("--crf", crf), ("--bitrate", bitrate))
+                  if value is not None]
     if video_only and kind != "video":
         raise InputError(f"{video_only[0]} is for video outputs; {kind} pairs are written as images")
     output = output or jobs.default_output(kind)
