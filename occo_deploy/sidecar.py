@@ -221,14 +221,6 @@ def write_sidecar(artifact: str | Path, sidecar: Sidecar, force: bool = False) -
     return path
 
 
-def resolved(sidecar: Sidecar | None, *keys: str) -> Path | None:
-    """A path the sidecar names (``resolved(meta, "gate_frames", "folder")``), or None."""
-    holder: Any = sidecar
-    for key in keys:
-        holder = holder.get(key) if isinstance(holder, dict) else None
-    return Path(holder) if isinstance(holder, str) and holder else None
-
-
 def verify_artifact(artifact: Path, sidecar: Sidecar | None) -> None:
     """Refuse an artifact that changed after its sidecar was written: it must not run under old claims."""
     from occo_deploy.files import sha256_file

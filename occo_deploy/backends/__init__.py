@@ -25,9 +25,27 @@ if TYPE_CHECKING:
     from occo_deploy.runtime.backend import Backend
     from occo_deploy.runtime.memory import MemoryModel
 
-__all__ = ["MODULES", "BackendSpec", "builder_for", "builders", "by_provider", "describe", "for_suffix", "get",
-           "memory_model", "missing_hint", "open_backend", "option_takers", "providers", "reference_backend",
-           "refuse_options", "register", "resolve", "specs"]
+__all__ = [
+    "MODULES",
+    "BackendSpec",
+    "builder_for",
+    "builders",
+    "by_provider",
+    "declared_options",
+    "describe",
+    "for_suffix",
+    "get",
+    "memory_model",
+    "missing_hint",
+    "open_backend",
+    "option_takers",
+    "providers",
+    "reference_backend",
+    "refuse_options",
+    "register",
+    "resolve",
+    "specs",
+]
 
 #: The registry: one line per backend, in the order help texts list them.
 MODULES = (
@@ -157,10 +175,10 @@ def refuse_options(spec: BackendSpec, given: Mapping[str, Any], stage: Literal["
     "run") or builder ("build") does not declare, naming the backends that take it: an option is
     honoured or refused, never dropped."""
     for name, value in given.items():
-        if value is None or value is False or name in _declared(spec, stage):
+        if value is None or value is False or name in declared_options(spec, stage):
             continue
         takers = option_takers(name, stage)
-        what = _declared(takers[0], stage)[name] if takers else ""
+        what = declared_options(takers[0], stage)[name] if takers else ""
         kind = "engines" if stage == "run" else "builds"
         only = f"only {', '.join(s.name for s in takers)} {kind} take it ({what})" if takers else "no backend takes it"
         if stage == "run":
@@ -173,10 +191,12 @@ def refuse_options(spec: BackendSpec, given: Mapping[str, Any], stage: Literal["
 def option_takers(name: str, stage: Literal["run", "build", "check"]) -> list[BackendSpec]:
     """The backends whose runner (builder, check rules) declares option ``name``: help texts group
     options by them."""
-    return [s for s in specs() if name in _declared(s, stage)]
+    return [s for s in specs() if name in declared_options(s, stage)]
 
 
-def _declared(spec: BackendSpec, stage: Literal["run", "build", "check"]) -> Mapping[str, str]:
+def declared_options(spec: BackendSpec, stage: Literal["run", "build", "check"]) -> Mapping[str, str]:
+    """The options ``spec``'s runner ("run"), builder ("build") or check rules ("check") take, with
+    what each does."""
     return {"run": spec.run_options, "build": spec.build_options, "check": spec.check_options}[stage]
 
 

@@ -137,8 +137,7 @@ def fuse(
                           offset_ms=offset_ms, keep_going=keep_going, encoding=encoding)
     from occo_deploy.cli import logs
 
-    for notice in logs.unsaid(result.notices):
-        err.print(f"note: {mask_credentials(notice)}", soft_wrap=True)
+    logs.say_unsaid(result.notices)
     for failure in result.failures:
         err.print(f"failed: {failure['name']}: {failure['error']}", soft_wrap=True)
     _summary(result, quiet)
@@ -219,8 +218,7 @@ def _live(ir: str, vis: str, engine: Path | None, run: RunOptions, frames: Frame
             server.close()
     from occo_deploy.cli import logs
 
-    for notice in logs.unsaid(result.notices):
-        err.print(f"note: {mask_credentials(notice)}", soft_wrap=True)
+    logs.say_unsaid(result.notices)
     _live_summary(result, output, quiet)
     if report is not None:
         _live_report(report, ir, vis, result, force)

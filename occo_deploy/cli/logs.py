@@ -66,6 +66,12 @@ def unsaid(notices: list[str]) -> list[str]:
     return [n for n in notices if mask_credentials(n) not in said]
 
 
+def say_unsaid(notices: list[str]) -> None:
+    """A job report's notices the log did not already say, as ``note:`` lines on stderr."""
+    for notice in unsaid(notices):
+        err.print(f"note: {mask_credentials(notice)}", soft_wrap=True)
+
+
 def current() -> CliHandler | None:
     """The handler the CLI set, if any."""
     return next((h for h in logging.getLogger(log.NAME).handlers if isinstance(h, CliHandler)), None)

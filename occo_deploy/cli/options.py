@@ -24,8 +24,7 @@ def _declared(name: str, stage: Literal["run", "build", "check"]) -> dict[str, A
     """Help and panel of an option only some backends take, as their modules declare it: the panel
     names them (``--help`` groups such options by backend, as Polygraphy's argument groups do)."""
     takers = backends.option_takers(name, stage)
-    declared = {"run": takers[0].run_options, "build": takers[0].build_options, "check": takers[0].check_options}
-    what = declared[stage][name]
+    what = backends.declared_options(takers[0], stage)[name]
     panel = " and ".join(dict.fromkeys(s.title for s in takers)) + {"run": " engines", "build": " builds",
                                                                     "check": " checks"}[stage]
     # The help is plain text (rich_markup_mode=None), where panels do not show: the help names them too.

@@ -13,17 +13,15 @@ from occo_deploy.backends.onnxruntime_cpu import OnnxRuntimeBackend
 from occo_deploy.errors import InputError
 from occo_deploy.fusing import fuser as fuser_module
 from tests.conftest import PAIRS, run_cli
+from tests.support import one_line_error
 
 ASSETS = Path(fuser_module.__file__).resolve().parents[1] / "assets" / "demo"
 
 
-def _refused(result: subprocess.CompletedProcess[str], *needles: str) -> str:
+def _refused(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """Refused as bad input: one ``error:`` line naming every needle, exit 2 (``InputError``)."""
+    one_line_error(result, *needles)
     assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def test_inference_precision_on_an_onnxruntime_engine_is_refused(workspace: Path) -> None:
