@@ -368,6 +368,7 @@ def build_engine(req: BuildRequest, steps: Steps | None = None) -> BuildResult:
                            "size_hw": list(hw), "large_hw": list(large_hw)}
 
     attempts: list[dict[str, Any]] = []
+    backend_options = {k: v for k, v in req.backend_options.items() if v is not None}  # what the user gave
     with tempfile.TemporaryDirectory(prefix="occo-build-") as tmp_dir, contextlib.ExitStack() as opened, \
             atomic_output(output, req.force) as tmp_out:
         reference_path = source.fp32 or source.path
@@ -403,9 +404,8 @@ def build_engine(req: BuildRequest, steps: Steps | None = None) -> BuildResult:
                 kept = (cand, pre, None)
                 break
             logger.info(f"building the {label} engine with {spec.name}...")
-            given = {k: v for k, v in req.backend_options.items() if v is not None}
             built = info.copy()
-            options = BuildOptions(precision, plan.profile, given, cand.rest)
+            options = BuildOptions(precision, plan.profile, backend_options, cand.rest)
             built.update(builder.build(cand.path, tmp_out, options))
             with contextlib.closing(builder.runner(tmp_out, built)) as engine:
                 gate = compare(reference, engine, val_pairs, plan.min_psnr, _step(steps, "quality gate"))

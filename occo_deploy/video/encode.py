@@ -25,12 +25,12 @@ from occo_deploy.errors import InputError, OutputError, option
 
 _log = log.get("video")
 
-#: Codec -> (what it is, the containers it goes in). The first container is its default suffix.
-CODECS: Mapping[str, tuple[str, tuple[str, ...]]] = {
-    "h264": ("H.264 (libx264, yuv420p): plays in browsers, VLC and video management systems",
-             (".mp4", ".mkv", ".mov")),
-    "ffv1": ("FFV1, lossless: for analysis, not for playback", (".mkv", ".avi")),
-    "mp4v": ("MPEG-4 Part 2 (OpenCV): the fallback; browsers do not play it", (".mp4", ".avi", ".mkv", ".mov")),
+#: Codec -> the containers it goes in. h264: libx264, yuv420p, plays in browsers, VLC and video
+#: management systems; ffv1: lossless, for analysis; mp4v: OpenCV's MPEG-4 Part 2, the fallback.
+CODECS: Mapping[str, tuple[str, ...]] = {
+    "h264": (".mp4", ".mkv", ".mov"),
+    "ffv1": (".mkv", ".avi"),
+    "mp4v": (".mp4", ".avi", ".mkv", ".mov"),
 }
 #: The codec a suffix gets when none is asked for.
 DEFAULT_CODEC = {".mp4": "h264", ".mov": "h264", ".mkv": "h264", ".avi": "ffv1"}
@@ -69,8 +69,8 @@ class VideoEncoding:
         if suffix not in DEFAULT_CODEC:
             raise InputError(f"cannot write video as {suffix or 'no extension'}: use {', '.join(DEFAULT_CODEC)}")
         codec = self.codec or DEFAULT_CODEC[suffix]
-        if suffix not in CODECS[codec][1]:
-            fits = ", ".join(CODECS[codec][1])
+        if suffix not in CODECS[codec]:
+            fits = ", ".join(CODECS[codec])
             raise InputError(f"{codec} video does not go in {suffix}: name the output {fits}")
         return codec
 
@@ -92,8 +92,6 @@ def _bits(text: str) -> int:
 
 class Encoder(Protocol):
     """What a writer thread drives: ``write`` BGR frames in order, then ``close``."""
-
-    codec: str
 
     def write(self, frame: np.ndarray) -> None: ...
 
@@ -135,7 +133,6 @@ class PyAvEncoder:
                  encoding: VideoEncoding) -> None:
         import av
 
-        self.codec = codec
         fmt = _FORMATS[suffix.lower()]
         options = dict(_FRAGMENTED) if fmt in ("mp4", "mov") else {}
         try:
@@ -194,8 +191,6 @@ class PyAvEncoder:
 
 class OpenCvEncoder:
     """MPEG-4 Part 2 (``mp4v``) through OpenCV: the fallback every OpenCV wheel can write."""
-
-    codec = "mp4v"
 
     def __init__(self, path: Path, fps: float, size_wh: tuple[int, int], suffix: str) -> None:
         self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size_wh)

@@ -193,8 +193,6 @@ class ThreadedWriter:
         from occo_deploy.video.encode import VideoEncoding, open_encoder
 
         self._encoder = open_encoder(path, fps, size_wh, suffix, encoding or VideoEncoding())
-        #: The codec the file is written in ("h264", "ffv1", or "mp4v" where H.264 cannot be had).
-        self.codec = self._encoder.codec
         self._on_encode = on_encode
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
