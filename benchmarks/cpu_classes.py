@@ -125,6 +125,7 @@ def main() -> None:
     import onnxruntime as ort
 
     from occo_deploy.calibration import data as calib_data
+    from occo_deploy.contract import frame_feeds, frame_shapes
     from occo_deploy.engines import precision as prec
     from occo_deploy.engines.build import _large_pair
     from occo_deploy.engines.gate import psnr
@@ -149,7 +150,7 @@ def main() -> None:
         return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
     def fuse(s: Any, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        return s.run(["fused"], {"visible": vis[None], "infrared": ir[None]})[0][0]
+        return s.run(["fused"], frame_feeds(vis[None], ir[None], [i.name for i in s.get_inputs()]))[0][0]
 
     raw = raw_output(args.onnx)
     reference = session(args.onnx, exact=False)
@@ -159,7 +160,7 @@ def main() -> None:
     probed = session(probe, exact=False)
     spans = []
     for _, ir, vis in frames:
-        out = probed.run([raw], {"visible": vis[None], "infrared": ir[None]})[0]
+        out = probed.run([raw], frame_feeds(vis[None], ir[None], [i.name for i in probed.get_inputs()]))[0]
         spans.append(float(out.max() - out.min()))
     del probed
     scheme = {"cpu": "u8s8", "fused": "u8s8_fused"}
@@ -176,9 +177,9 @@ def main() -> None:
                 scores = []
                 for (_, ir, vis), want in zip(frames, wanted):
                     m = core.read_model(str(path))
-                    m.reshape({"visible": [1, *ir.shape, 3], "infrared": [1, *ir.shape]})
+                    m.reshape(frame_shapes(1, ir.shape[0], ir.shape[1], [i.get_any_name() for i in m.inputs]))
                     req = core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}).create_infer_request()
-                    req.infer({"visible": vis[None], "infrared": ir[None]})
+                    req.infer(frame_feeds(vis[None], ir[None], [i.get_any_name() for i in req.model_inputs]))
                     scores.append(psnr(want, req.get_tensor("fused").data[0]))
                 columns["this CPU"] = scores
             exact = session(model, exact=True)
@@ -204,11 +205,13 @@ def report_clipping(fp32: Path, ranges: dict[str, tuple[float, float]], model: A
     """The quantized tensors whose values on this frame leave their calibrated range the most."""
     import onnx
 
+    from occo_deploy.contract import frame_feeds
+
     names = sorted({n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] in ranges})
     probe = onnx.load(str(fp32))
     probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
     s = session(probe, exact=False)
-    values = s.run(names, {"visible": vis[None], "infrared": ir[None]})
+    values = s.run(names, frame_feeds(vis[None], ir[None], [i.name for i in s.get_inputs()]))
     rows = []
     for name, v in zip(names, values):
         lo, hi = ranges[name]

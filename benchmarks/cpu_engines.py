@@ -40,6 +40,7 @@ def main() -> None:
     import onnxruntime as ort
 
     from occo_deploy.calibration import data as calib_data
+    from occo_deploy.contract import frame_feeds
     from occo_deploy.engines import precision
     from occo_deploy.engines.build import BuildRequest, build_engine
     from occo_deploy.engines.gate import psnr
@@ -68,7 +69,8 @@ def main() -> None:
 
     def session(path: Path) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return lambda ir, vis: s.run(["fused"], {"visible": vis[None], "infrared": ir[None]})[0][0]
+        names = [i.name for i in s.get_inputs()]
+        return lambda ir, vis: s.run(["fused"], frame_feeds(vis[None], ir[None], names))[0][0]
 
     runners = {
         "onnxruntime fp32 (baseline)": session(args.onnx),

@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from occo_deploy.contract import frame_feeds
 from occo_deploy.runtime.cpu import cpu_description
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +101,7 @@ def main() -> None:
             return eager(ir, vis)
 
     def onnxruntime_fp32(ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        return session.run(["fused"], {"visible": vis[None], "infrared": ir[None]})[0][0]
+        return session.run(["fused"], frame_feeds(vis[None], ir[None], [i.name for i in session.get_inputs()]))[0][0]
 
     runners: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
         "pytorch eager, no_grad (baseline)": eager_no_grad,

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from occo_deploy.contract import frame_feeds
 from occo_deploy.runtime.cpu import cpu_description
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,13 +137,14 @@ def main() -> None:
     peer_request = peer.create_infer_request()
 
     def ov_peer(ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        peer_request.infer({"visible": vis[None], "infrared": ir[None]})
+        peer_request.infer(frame_feeds(vis[None], ir[None], [i.get_any_name() for i in peer_request.model_inputs]))
         return peer_request.get_tensor("fused").data[0].copy()
 
     fusers = {name: Fuser(path, threads=args.threads) for name, path in built.items()}
+    names = [i.name for i in session.get_inputs()]
     runners: dict[str, Runner] = {
         "onnxruntime fp32 (the export)":
-            lambda ir, vis: session.run(["fused"], {"visible": vis[None], "infrared": ir[None]})[0][0],
+            lambda ir, vis: session.run(["fused"], frame_feeds(vis[None], ir[None], names))[0][0],
         "onnxruntime int8 engine": fusers["ort_int8"].fuse,
         "openvino bf16 on the export, dynamic (peer)": ov_peer,
         "occo-deploy openvino bf16 engine": fusers["ov_bf16"].fuse,

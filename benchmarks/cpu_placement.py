@@ -86,6 +86,7 @@ def main() -> None:
     import openvino as ov
 
     from occo_deploy.calibration import data as calib_data
+    from occo_deploy.contract import frame_feeds
     from occo_deploy.engines import precision
     from occo_deploy.engines.gate import psnr
     from occo_deploy.quantization import ranges as calib_ranges
@@ -118,7 +119,8 @@ def main() -> None:
 
     def ort_runner(path: Path) -> Runner:
         s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return lambda ir, vis: s.run(["fused"], {"visible": vis[None], "infrared": ir[None]})[0][0]
+        names = [i.name for i in s.get_inputs()]
+        return lambda ir, vis: s.run(["fused"], frame_feeds(vis[None], ir[None], names))[0][0]
 
     core = ov.Core()
 
@@ -126,7 +128,7 @@ def main() -> None:
         request = compile_static(core, str(path), "f32", {}, args.threads, False)
 
         def run(ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-            request.infer({"visible": vis[None], "infrared": ir[None]})
+            request.infer(frame_feeds(vis[None], ir[None], [i.get_any_name() for i in request.model_inputs]))
             return np.array(request.get_tensor("fused").data[0], copy=True)
         return run
 

@@ -26,10 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from cpu_fp32 import load_pairs  # noqa: E402
 
+from occo_deploy.contract import frame_feeds, frame_shapes  # noqa: E402
+
 
 def compile_static(core: Any, path: str, precision: str, extra: dict[str, str], threads: int, profile: bool) -> Any:
     model = core.read_model(path)
-    model.reshape({"visible": [1, 480, 640, 3], "infrared": [1, 480, 640]})
+    model.reshape(frame_shapes(1, 480, 640, [i.get_any_name() for i in model.inputs]))
     config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
                               "INFERENCE_NUM_THREADS": threads, **extra}
     if profile:
@@ -57,7 +59,8 @@ def main() -> None:
     options.intra_op_num_threads = args.threads
     options.log_severity_level = 3
     session = ort.InferenceSession(str(args.reference), options, providers=["CPUExecutionProvider"])
-    reference = [session.run(["fused"], {"visible": v[None], "infrared": i[None]})[0][0] for i, v in pairs]
+    names = [x.name for x in session.get_inputs()]
+    reference = [session.run(["fused"], frame_feeds(v[None], i[None], names))[0][0] for i, v in pairs]
     del session
 
     core = ov.Core()
@@ -69,7 +72,7 @@ def main() -> None:
         requests[name] = compile_static(core, path, rest[0] if rest else "f32", extra, args.threads, args.profile)
 
     def run(request: Any, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        request.infer({"visible": vis[None], "infrared": ir[None]})
+        request.infer(frame_feeds(vis[None], ir[None], [i.get_any_name() for i in request.model_inputs]))
         return request.get_tensor("fused").data[0].copy()
 
     worst = {n: min(psnr(want, run(r, i, v)) for (i, v), want in zip(pairs, reference)) for n, r in requests.items()}

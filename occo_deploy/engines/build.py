@@ -26,7 +26,7 @@ import numpy as np
 
 from occo_deploy import backends, log
 from occo_deploy.calibration import data as calib_data
-from occo_deploy.contract import FUSED, INFRARED, VISIBLE
+from occo_deploy.contract import FUSED, INFRARED, RANGE, STRETCH, VISIBLE
 from occo_deploy.engines import precision as prec
 from occo_deploy.engines.gate import DEFAULT_MIN_PSNR, GateResult, compare
 from occo_deploy.errors import BuildError, EngineError, InputError, cli_names, option
@@ -150,8 +150,9 @@ def _check_occo_onnx(path: Path) -> Any:
         raise InputError(f"{path} is not an ONNX file ({type(exc).__name__}); export one with occo-deploy "
                          "export") from exc
     inputs = {i.name: i.type.tensor_type.elem_type for i in graph.input}
-    if inputs != {VISIBLE: onnx.TensorProto.UINT8, INFRARED: onnx.TensorProto.UINT8} or \
-            [o.name for o in graph.output] != [FUSED]:
+    frames = {VISIBLE: onnx.TensorProto.UINT8, INFRARED: onnx.TensorProto.UINT8}
+    steered = inputs == {**frames, STRETCH: onnx.TensorProto.FLOAT} and [o.name for o in graph.output] == [FUSED, RANGE]
+    if not steered and (inputs != frames or [o.name for o in graph.output] != [FUSED]):
         raise InputError(f"{path} is not an occo-deploy export (inputs {sorted(inputs)}); "
                          "build from the ONNX that occo-deploy export writes")
     return graph

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from occo_deploy import backends
-from occo_deploy.contract import FUSED, INFRARED, VISIBLE
+from occo_deploy.contract import FUSED, INFRARED, RANGE, STRETCH, VISIBLE
 from occo_deploy.errors import InputError, MissingDependencyError, first_line, option
 from occo_deploy.interface.checks import CheckInput, Finding, Graph, type_name
 from occo_deploy.sidecar import Sidecar, read_sidecar
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import onnx
 
 _UINT8 = 2
+_FLOAT = 1
 _IO_TYPES = {VISIBLE: (_UINT8, 4), INFRARED: (_UINT8, 3)}
 
 
@@ -69,6 +70,17 @@ def _contract(g: Graph, target: str) -> Iterable[Finding]:
     out = g.outputs.get(FUSED)
     if out is None or out.type.tensor_type.elem_type != _UINT8:
         yield Finding("error", target, FUSED, "", "output 'fused' (UINT8 N x H x W x 3) missing")
+    # The stretch's steering: both or neither (an export made before it runs per frame).
+    stretch, ranges = g.inputs.get(STRETCH), g.outputs.get(RANGE)
+    if (stretch is None) != (ranges is None):
+        yield Finding("error", target, STRETCH if stretch is None else RANGE, "",
+                      "the stretch's steering needs input 'stretch' (FLOAT N x 4) and output 'range' (FLOAT N x 2) "
+                      "together; re-export with occo-deploy export")
+    for name, value in ((STRETCH, stretch), (RANGE, ranges)):
+        t = None if value is None else value.type.tensor_type
+        if t is not None and (t.elem_type != _FLOAT or len(t.shape.dim) != 2):
+            yield Finding("error", target, name, "", f"'{name}' must be FLOAT rank 2; re-export with occo-deploy "
+                                                     "export")
 
 
 def targets() -> list[str]:

@@ -128,6 +128,7 @@ def _drop_round_trips(model: onnx.ModelProto, fp32: set[str]) -> None:
     outputs = {o.name for o in graph.output}
     removed: set[int] = set()
     fp32_constants = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    fp32_inputs = {i.name for i in graph.input if i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
     for down in graph.node:
         if _cast_to(down) != onnx.TensorProto.FLOAT:
             continue
@@ -140,14 +141,20 @@ def _drop_round_trips(model: onnx.ModelProto, fp32: set[str]) -> None:
         if up is None or _cast_to(up) != onnx.TensorProto.FLOAT16:
             continue
         source = producer.get(up.input[0])
-        if source is None or not (source.name in fp32 or _cast_to(source) == onnx.TensorProto.FLOAT):
+        fp32_source = up.input[0] in fp32_inputs if source is None else \
+            source.name in fp32 or _cast_to(source) == onnx.TensorProto.FLOAT
+        if not fp32_source:
             continue  # only FP32 tensors may skip the FP16 hop
         for user in consumers.get(down.output[0], []):
             user.input[:] = [up.input[0] if i == down.output[0] else i for i in user.input]
         if down.output[0] in outputs:
-            continue
-        removed.add(id(down))
-        if all(id(u) in removed for u in consumers.get(up.output[0], [])) and up.output[0] not in outputs:
+            # A graph output (the steering's range) keeps its name: its Cast reads the FP32 tensor
+            # straight (an FP32 -> FP32 Cast), not through FP16.
+            down.input[0] = up.input[0]
+        else:
+            removed.add(id(down))
+        readers = [u for u in consumers.get(up.output[0], []) if up.output[0] in u.input]
+        if all(id(u) in removed for u in readers) and up.output[0] not in outputs:
             removed.add(id(up))
     kept = [n for n in graph.node if id(n) not in removed]
     del graph.node[:]

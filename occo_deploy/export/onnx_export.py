@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from occo_deploy.contract import FUSED, INFRARED, MIN_SIDE, VISIBLE
+from occo_deploy.contract import FUSED, INFRARED, MIN_SIDE, RANGE, STRETCH, VISIBLE, own_range
 from occo_deploy.errors import ExportError, first_line, require
 from occo_deploy.files import atomic_output, check_writable, sha256_file
 from occo_deploy.sidecar import Sidecar, new_sidecar, sidecar_path, write_sidecar
@@ -68,14 +68,21 @@ def _export_graph(pipeline: Any, path: Path, opset: int) -> None:
     height = torch.export.Dim("height", min=MIN_SIDE)
     width = torch.export.Dim("width", min=MIN_SIDE)
     dims = {0: batch, 1: height, 2: width}
+    if pipeline.frame_only:  # the I/O of exports made before the steering (what tests of old engines need)
+        args: tuple[Any, ...] = (visible, infrared)
+        names, outputs, shapes = [VISIBLE, INFRARED], [FUSED], {"visible": dims, "infrared": dims}
+    else:
+        args = (visible, infrared, torch.from_numpy(own_range(2)))
+        names, outputs = [VISIBLE, INFRARED, STRETCH], [FUSED, RANGE]
+        shapes = {"visible": dims, "infrared": dims, "stretch": {0: batch}}
     with _quiet():
         program = torch.onnx.export(
             pipeline,
-            (visible, infrared),
+            args,
             dynamo=True,
-            input_names=[VISIBLE, INFRARED],
-            output_names=[FUSED],
-            dynamic_shapes={"visible": dims, "infrared": dims},
+            input_names=names,
+            output_names=outputs,
+            dynamic_shapes=shapes,
             opset_version=opset,
             external_data=False,
         )
@@ -125,7 +132,10 @@ def fold_weights(model: Any) -> None:
 
 
 def _verify(pipeline: Any, path: Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
-    """Run ONNX Runtime and PyTorch on real pairs; the fused frames may differ by MAX_GREY_DIFF at most."""
+    """Run ONNX Runtime and PyTorch on real pairs; the fused frames may differ by MAX_GREY_DIFF at most.
+
+    Each pair runs stretched over its own range (the reference) and once more over a held range
+    narrower than its own, so the roll-offs are verified too."""
     import onnxruntime as ort
 
     torch = require("torch", "export", "export")
@@ -134,18 +144,22 @@ def _verify(pipeline: Any, path: Path, pairs: list[tuple[np.ndarray, np.ndarray]
     differing = 0
     total = 0
     checked = []
-    for ir, vis in pairs:
-        feeds = {VISIBLE: np.ascontiguousarray(vis), INFRARED: np.ascontiguousarray(ir)}
-        got = session.run([FUSED], feeds)[0]
-        with torch.no_grad():
-            want = pipeline(torch.from_numpy(feeds[VISIBLE]), torch.from_numpy(feeds[INFRARED])).numpy()
-        if got.shape != want.shape or got.dtype != np.uint8:
-            raise ExportError(f"exported graph returned {got.dtype} {got.shape}, PyTorch {want.shape}")
-        diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
-        worst = max(worst, int(diff.max()))
-        differing += int((diff > 0).sum())
-        total += diff.size
-        checked.append(list(vis.shape[:3]))
+    with torch.no_grad():
+        for ir, vis in pairs:
+            feeds = {VISIBLE: np.ascontiguousarray(vis), INFRARED: np.ascontiguousarray(ir),
+                     STRETCH: own_range(len(ir))}
+            got, own = session.run([FUSED, RANGE], feeds)
+            # Then held 10% inside its own range at both ends, so both roll-offs run.
+            inset = 0.1 * (own[:, 1:2] - own[:, 0:1])
+            held = np.concatenate([own[:, 0:1] + inset, own[:, 1:2] - inset, np.full_like(inset, 0.4),
+                                   np.full_like(inset, 0.6)], axis=1).astype(np.float32)
+            for stretch in (None, held):
+                if stretch is not None:
+                    feeds[STRETCH] = stretch
+                    got = session.run([FUSED], feeds)[0]
+                want = pipeline(*(torch.from_numpy(feeds[k]) for k in (VISIBLE, INFRARED, STRETCH)))[0].numpy()
+                worst, differing, total = _compare(got, want, worst, differing, total)
+                checked.append(list(feeds[VISIBLE].shape[:3]))
     result = {
         "reference": "pytorch eager (same checkpoint)",
         "runtime": f"onnxruntime {ort.__version__} CPU",
@@ -160,6 +174,14 @@ def _verify(pipeline: Any, path: Path, pairs: list[tuple[np.ndarray, np.ndarray]
             "report this with the checkpoint and versions"
         )
     return result
+
+
+def _compare(got: np.ndarray, want: np.ndarray, worst: int, differing: int, total: int) -> tuple[int, int, int]:
+    """The running worst difference, differing pixels and pixels, with one more batch compared."""
+    if got.shape != want.shape or got.dtype != np.uint8:
+        raise ExportError(f"exported graph returned {got.dtype} {got.shape}, PyTorch {want.shape}")
+    diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
+    return max(worst, int(diff.max())), differing + int((diff > 0).sum()), total + diff.size
 
 
 def _verification_pairs(frames: tuple[np.ndarray, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:

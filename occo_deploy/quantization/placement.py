@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from occo_deploy.contract import frame_feeds
 from occo_deploy.errors import EngineError
 
 if TYPE_CHECKING:
@@ -386,7 +387,8 @@ def _shapes(model: onnx.ModelProto, names: list[str]) -> dict[str, tuple[int, ..
     options.log_severity_level = 3
     session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
     h, w = REPORT_HW
-    feeds = {"visible": np.zeros((1, h, w, 3), np.uint8), "infrared": np.zeros((1, h, w), np.uint8)}
+    feeds = frame_feeds(np.zeros((1, h, w, 3), np.uint8), np.zeros((1, h, w), np.uint8),
+                        [i.name for i in session.get_inputs()])
     fetched = [o.name for o in session.get_outputs()]
     shapes = {name: tuple(value.shape) for name, value in zip(fetched, session.run(fetched, feeds))}
     for init in model.graph.initializer:

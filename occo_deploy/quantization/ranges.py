@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from occo_deploy.contract import INFRARED, VISIBLE
+from occo_deploy.contract import frame_feeds
 from occo_deploy.errors import InputError
 from occo_deploy.files import write_json_atomic
 from occo_deploy.progress import Progress
@@ -67,12 +67,13 @@ def _measure_histograms(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.nd
     # As ONNX Runtime's calibrators run the graph: no fusions, so each tensor is the FP32 graph's own.
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    inputs = [i.name for i in session.get_inputs()]
     del model
     # Percentile with symmetric ranges histograms |x|, every other case the signed values.
     histograms = HistogramSet(HISTOGRAM_BINS[method], absolute=method == "percentile" and symmetric)
     count = 0
     for ir, vis in pairs:
-        values = session.run(names, {VISIBLE: vis[None], INFRARED: ir[None]})
+        values = session.run(names, frame_feeds(vis[None], ir[None], inputs))
         for name, value in zip(names, values):
             histograms.add(name, value)
         del values
@@ -104,12 +105,13 @@ def _measure_minmax(onnx_path: Path, pairs: Iterable[tuple[np.ndarray, np.ndarra
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    inputs = [i.name for i in session.get_inputs()]
     del model
     low = np.full(len(names), np.inf)
     high = np.full(len(names), -np.inf)
     count = 0
     for ir, vis in pairs:
-        values = np.array(session.run(reduced, {VISIBLE: vis[None], INFRARED: ir[None]}), np.float64)
+        values = np.array(session.run(reduced, frame_feeds(vis[None], ir[None], inputs)), np.float64)
         low = np.minimum(low, values[0::2])
         high = np.maximum(high, values[1::2])
         count += 1

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from occo_deploy.contract import STRETCH, frame_feeds
 from occo_deploy.quantization import ranges
 
 
@@ -19,7 +20,8 @@ class OneFrame:
     """ONNX Runtime's calibration reader over one pair (a frame per collect_data, as builds fed it)."""
 
     def __init__(self, ir: np.ndarray, vis: np.ndarray) -> None:
-        self._feed: dict[str, np.ndarray] | None = {"visible": vis[None], "infrared": ir[None]}
+        # Every export since the stretch's steering takes its rows: each frame over its own range.
+        self._feed: dict[str, np.ndarray] | None = frame_feeds(vis[None], ir[None], [STRETCH])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         feed, self._feed = self._feed, None

@@ -76,7 +76,9 @@ def test_fp16_keeps_norms_softmax_reductions_and_io_in_fp32(exported: Path) -> N
     inits = {i.name: i.data_type for i in mixed.graph.initializer}
     assert any(inits.get(w) == onnx.TensorProto.FLOAT16 for w in conv_weights)
     assert {i.name: i.type.tensor_type.elem_type for i in mixed.graph.input} == {
-        "visible": onnx.TensorProto.UINT8, "infrared": onnx.TensorProto.UINT8}
+        "visible": onnx.TensorProto.UINT8, "infrared": onnx.TensorProto.UINT8, "stretch": onnx.TensorProto.FLOAT}
+    assert {o.name: o.type.tensor_type.elem_type for o in mixed.graph.output} == {
+        "fused": onnx.TensorProto.UINT8, "range": onnx.TensorProto.FLOAT}
 
 
 @pytest.mark.shared
@@ -206,6 +208,14 @@ def test_plan_io_must_be_the_contract() -> None:
         check_io({**good, "infrared": ("output", "UINT8", 3)})
     with pytest.raises(EngineError, match=r"lacks .*mask"):
         check_io({**good, "mask": ("input", "UINT8", 3)})
+    # The stretch's steering: a plan has both or neither; without it, it runs per frame.
+    assert check_io(good) is False
+    steered = {**good, "stretch": ("input", "FLOAT", 2), "range": ("output", "FLOAT", 2)}
+    assert check_io(steered) is True
+    with pytest.raises(EngineError, match="no tensor 'range'"):
+        check_io({k: v for k, v in steered.items() if k != "range"})
+    with pytest.raises(EngineError, match="'stretch' is input UINT8 rank 2, expected input FLOAT"):
+        check_io({**steered, "stretch": ("input", "UINT8", 2)})
 
 
 def test_cuda_graphs_capture_only_after_a_plain_run_of_the_bound_shape() -> None:

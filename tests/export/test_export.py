@@ -11,6 +11,7 @@ import onnxruntime as ort
 import pytest
 
 from occo_deploy import demo
+from occo_deploy.contract import frame_feeds
 from occo_deploy.errors import CheckpointError, OutputExistsError
 from occo_deploy.export.onnx_export import export_onnx
 from occo_deploy.files import sha256_file
@@ -32,13 +33,16 @@ def test_io_contract_is_uint8_with_dynamic_batch_height_width(exported: Path) ->
 
     u8 = onnx.TensorProto.UINT8
     inputs, outputs = sig(graph.input), sig(graph.output)
-    assert set(inputs) == {"visible", "infrared"} and set(outputs) == {"fused"}
+    assert set(inputs) == {"visible", "infrared", "stretch"} and set(outputs) == {"fused", "range"}
     vis_type, vis_dims = inputs["visible"]
     ir_type, ir_dims = inputs["infrared"]
     out_type, out_dims = outputs["fused"]
     assert vis_type == ir_type == out_type == u8
     assert vis_dims[3] == 3 and out_dims[3] == 3 and len(ir_dims) == 3
     assert all(isinstance(d, str) for d in vis_dims[:3] + ir_dims + out_dims[:3])  # symbolic, not fixed
+    # The stretch's steering: N x 4 rows in, N x 2 ranges out, on the frames' batch dimension.
+    f32 = onnx.TensorProto.FLOAT
+    assert inputs["stretch"] == (f32, [vis_dims[0], 4]) and outputs["range"] == (f32, [vis_dims[0], 2])
 
 
 def test_sidecar_records_sources_versions_and_verification(exported: Path) -> None:
@@ -50,13 +54,14 @@ def test_sidecar_records_sources_versions_and_verification(exported: Path) -> No
     assert {"torch", "onnx", "onnxruntime", "occo_deploy"} <= meta["versions"].keys()
     ver = meta["verification"]
     assert ver["value"] <= 1 and [1, 120, 160] in ver["inputs_nhw"] and [2, 37, 53] in ver["inputs_nhw"]  # conftest
-    assert list(meta["io"]["inputs"]) == ["visible", "infrared"]
+    assert list(meta["io"]["inputs"]) == ["visible", "infrared", "stretch"]
+    assert list(meta["io"]["outputs"]) == ["fused", "range"]
 
 
 @pytest.mark.parametrize("name", golden_params(slow_above_pixels=200_000))
 def test_onnx_runtime_matches_reference_within_one_grey_level(session: ort.InferenceSession, name: str) -> None:
     case = load_case(name)
-    fused = session.run(["fused"], {"visible": bgr(case["vis"])[None], "infrared": case["ir"][None]})[0][0]
+    fused = session.run(["fused"], frame_feeds(bgr(case["vis"])[None], case["ir"][None], ["stretch"]))[0][0]
     diff = np.abs(fused[..., ::-1].astype(int) - case["fused"].astype(int))
     assert diff.max() <= 1, f"{name}: {diff.max()} grey levels off"
     assert (diff > 0).mean() < 0.01  # flips of a truncation are rare, not systematic
