@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from occo_deploy.contract import FUSED, INFRARED, VISIBLE
+from occo_deploy.contract import FUSED, INFRARED, RANGE, STRETCH, VISIBLE
 from occo_deploy.errors import BuildError, EngineError, first_line
 from occo_deploy.interface.checks import CheckInput, Finding
 from occo_deploy.interface.spec import BackendSpec, BuildOptions, EngineBuilder, library_missing
@@ -23,6 +23,8 @@ from occo_deploy.sidecar import Sidecar, verify_artifact
 
 _EXECUTION_PROVIDER = "CPUExecutionProvider"
 _EXPECTED = {VISIBLE: ("tensor(uint8)", 4), INFRARED: ("tensor(uint8)", 3)}
+#: What an engine with the stretch's steering takes beyond ``_EXPECTED``.
+_STEERED = {STRETCH: ("tensor(float)", 2)}
 
 
 #: Batches of more pixels run on a second session without ONNX Runtime's CPU memory arena. The arena
@@ -58,13 +60,19 @@ def open_session(artifact: Path, sidecar: Sidecar | None, providers: list[Any], 
         raise EngineError(f"ONNX Runtime cannot load {artifact}: {first_line(exc)[:200]}") from exc
     inputs = {i.name: (i.type, len(i.shape)) for i in session.get_inputs()}
     outputs = {o.name for o in session.get_outputs()}
-    if inputs != _EXPECTED or FUSED not in outputs:
+    steered = inputs == {**_EXPECTED, **_STEERED} and RANGE in outputs
+    if (inputs != _EXPECTED and not steered) or FUSED not in outputs:
         got = ", ".join(f"{k} {t} rank {r}" for k, (t, r) in inputs.items())
         raise EngineError(
             f"{artifact} is not an occo-deploy model (inputs: {got}); "
             "export one with: occo-deploy export CHECKPOINT"
         )
     return session
+
+
+def steerable(session: Any) -> bool:
+    """Whether a session's model takes the stretch's steering (``contract.STRETCH``)."""
+    return any(i.name == STRETCH for i in session.get_inputs())
 
 
 def check_int8_scheme(sidecar: Sidecar | None) -> None:
@@ -105,18 +113,23 @@ class OnnxRuntimeBackend(Backend):
         # An ONNX made for another backend (build --onnx-only) runs as that backend computes it.
         self._emulate = bool(self.options.get("emulate_qdq", (sidecar or {}).get("target")))
         self._session = self._open(arena=True)
+        self.steerable = steerable(self._session)
         self._large: Any = None  # the arena-less session, opened at the first large batch
         self._lock = threading.Lock()
         self._ort_version = ort.__version__
 
-    def run(self, visible: np.ndarray, infrared: np.ndarray) -> np.ndarray:
+    def infer(self, visible: np.ndarray, infrared: np.ndarray, stretch: np.ndarray | None
+              ) -> tuple[np.ndarray, np.ndarray | None]:
         session = self._session
         if infrared.size > LOW_MEMORY_PIXELS:
             with self._lock:
                 if self._large is None:
                     self._large = self._open(arena=False)
             session = self._large
-        return session.run([FUSED], {VISIBLE: visible, INFRARED: infrared})[0]
+        if stretch is None:
+            return session.run([FUSED], {VISIBLE: visible, INFRARED: infrared})[0], None
+        fused, ranges = session.run([FUSED, RANGE], {VISIBLE: visible, INFRARED: infrared, STRETCH: stretch})
+        return fused, ranges
 
     def _open(self, arena: bool) -> Any:
         return open_session(self.artifact, self.sidecar, [_EXECUTION_PROVIDER], self.threads,

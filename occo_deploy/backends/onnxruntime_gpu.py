@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from occo_deploy.backends.onnxruntime_cpu import open_session
-from occo_deploy.contract import FUSED, INFRARED, VISIBLE
+from occo_deploy.backends.onnxruntime_cpu import open_session, steerable
+from occo_deploy.contract import FUSED, INFRARED, RANGE, STRETCH, VISIBLE
 from occo_deploy.errors import EngineError, MissingDependencyError, first_line, install_hint, option
 from occo_deploy.interface.spec import BackendSpec
 from occo_deploy.runtime.cuda_staged import CudaStagedBackend
@@ -118,6 +118,7 @@ class OnnxRuntimeGpuBackend(CudaStagedBackend):
             providers.insert(0, (ep, {**common, "trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache),
                                       **tensorrt_precision_options(sidecar)}))
         self._session = open_session(artifact, sidecar, [*providers, "CPUExecutionProvider"], threads)
+        self.steerable = steerable(self._session)
         check_active(ep, self._session.get_providers(), artifact)
         self._ep = ep
         self._ort_version = ort.__version__
@@ -131,6 +132,9 @@ class OnnxRuntimeGpuBackend(CudaStagedBackend):
         binding.bind_input(VISIBLE, "cuda", dev, np.uint8, [*shape, 3], ptr["visible"])
         binding.bind_input(INFRARED, "cuda", dev, np.uint8, list(shape), ptr["infrared"])
         binding.bind_output(FUSED, "cuda", dev, np.uint8, [*shape, 3], ptr["fused"])
+        if self.steerable:
+            binding.bind_input(STRETCH, "cuda", dev, np.float32, [slot.n, 4], ptr["stretch"])
+            binding.bind_output(RANGE, "cuda", dev, np.float32, [slot.n, 2], ptr["range"])
         if self._graph_ids is not None:
             import onnxruntime as ort
 

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from occo_deploy.contract import FUSED, INFRARED, VISIBLE
+from occo_deploy.contract import FUSED, INFRARED, RANGE, STRETCH, VISIBLE, frame_shapes
 from occo_deploy.errors import BuildError, EngineError, first_line, require
 from occo_deploy.interface.checks import CheckInput, Finding
 from occo_deploy.interface.spec import BackendSpec, BuildOptions, EngineBuilder
@@ -91,7 +91,8 @@ class OpenVinoBackend(Backend):
             raise EngineError(f"OpenVINO cannot read {artifact}: {first_line(exc)[:200]}") from exc
         inputs = {i.get_any_name() for i in self._model.inputs}
         outputs = {o.get_any_name() for o in self._model.outputs}
-        if inputs != {VISIBLE, INFRARED} or FUSED not in outputs:
+        self.steerable = inputs == {VISIBLE, INFRARED, STRETCH} and RANGE in outputs
+        if (inputs != {VISIBLE, INFRARED} and not self.steerable) or FUSED not in outputs:
             raise EngineError(f"{artifact} is not an occo-deploy model (inputs {sorted(inputs)}); "
                               "export one with: occo-deploy export CHECKPOINT")
         self.inference_precision = self._precision(sidecar, (options or {}).get("inference_precision"))
@@ -148,7 +149,7 @@ class OpenVinoBackend(Backend):
             self._compiled.move_to_end(key)
             return request
         model = self._model.clone()
-        model.reshape({VISIBLE: [n, h, w, 3], INFRARED: [n, h, w]})
+        model.reshape(frame_shapes(n, h, w, [STRETCH] if self.steerable else []))
         try:
             compiled = self._core.compile_model(model, "CPU", self._config)
         except Exception as exc:
@@ -164,18 +165,24 @@ class OpenVinoBackend(Backend):
             self._compiled.popitem(last=False)
         return request
 
-    def run(self, visible: np.ndarray, infrared: np.ndarray) -> np.ndarray:
+    def infer(self, visible: np.ndarray, infrared: np.ndarray, stretch: np.ndarray | None
+              ) -> tuple[np.ndarray, np.ndarray | None]:
         if infrared.shape[1] * infrared.shape[2] <= TINY_PIXELS:
             if self._tiny is None:
                 from occo_deploy.backends.onnxruntime_cpu import reference_backend
 
                 self._tiny = reference_backend(self.artifact)
             self.tiny_runs += 1
-            return self._tiny.run(visible, infrared)
+            return self._tiny.infer(visible, infrared, stretch)
         request = self._request(*infrared.shape)
+        feeds = {VISIBLE: visible, INFRARED: infrared}
+        if stretch is not None:
+            feeds[STRETCH] = stretch
         # share_inputs: OpenVINO reads the caller's (contiguous) arrays without copying them.
-        request.infer({VISIBLE: visible, INFRARED: infrared}, share_inputs=True)
-        return request.get_tensor(FUSED).data.copy()  # the request's buffer is reused by the next call
+        request.infer(feeds, share_inputs=True)
+        # The request's buffers are reused by the next call.
+        fused = request.get_tensor(FUSED).data.copy()
+        return fused, None if stretch is None else request.get_tensor(RANGE).data.copy()
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "openvino": self._version, "inference_precision": self.inference_precision,

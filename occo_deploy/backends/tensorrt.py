@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from occo_deploy import log
 from occo_deploy.backends import tensorrt_rules
-from occo_deploy.contract import FUSED, INFRARED, VISIBLE
+from occo_deploy.contract import FUSED, INFRARED, RANGE, STRETCH, VISIBLE
 from occo_deploy.errors import BuildError, EngineError, MissingDependencyError, require
 from occo_deploy.files import write_bytes_atomic
 from occo_deploy.interface.profile import Profile
@@ -55,6 +55,8 @@ if TYPE_CHECKING:  # annotations only; tests/test_api_conformance.py resolves th
 SUPPORTED_MAJORS = (10, 11)
 #: name -> (mode, dtype, rank) of the engine I/O contract, as a plan must declare it.
 EXPECTED_IO = {VISIBLE: ("input", "UINT8", 4), INFRARED: ("input", "UINT8", 3), FUSED: ("output", "UINT8", 4)}
+#: The stretch's steering, which plans built from exports that have it declare as well (both or neither).
+STEERING_IO = {STRETCH: ("input", "FLOAT", 2), RANGE: ("output", "FLOAT", 2)}
 REBUILD = "rebuild it with: occo-deploy build --backend tensorrt"
 #: ``built_by`` of a plan's sidecar written at ``--onnx-only`` time, for the plan trtexec makes.
 TRTEXEC = "trtexec"
@@ -98,9 +100,11 @@ def check_plan_compatible(sidecar: Sidecar | None, tensorrt_version: str, device
         )
 
 
-def check_io(tensors: dict[str, tuple[str, str, int]]) -> None:
-    """Refuse a plan whose I/O tensors (name -> mode, dtype, rank) are not the engine contract's."""
-    for name, expected in EXPECTED_IO.items():
+def check_io(tensors: dict[str, tuple[str, str, int]]) -> bool:
+    """Refuse a plan whose I/O tensors (name -> mode, dtype, rank) are not the engine contract's;
+    whether it has the stretch's steering."""
+    steered = any(name in tensors for name in STEERING_IO)
+    for name, expected in {**EXPECTED_IO, **(STEERING_IO if steered else {})}.items():
         got = tensors.get(name)
         if got is None:
             raise EngineError(f"this plan has no tensor '{name}' (it has {', '.join(sorted(tensors)) or 'none'}): "
@@ -108,9 +112,10 @@ def check_io(tensors: dict[str, tuple[str, str, int]]) -> None:
         if got != expected:
             raise EngineError(f"this plan's tensor '{name}' is {got[0]} {got[1]} rank {got[2]}, expected "
                               f"{expected[0]} {expected[1]} rank {expected[2]}; {REBUILD}")
-    extra = sorted(set(tensors) - set(EXPECTED_IO))
+    extra = sorted(set(tensors) - set(EXPECTED_IO) - set(STEERING_IO))
     if extra:
         raise EngineError(f"this plan has I/O tensors the contract lacks ({', '.join(extra)}); {REBUILD}")
+    return steered
 
 
 def engine_io(trt: Any, engine: trt.ICudaEngine) -> dict[str, tuple[str, str, int]]:
@@ -120,7 +125,8 @@ def engine_io(trt: Any, engine: trt.ICudaEngine) -> dict[str, tuple[str, str, in
         name = engine.get_tensor_name(i)
         mode = "input" if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else "output"
         dtype = engine.get_tensor_dtype(name)
-        tensors[name] = (mode, "UINT8" if dtype == trt.DataType.UINT8 else str(dtype),
+        known = {trt.DataType.UINT8: "UINT8", trt.DataType.FLOAT: "FLOAT"}
+        tensors[name] = (mode, known.get(dtype, str(dtype)),
                          len(engine.get_tensor_shape(name)))
     return tensors
 
@@ -147,7 +153,7 @@ class TensorRTBackend(CudaStagedBackend):
         self._engine = self._runtime.deserialize_cuda_engine(artifact.read_bytes())
         if self._engine is None:
             raise EngineError(f"TensorRT cannot load {artifact}; {REBUILD}")
-        check_io(engine_io(trt, self._engine))
+        self.steerable = check_io(engine_io(trt, self._engine))
         self._shapes = engine_profile(self._engine)
         self._trt_version = trt.__version__
 
@@ -167,9 +173,13 @@ class TensorRTBackend(CudaStagedBackend):
     def _bind(self, slot: Slot) -> None:
         shape = (slot.n, slot.h, slot.w)
         context, ptr = slot.device["context"], slot.device["ptr"]
-        if not context.set_input_shape(VISIBLE, (*shape, 3)) or not context.set_input_shape(INFRARED, shape):
+        if not context.set_input_shape(VISIBLE, (*shape, 3)) or not context.set_input_shape(INFRARED, shape) or \
+                (self.steerable and not context.set_input_shape(STRETCH, (slot.n, 4))):
             raise EngineError(f"this engine's profile does not take a batch of {shape}; rebuild with --max")
-        for name, key in ((VISIBLE, "visible"), (INFRARED, "infrared"), (FUSED, "fused")):
+        tensors = [(VISIBLE, "visible"), (INFRARED, "infrared"), (FUSED, "fused")]
+        if self.steerable:
+            tensors += [(STRETCH, "stretch"), (RANGE, "range")]
+        for name, key in tensors:
             if not context.set_tensor_address(name, ptr[key]):
                 raise EngineError(f"TensorRT refused the device buffer for '{name}' (see its log above)")
 
@@ -241,7 +251,8 @@ class TensorRTBuilder(EngineBuilder):
 
     def next_step(self, onnx_name: str, profile: Profile) -> str:
         shapes = " ".join(
-            f"--{which}Shapes={VISIBLE}:{'x'.join(map(str, (*dims, 3)))},{INFRARED}:{'x'.join(map(str, dims))}"
+            f"--{which}Shapes={VISIBLE}:{'x'.join(map(str, (*dims, 3)))},{INFRARED}:{'x'.join(map(str, dims))},"
+            f"{STRETCH}:{dims[0]}x4"
             for which, dims in (("min", profile.min), ("opt", profile.opt), ("max", profile.max)))
         plan = onnx_name.rsplit(".", 1)[0] + ".plan"
         return (f"occo-deploy build {onnx_name} --backend tensorrt (checks the plan against this ONNX and writes its "
@@ -275,6 +286,8 @@ class TensorRTBuilder(EngineBuilder):
         profile = builder.create_optimization_profile()
         profile.set_shape(VISIBLE, (*p.min, 3), (*p.opt, 3), (*p.max, 3))
         profile.set_shape(INFRARED, p.min, p.opt, p.max)
+        if any(network.get_input(i).name == STRETCH for i in range(network.num_inputs)):
+            profile.set_shape(STRETCH, (p.min[0], 4), (p.opt[0], 4), (p.max[0], 4))
         config.add_optimization_profile(profile)
         cache_state = _attach_timing_cache(config, timing_cache)
         plan = builder.build_serialized_network(network, config)

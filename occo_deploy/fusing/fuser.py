@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from occo_deploy import backends, log
+from occo_deploy.contract import OWN_RANGE
 from occo_deploy.errors import EngineError, InputError, ShapeError, cli_names, option
 from occo_deploy.registration.rig import Rig
 from occo_deploy.runtime.frames import (
@@ -28,6 +29,7 @@ from occo_deploy.runtime.irscale import IrScale, IrScaler, finite_mask
 from occo_deploy.runtime.memory import MemoryModel
 from occo_deploy.runtime.staging import Slot
 from occo_deploy.runtime.stats import LatencyStats
+from occo_deploy.runtime.stretch import SteadyStretch, check_mode
 from occo_deploy.sidecar import read_sidecar
 
 _log = log.get("fusing")
@@ -48,14 +50,17 @@ class Fuser:
 
     ``fuse_stream`` is the fast path for a sequence of frames: it batches them and keeps as many
     batches in flight as the backend allows (two with TensorRT), writing each frame straight into the
-    backend's (pinned) staging buffer.
+    backend's (pinned) staging buffer. ``stretch="steady"`` holds the output's range steady across
+    the stream's frames (``runtime.stretch``), as video needs; ``fuse`` and ``fuse_batch`` stretch
+    each frame over its own range, as the reference does.
     """
 
     def __init__(self, engine: str | Path, *, provider: str | None = None, threads: int | None = None,
                  in_flight: int | None = None, cuda_graph: bool = False, batch: int | None = None,
                  provider_options: Mapping[str, str] | None = None, ir_scale: IrScale | str | None = None,
                  max_side: int | None = None, check_memory: bool = True,
-                 inference_precision: str | None = None, align: Rig | str | Path | None = None) -> None:
+                 inference_precision: str | None = None, align: Rig | str | Path | None = None,
+                 stretch: str | None = None) -> None:
         self.engine = Path(engine)
         if not self.engine.is_file():
             raise EngineError(f"engine not found: {self.engine}; {backends.missing_hint(self.engine)}")
@@ -82,6 +87,9 @@ class Fuser:
         self.ir_scaler = IrScaler(ir_scale if isinstance(ir_scale, IrScale) else IrScale.parse(ir_scale))
         #: Frames whose longer side exceeds this are fused at that size and scaled back up.
         self.max_side = max_side
+        #: How ``fuse_stream`` stretches unless told: "steady" or "frame"; None leaves it to the caller
+        #: (a video job holds it steady, a folder of images does not).
+        self.stretch = None if stretch is None else check_mode(stretch)
         #: Things worth telling the user once (inputs that look swapped, frames fused at a reduced size,
         #: an engine that runs in another precision or on a CPU class its gate did not measure): logged
         #: as a warning when they arise, and kept here for a job's report.
@@ -99,12 +107,16 @@ class Fuser:
         self._fitting: set[tuple[int, int, int]] = set()
 
     # -- public API -------------------------------------------------------------------------
-    def fuse(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        """One pair -> one fused H x W x 3 uint8 BGR frame."""
-        return self.fuse_batch([ir], [vis])[0]
+    def fuse(self, ir: np.ndarray, vis: np.ndarray, stretch: SteadyStretch | None = None) -> np.ndarray:
+        """One pair -> one fused H x W x 3 uint8 BGR frame, stretched over its own range, or over what
+        ``stretch`` (from ``steady()``, one per stream) holds, which then follows this frame."""
+        return self.fuse_batch([ir], [vis], stretch)[0]
 
-    def fuse_batch(self, ir: Frames, vis: Frames) -> np.ndarray:
-        """N pairs of one size -> N x H x W x 3; per-image normalisation, so equal to N ``fuse`` calls."""
+    def fuse_batch(self, ir: Frames, vis: Frames, stretch: SteadyStretch | Sequence[SteadyStretch | None] | None = None
+                   ) -> np.ndarray:
+        """N pairs of one size -> N x H x W x 3; per-image normalisation, so equal to N ``fuse`` calls.
+        ``stretch``: one held stretch for all (frames of one stream, in order), or one per pair (frames
+        of several streams), None for each its own range."""
         if not isinstance(ir, (Sequence, np.ndarray)) or not isinstance(vis, (Sequence, np.ndarray)):
             raise ShapeError(f"fuse_batch takes sequences (or N x H x W arrays) of frames, got "
                              f"{type(ir).__name__} and {type(vis).__name__}")
@@ -112,31 +124,39 @@ class Fuser:
         if n == 0 or len(ir) != n:
             raise ShapeError(f"need as many infrared as visible frames, and at least one (got {len(ir)} and {n})")
         start = time.perf_counter()
-        slot = self._launch(list(zip(ir, vis)))
+        holders = list(stretch) if isinstance(stretch, Sequence) else [stretch] * n
+        if len(holders) != n:
+            raise ShapeError(f"give one stretch per pair, or one for all (got {len(holders)} for {n} pairs)")
+        slot = self._launch(list(zip(ir, vis)), holders=holders)
         assert slot is not None  # blocking: it waits for a free slot
         return self._retire(slot, start)
 
-    def fuse_stream(self, pairs: Iterable[tuple[T, np.ndarray, np.ndarray]], batch: int = 1
-                    ) -> Iterator[tuple[T, np.ndarray]]:
+    def fuse_stream(self, pairs: Iterable[tuple[T, np.ndarray, np.ndarray]], batch: int = 1,
+                    stretch: str | SteadyStretch | None = None) -> Iterator[tuple[T, np.ndarray]]:
         """``(tag, ir, vis)`` in -> ``(tag, fused)`` out, in order, batched and pipelined.
 
         Consecutive pairs of one visible size form batches of up to ``batch``; a size change or the
         end of the input closes a shorter one. Up to ``backend.in_flight`` batches run at once: while
         the engine fuses batch k, this generator decodes (pulls from ``pairs``) and fills batch k+1.
         Each yielded frame is the caller's to keep.
+
+        ``stretch``: "steady" holds the range across these frames, "frame" stretches each over its own
+        (None: the Fuser's ``stretch``, else "frame"); a ``SteadyStretch`` goes on from where it held
+        (a camera that reconnects keeps its brightness).
         """
         if batch < 1:
             raise InputError(f"batch must be at least 1 (got {batch})")
+        holder = self.steady(stretch)
         pending: deque[tuple[Slot, list[T], float]] = deque()
         group: list[tuple[T, np.ndarray, np.ndarray]] = []
         try:
             for item in pairs:
                 if group and (len(group) == batch or _visible_hw(item[2]) != _visible_hw(group[0][2])):
-                    yield from self._send(group, pending)
+                    yield from self._send(group, pending, holder)
                     group = []
                 group.append(item)
             if group:
-                yield from self._send(group, pending)
+                yield from self._send(group, pending, holder)
             while pending:
                 yield from self._receive(pending)
         finally:
@@ -146,6 +166,21 @@ class Fuser:
                 with contextlib.suppress(Exception):
                     self.backend.wait(slot)
                     self.backend.release(slot)
+
+    def steady(self, stretch: str | SteadyStretch | None = None) -> SteadyStretch | None:
+        """The held stretch a stream asking for ``stretch`` goes on with, or None for per-frame: also
+        when this engine cannot hold it (exported before the steering), which is said once."""
+        if isinstance(stretch, SteadyStretch):
+            holder: SteadyStretch | None = stretch
+        else:
+            mode = check_mode(stretch or self.stretch or "frame")
+            holder = SteadyStretch() if mode == "steady" else None
+        if holder is not None and not self.backend.steerable:
+            self._notice(f"{self.engine.name} was exported before the steady stretch: each frame is stretched "
+                         "over its own range, so a video may pump; re-export and rebuild it (occo-deploy export "
+                         "CHECKPOINT, then occo-deploy build)")
+            return None
+        return holder
 
     def check_pair(self, ir: np.ndarray, vis: np.ndarray) -> None:
         """Raise the ``ShapeError`` fusing this pair would raise (dtype, channels, size, same scene,
@@ -167,7 +202,8 @@ class Fuser:
 
     def info(self) -> dict[str, Any]:
         """Backend, provider, precision and artifact, and the infrared scaling: what a report says."""
-        return {**self.backend.describe(), "ir_scale": self.ir_scaler.describe()}
+        return {**self.backend.describe(), "ir_scale": self.ir_scaler.describe(),
+                "steerable_stretch": self.backend.steerable}
 
     def close(self) -> None:
         self.backend.close()
@@ -179,14 +215,15 @@ class Fuser:
         self.close()
 
     # -- internals --------------------------------------------------------------------------
-    def _send(self, group: list[tuple[T, np.ndarray, np.ndarray]], pending: deque[tuple[Slot, list[T], float]]
-              ) -> Iterator[tuple[T, np.ndarray]]:
+    def _send(self, group: list[tuple[T, np.ndarray, np.ndarray]], pending: deque[tuple[Slot, list[T], float]],
+              holder: SteadyStretch | None) -> Iterator[tuple[T, np.ndarray]]:
         while len(pending) >= self.backend.in_flight:
             yield from self._receive(pending)
         start = time.perf_counter()
         pairs = [(ir, vis) for _, ir, vis in group]
+        holders = [holder] * len(pairs)
         # Other threads may hold the other slots: retire our own batches rather than wait on theirs.
-        while (slot := self._launch(pairs, block=not pending)) is None:
+        while (slot := self._launch(pairs, block=not pending, holders=holders)) is None:
             yield from self._receive(pending)
         pending.append((slot, [tag for tag, _, _ in group], start))
 
@@ -194,8 +231,10 @@ class Fuser:
         slot, tags, start = pending.popleft()
         yield from zip(tags, self._retire(slot, start))
 
-    def _launch(self, pairs: list[tuple[np.ndarray, np.ndarray]], block: bool = True) -> Slot | None:
-        """Write a batch into a free slot and submit it; None when none is free and ``block`` is false."""
+    def _launch(self, pairs: list[tuple[np.ndarray, np.ndarray]], block: bool = True,
+                holders: list[SteadyStretch | None] | None = None) -> Slot | None:
+        """Write a batch into a free slot and submit it; None when none is free and ``block`` is false.
+        ``holders``: per pair, the held stretch it is stretched over (None: its own range)."""
         with self.stats.time("prepare"):
             for ir, vis in pairs:  # what cv2.imread gives for a missing file (None) fails here, typed
                 check_frame_type(ir, "infrared")
@@ -234,6 +273,12 @@ class Fuser:
                         frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
                     vis_buf[k] = frame
                     ir_buf[k] = self._ir_frame(ir, (h, w))
+                if self.backend.steerable:
+                    holders = holders or [None] * n
+                    rows = slot.stretch()
+                    for held, frames in _by_holder(holders):  # one call per stream and batch
+                        rows[frames] = OWN_RANGE if held is None else held.rows(len(frames))
+                    slot.holders = holders
             except BaseException:
                 self.backend.release(slot)
                 raise
@@ -254,6 +299,11 @@ class Fuser:
                     raise EngineError(
                         f"{self.engine} returned {got} for {expected}; re-export or rebuild it with this occo-deploy"
                     )
+                holders, slot.holders = slot.holders, []
+                if slot.ranges is not None:  # in the stream's order: each held stretch follows its frames
+                    for held, frames in _by_holder(holders):
+                        if held is not None:
+                            held.update(slot.ranges[frames])
                 restore, slot.restore_hw = slot.restore_hw, None
                 if restore is not None:  # fused at a reduced size (max_side): back to the visible size
                     fused = np.stack([cv2.resize(f, (restore[1], restore[0]), interpolation=cv2.INTER_LINEAR)
@@ -286,6 +336,14 @@ class Fuser:
             self.ir_resized_from = (gray.shape[0], gray.shape[1])
             gray = match_size(gray, vis_hw)
         return gray
+
+
+def _by_holder(holders: list[SteadyStretch | None]) -> list[tuple[SteadyStretch | None, list[int]]]:
+    """The batch's frames grouped by the stream whose stretch holds them, in order of first frame."""
+    groups: dict[int, tuple[SteadyStretch | None, list[int]]] = {}
+    for k, held in enumerate(holders):
+        groups.setdefault(id(held), (held, []))[1].append(k)
+    return list(groups.values())
 
 
 def _swap_hint() -> str:

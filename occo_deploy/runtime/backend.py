@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal, overload
 
 import numpy as np
 
+from occo_deploy.contract import own_range
 from occo_deploy.errors import InputError, option
 from occo_deploy.runtime.shapes import ShapeRange
 from occo_deploy.runtime.staging import BufferPlan, Slot, numpy_slot
@@ -55,6 +56,10 @@ class Backend(abc.ABC):
     #: ``run`` calls that may execute at once from different threads (an ONNX Runtime session is
     #: thread-safe; an OpenVINO infer request is not). Sizes the slot pool with ``in_flight``.
     concurrent_runs: ClassVar[int] = 1
+    #: Whether the engine takes the stretch's steering and returns each frame's range
+    #: (``contract.STRETCH``, ``contract.RANGE``); engines exported before them stretch each frame over
+    #: its own range. Set by the runner once it has read the engine's I/O.
+    steerable: bool = False
 
     def __init__(self, artifact: Path, sidecar: Sidecar | None, provider: str, threads: int | None,
                  options: Mapping[str, Any] | None = None) -> None:
@@ -81,8 +86,19 @@ class Backend(abc.ABC):
         return ShapeRange()
 
     @abc.abstractmethod
-    def run(self, visible: np.ndarray, infrared: np.ndarray) -> np.ndarray:
-        """Fuse one batch; inputs are C-contiguous uint8 arrays of the contract's shapes."""
+    def infer(self, visible: np.ndarray, infrared: np.ndarray, stretch: np.ndarray | None
+              ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Fuse one batch: the fused frames, and each frame's own range when the engine is
+        ``steerable``. Inputs are C-contiguous arrays of the contract's shapes; ``stretch`` (N x 4
+        float32) only for a steerable engine, None otherwise."""
+
+    def run(self, visible: np.ndarray, infrared: np.ndarray, stretch: np.ndarray | None = None) -> np.ndarray:
+        """Fuse one batch (each frame over its own range unless ``stretch`` rows say otherwise)."""
+        if stretch is not None and not self.steerable:
+            raise InputError(f"{self.artifact} takes no stretch rows: it was exported before them; re-export it")
+        if self.steerable and stretch is None:
+            stretch = own_range(len(infrared))
+        return self.infer(visible, infrared, stretch)[0]
 
     # -- staged API -------------------------------------------------------------------------
     @property
@@ -154,7 +170,8 @@ class Backend(abc.ABC):
 
     def _run_slot(self, slot: Slot) -> None:
         start = time.perf_counter()
-        slot.output = np.asarray(self.run(slot.visible(), slot.infrared()))
+        fused, ranges = self.infer(slot.visible(), slot.infrared(), slot.stretch() if self.steerable else None)
+        slot.output, slot.ranges = np.asarray(fused), ranges
         slot.staged = False
         slot.times = {"infer": time.perf_counter() - start}
 

@@ -121,10 +121,13 @@ class CudaStagedBackend(Backend):
         if old is not None:
             self._free_slot(old)
         cuda = self.cuda
-        sizes = {"visible": plan.visible_bytes, "infrared": plan.infrared_bytes, "fused": plan.fused_bytes}
+        sizes = {"visible": plan.visible_bytes, "infrared": plan.infrared_bytes, "fused": plan.fused_bytes,
+                 "stretch": plan.stretch_bytes, "range": plan.range_bytes}
         host = {name: cuda.malloc_host(size) for name, size in sizes.items()}
         slot = Slot(index, plan, host_view(host["visible"], sizes["visible"]),
-                    host_view(host["infrared"], sizes["infrared"]), host_view(host["fused"], sizes["fused"]))
+                    host_view(host["infrared"], sizes["infrared"]), host_view(host["fused"], sizes["fused"]),
+                    host_view(host["stretch"], sizes["stretch"]).view(np.float32),
+                    host_view(host["range"], sizes["range"]).view(np.float32))
         slot.device.update(
             host=host,
             ptr={name: cuda.malloc(size) for name, size in sizes.items()},
@@ -134,17 +137,20 @@ class CudaStagedBackend(Backend):
         self._slot_ready(slot)
         return slot
 
-    def run(self, visible: np.ndarray, infrared: np.ndarray) -> np.ndarray:
-        """One batch through a slot, synchronously (what ``Fuser.fuse_batch`` and the build gate use)."""
+    def infer(self, visible: np.ndarray, infrared: np.ndarray, stretch: np.ndarray | None
+              ) -> tuple[np.ndarray, np.ndarray | None]:
+        """One batch through a slot, synchronously (what the build gate uses)."""
         n, h, w = infrared.shape
         slot = self.acquire(n, h, w)
         slot.visible()[...] = visible
         slot.infrared()[...] = infrared
+        if stretch is not None:
+            slot.stretch()[...] = stretch
         self.submit(slot)
         self.wait(slot)
         try:
             assert slot.output is not None
-            return slot.output.copy()
+            return slot.output.copy(), None if slot.ranges is None else slot.ranges.copy()
         finally:
             self.release(slot)
 
@@ -169,10 +175,14 @@ class CudaStagedBackend(Backend):
         cuda.record(ev[0], stream)
         cuda.h2d(ptr["visible"], host["visible"], n_vis, stream)
         cuda.h2d(ptr["infrared"], host["infrared"], n_ir, stream)
+        if self.steerable:
+            cuda.h2d(ptr["stretch"], host["stretch"], slot.stretch().nbytes, stream)
         cuda.record(ev[1], stream)
         self._compute(slot)
         cuda.record(ev[2], stream)
         cuda.d2h(host["fused"], ptr["fused"], slot.fused().nbytes, stream)
+        if self.steerable:
+            cuda.d2h(host["range"], ptr["range"], slot.range().nbytes, stream)
         cuda.record(ev[3], stream)
 
     def wait(self, slot: Slot) -> StageTimes:
@@ -183,6 +193,7 @@ class CudaStagedBackend(Backend):
             self.release(slot)
             raise
         slot.output, slot.staged = slot.fused(), True
+        slot.ranges = slot.range().copy() if self.steerable else None
         return {"h2d": self.cuda.elapsed_s(ev[0], ev[1]), "infer": self.cuda.elapsed_s(ev[1], ev[2]),
                 "d2h": self.cuda.elapsed_s(ev[2], ev[3])}
 
