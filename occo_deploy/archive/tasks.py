@@ -137,7 +137,8 @@ def _run(fuser: Fuser, task: list[Item], settings: RunSettings) -> list[ItemResu
     try:
         failed = jobs.fuse_image_pairs(
             fuser, [(i.key, Path(i.ir or ""), Path(i.vis or ""), Path(i.output or "")) for i in task],
-            batch=settings.batch, force=settings.force, keep_going=True, on_done=lambda k: done.append(by_key[k]))
+            batch=settings.batch, force=settings.force, keep_going=True, on_done=lambda k: done.append(by_key[k]),
+            stretch="frame")  # an archive's image pairs are separate scenes, whatever --stretch says of videos
     except Exception as exc:  # noqa: BLE001 - an engine failure takes the batch, not the job
         error = _one_line(exc)
         ran = {i.key for i in done}

@@ -7,7 +7,19 @@ from pathlib import Path
 import typer
 
 from occo_deploy.cli.common import EXIT_SOME_FAILED, engine_label, err, one_line_errors, out
-from occo_deploy.cli.options import Align, Batch, Engine, Force, IrScale, MaxSide, Provider, Quiet, Report, Threads
+from occo_deploy.cli.options import (
+    Align,
+    Batch,
+    Engine,
+    Force,
+    IrScale,
+    MaxSide,
+    Provider,
+    Quiet,
+    Report,
+    Stretch,
+    Threads,
+)
 from occo_deploy.cli.progress import Bars
 from occo_deploy.errors import InputError
 from occo_deploy.files import check_writable, write_json_atomic
@@ -51,6 +63,7 @@ def archive(
     force: Force = False,
     ir_scale: IrScale = None,
     max_side: MaxSide = None,
+    stretch: Stretch = None,
     align: Align = None,
     report: Report = None,
     quiet: Quiet = False,
@@ -87,7 +100,7 @@ def archive(
         Rig.load(align)  # a bad rig file fails here, once, not in every worker
     settings = RunSettings(str((engine or default_engine()).resolve()),
                            RunOptions(provider=provider, threads=threads, batch=batch),
-                           FrameOptions(ir_scale=ir_scale, max_side=max_side,
+                           FrameOptions(ir_scale=ir_scale, max_side=max_side, stretch=stretch,
                                         align=str(align.resolve()) if align else None), force)
     ray_options = None
     if ray is not None:

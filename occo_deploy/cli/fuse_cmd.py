@@ -33,6 +33,7 @@ from occo_deploy.cli.options import (
     Provider,
     Quiet,
     Report,
+    Stretch,
     Threads,
 )
 from occo_deploy.cli.progress import Bars
@@ -77,6 +78,7 @@ def fuse(
     ir_scale: IrScale = None,
     ir_smooth: float | None = typer.Option(None, "--ir-smooth", help="Videos and live: smooth the infrared range over frames (0 < a <= 1, weight of the newest)."),
     max_side: MaxSide = None,
+    stretch: Stretch = None,
     codec: Codec = None,
     crf: Crf = None,
     bitrate: Bitrate = None,
@@ -108,7 +110,8 @@ def fuse(
     # The options objects, built once: the same Fuser keywords for files, videos and live runs.
     run = RunOptions(provider=provider, threads=threads, batch=batch, in_flight=in_flight, cuda_graph=cuda_graph,
                      inference_precision=inference_precision)
-    frames = FrameOptions(ir_scale=IrScale.parse(ir_scale, ir_smooth), max_side=max_side, align=align)
+    frames = FrameOptions(ir_scale=IrScale.parse(ir_scale, ir_smooth), max_side=max_side, align=align,
+                          stretch=stretch)
     encoding = VideoEncoding(codec, crf, bitrate)
     if live:
         from occo_deploy.live.job import LiveOptions
@@ -129,6 +132,8 @@ def fuse(
                   if value is not None]
     if video_only and kind != "video":
         raise InputError(f"{video_only[0]} is for video outputs; {kind} pairs are written as images")
+    if stretch == "steady" and kind == "image":
+        raise InputError("--stretch steady holds the range across frames; one image pair has one frame: drop it")
     output = output or jobs.default_output(kind)
     if report is not None:
         check_writable(report, force)

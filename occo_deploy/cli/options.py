@@ -63,6 +63,10 @@ IrScale = Annotated[str | None, typer.Option(
 MaxSide = Annotated[int | None, typer.Option(
     "--max-side", min=16, help="Fuse frames whose longer side exceeds N at that size, then scale back up.")]
 
+Stretch = Annotated[str | None, typer.Option(
+    "--stretch", metavar="steady|frame",
+    help="steady: hold the brightness range across frames, so a video does not pump (default for videos "
+         "and live); frame: each frame over its own range, the reference's (default for images and folders).")]
 Align = Annotated[Path | None, typer.Option(
     "--align", metavar="RIG.json",
     help="Register every pair with this rig (occo-deploy align): cameras that do not share a view.")]

@@ -6,8 +6,9 @@ returned report, which the CLI renders.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,7 +21,7 @@ from occo_deploy.runtime.frames import check_same_scene
 from occo_deploy.video.encode import VideoEncoding
 from occo_deploy.video.media import is_image, pair_folders, read_image, write_image
 from occo_deploy.video.pairing import PairingReport, pair_streams
-from occo_deploy.video.streams import ThreadedReader, ThreadedWriter, probe
+from occo_deploy.video.streams import Frame, ThreadedReader, ThreadedWriter, VideoInfo, probe
 
 TIMESTAMP_JITTER_MS = 1.0
 T = TypeVar("T")
@@ -101,8 +102,11 @@ def fuse_image(fuser: Fuser, ir: Path, vis: Path, output: Path, force: bool = Fa
 
 def fuse_image_pairs(fuser: Fuser, pairs: Iterable[tuple[T, Path, Path, Path]], *, batch: int = 1,
                      force: bool = False, keep_going: bool = False,
-                     on_done: Callable[[T], None] | None = None) -> list[tuple[T, str]]:
+                     on_done: Callable[[T], None] | None = None, stretch: str | None = None) -> list[tuple[T, str]]:
     """``(tag, ir, vis, target)`` image pairs -> fused images at ``target``, batched and pipelined.
+
+    ``stretch`` as ``Fuser.fuse_stream`` takes it: "steady" only where the pairs are frames of one
+    scene in order (a folder of frames); an archive's pairs are not, and say "frame".
 
     With ``keep_going`` a pair that cannot be read or fused (unreadable, too small, not the same
     scene) is skipped and returned with its one-line error, checked before it joins a batch, so it
@@ -125,7 +129,7 @@ def fuse_image_pairs(fuser: Fuser, pairs: Iterable[tuple[T, Path, Path, Path]], 
                 continue
             yield (tag, target), ir, vis
 
-    for (tag, target), frame in fuser.fuse_stream(decoded(), batch):
+    for (tag, target), frame in fuser.fuse_stream(decoded(), batch, stretch):
         write_image(target, frame, force)
         if on_done:
             on_done(tag)
@@ -176,6 +180,63 @@ def stamped(encoding: VideoEncoding | None, fuser: Fuser) -> VideoEncoding:
                                           f"({info.get('backend')}, {info.get('precision')})")
 
 
+@dataclass
+class VideoPairs:
+    """Two videos probed and checked for pairing: equal frame rates pair by index, others by timestamp
+    (``offset_ms`` shifts the infrared stream). ``frames()`` decodes them and yields the pairs."""
+
+    ir: VideoInfo
+    vis: VideoInfo
+    offset_ms: float = 0.0
+    pairing: PairingReport = field(default_factory=PairingReport)
+    notices: list[str] = field(default_factory=list)
+    #: Frames decoded from each video, once ``frames()`` ended.
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, ir: Path, vis: Path, offset_ms: float = 0.0) -> VideoPairs:
+        vis_info, ir_info = probe(vis, "visible"), probe(ir, "infrared")
+        if (ir_info.height, ir_info.width) != (vis_info.height, vis_info.width):
+            check_same_scene((ir_info.height, ir_info.width), (vis_info.height, vis_info.width))
+        pairs = cls(ir_info, vis_info, offset_ms)
+        for info, what in ((vis_info, "visible"), (ir_info, "infrared")):
+            if info.fps_guessed:
+                pairs.notices.append(f"{what} video reports no frame rate; assumed {info.fps:g} fps")
+        pairs.pairing.mode = "index" if pairs.same_rate else "timestamp"
+        return pairs
+
+    @property
+    def same_rate(self) -> bool:
+        return abs(self.ir.fps - self.vis.fps) <= 1e-3 * self.vis.fps
+
+    @property
+    def tolerance_ms(self) -> float:
+        # Half the longer frame period: every frame of the faster stream finds its nearest partner. Plus
+        # the jitter of container timestamps (often whole milliseconds), or frames exactly between two
+        # partners would be lost to rounding.
+        return 0.5 * 1000.0 / min(self.ir.fps, self.vis.fps) + TIMESTAMP_JITTER_MS
+
+    @contextlib.contextmanager
+    def frames(self, decode: Callable[[float], None] | None = None) -> Iterator[Iterator[tuple[Frame, Frame]]]:
+        """(visible, infrared) frame pairs, decoded on two threads; ``decode`` gets each frame's seconds."""
+        with ThreadedReader(self.vis, "visible", decode, synthetic_time=self.same_rate) as vis_frames, \
+                ThreadedReader(self.ir, "infrared", decode, synthetic_time=self.same_rate) as ir_frames:
+            try:
+                yield pair_streams(vis_frames, ir_frames, tolerance_ms=self.tolerance_ms, offset_ms=self.offset_ms,
+                                   report=self.pairing)
+            finally:
+                self.counts.update(vis_frames=vis_frames.frames_read, ir_frames=ir_frames.frames_read)
+
+    def none_paired(self, ir: Path, vis: Path) -> InputError:
+        return InputError(
+            f"no visible frame of {vis} found an infrared partner in {ir} within {self.tolerance_ms:.0f} ms "
+            f"(offset {self.offset_ms:g} ms); check the files and --offset-ms"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.pairing.as_dict(), "vis_fps": self.vis.fps, "ir_fps": self.ir.fps, **self.counts}
+
+
 def fuse_video(fuser: Fuser, ir: Path, vis: Path, output: Path, *, batch: int = 1, offset_ms: float = 0.0,
                force: bool = False, progress: Progress | None = None,
                encoding: VideoEncoding | None = None) -> JobReport:
@@ -185,44 +246,27 @@ def fuse_video(fuser: Fuser, ir: Path, vis: Path, output: Path, *, batch: int = 
     rates pair by index, others by timestamp; ``offset_ms`` shifts the infrared stream.
     """
     _check_batch(batch)
-    vis_info = probe(vis, "visible")
-    ir_info = probe(ir, "infrared")
+    videos = VideoPairs.open(ir, vis, offset_ms)
     check_writable(output, force)
     report = JobReport("video", output)
-    if (ir_info.height, ir_info.width) != (vis_info.height, vis_info.width):
-        check_same_scene((ir_info.height, ir_info.width), (vis_info.height, vis_info.width))
-    for info, what in ((vis_info, "visible"), (ir_info, "infrared")):
-        if info.fps_guessed:
-            report.notices.append(f"{what} video reports no frame rate; assumed {info.fps:g} fps")
-    same_rate = abs(ir_info.fps - vis_info.fps) <= 1e-3 * vis_info.fps
-    pairing = PairingReport(mode="index" if same_rate else "timestamp")
-    # Half the longer frame period: every frame of the faster stream finds its nearest partner. Plus
-    # the jitter of container timestamps (often whole milliseconds), or frames exactly between two
-    # partners would be lost to rounding.
-    tolerance = 0.5 * 1000.0 / min(ir_info.fps, vis_info.fps) + TIMESTAMP_JITTER_MS
+    report.notices += videos.notices
+    vis_info = videos.vis
     stats = fuser.stats
     stats.reset()
-    decode = lambda s: stats.add("decode", s)  # noqa: E731
     expected = vis_info.frame_count or None
     start = time.perf_counter()
     with atomic_output(output, force) as tmp:
         with ThreadedWriter(tmp, vis_info.fps, (vis_info.width, vis_info.height), output.suffix,
                             on_encode=lambda s: stats.add("encode", s),
                             encoding=stamped(encoding, fuser)) as writer, \
-                ThreadedReader(vis_info, "visible", decode, synthetic_time=same_rate) as vis_frames, \
-                ThreadedReader(ir_info, "infrared", decode, synthetic_time=same_rate) as ir_frames:
-            pairs = pair_streams(vis_frames, ir_frames, tolerance_ms=tolerance, offset_ms=offset_ms, report=pairing)
-            for _, frame in fuser.fuse_stream(((None, i.image, v.image) for v, i in pairs), batch):
+                videos.frames(lambda s: stats.add("decode", s)) as pairs:
+            for _, frame in fuser.fuse_stream(((None, i.image, v.image) for v, i in pairs), batch,
+                                              fuser.stretch or "steady"):
                 writer.write(frame)
                 report.frames += 1
                 if progress:
                     progress(report.frames, expected)
         if report.frames == 0:
-            raise InputError(
-                f"no visible frame of {vis} found an infrared partner in {ir} within {tolerance:.0f} ms "
-                f"(offset {offset_ms:g} ms); check the files and --offset-ms"
-            )
-    report.pairing = pairing.as_dict()
-    report.pairing.update(vis_fps=vis_info.fps, ir_fps=ir_info.fps,
-                          vis_frames=vis_frames.frames_read, ir_frames=ir_frames.frames_read)
+            raise videos.none_paired(ir, vis)
+    report.pairing = videos.as_dict()
     return _finish(report, fuser, start)

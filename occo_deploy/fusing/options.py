@@ -43,12 +43,14 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class FrameOptions:
-    """What happens to each pair before the engine: ``--ir-scale`` (and ``--ir-smooth``),
-    ``--max-side``, ``--align``."""
+    """What happens to each pair before and after the engine: ``--ir-scale`` (and ``--ir-smooth``),
+    ``--max-side``, ``--align``, ``--stretch``."""
 
     ir_scale: IrScale | str | None = None
     max_side: int | None = None
     align: Rig | str | Path | None = None
+    #: "steady" or "frame"; None: steady for videos and live runs, per frame for images and folders.
+    stretch: str | None = None
 
     def kwargs(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

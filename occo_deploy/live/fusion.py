@@ -77,6 +77,8 @@ class LiveFusion:
         self._fuse_s = 0.0  # how long the last fuse took: a frame that cannot end by --duration is not begun
         #: A fuse left running when Ctrl-C or SIGTERM came (``_fuse``); None when none is.
         self.abandoned: threading.Thread | None = None
+        #: The range this rig's frames are stretched over, held steady unless ``Fuser(stretch="frame")``.
+        self.stretch = fuser.steady(fuser.stretch or "steady")
 
     def stop(self, why: str = "stopped") -> None:
         self.stopped_because = self.stopped_because or why
@@ -99,7 +101,7 @@ class LiveFusion:
 
         def work() -> None:
             try:
-                result.append(self.fuser.fuse(ir, vis))
+                result.append(self.fuser.fuse(ir, vis, self.stretch))
             except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
                 failed.append(exc)
             finally:
