@@ -150,7 +150,15 @@ class Fuser:
         pending: deque[tuple[Slot, list[T], float]] = deque()
         group: list[tuple[T, np.ndarray, np.ndarray]] = []
         try:
-            for item in pairs:
+            items = iter(pairs)
+            if holder is not None and holder.priming:
+                # The stream's first frame alone, and back, before any other: every later frame is
+                # stretched over a range held from it, whatever the batch size or batches in flight.
+                first = next(items, None)
+                if first is not None:
+                    yield from self._send([first], pending, holder)
+                    yield from self._receive(pending)
+            for item in items:
                 if group and (len(group) == batch or _visible_hw(item[2]) != _visible_hw(group[0][2])):
                     yield from self._send(group, pending, holder)
                     group = []

@@ -44,11 +44,12 @@ def check_mode(mode: str) -> str:
 class SteadyStretch:
     """The held range of one stream (one camera pair, one video): what its next frames are stretched over.
 
-    Frame f is stretched over the range held after frame f - ``LAG`` returned (the first ``LAG``
-    frames over their own range, the first of which the stream then holds). With batches in flight
-    a frame's predecessors are not all back when it is sent; a fixed lag in frames makes the output
-    the same for any batch size up to ``LAG`` and one or two batches in flight (a video fused by
-    ``fuse`` and by ``archive``), and costs nothing at a follow of 0.1% of the range per frame.
+    Frame 0 is stretched over its own range, which the stream then holds; it must be back before
+    frame 1 is sent (``Fuser.fuse_stream`` sends it alone first). Frame f > 0 is stretched over the
+    range held after frame max(0, f - ``LAG``) returned. With batches in flight a frame's
+    predecessors are not all back when it is sent; a fixed lag in frames makes the output the same
+    for any batch size up to ``LAG`` and one or two batches in flight (a video fused by ``fuse``
+    and by ``archive``), and costs nothing at a follow of 0.1% of the range per frame.
     """
 
     #: Frames between the range a frame returns and the first frame stretched with it.
@@ -76,18 +77,24 @@ class SteadyStretch:
         held.held, held._follow = (float(lo), float(hi)), False
         return held
 
+    @property
+    def priming(self) -> bool:
+        """Whether the stream's first frame is yet to come back: nothing else may be sent before it."""
+        return self._follow and self._returned == 0
+
     def rows(self, n: int) -> np.ndarray:
         """``contract.STRETCH`` rows for this stream's next ``n`` frames (float32 n x 4)."""
         out = np.empty((n, 4), np.float32)
         for k in range(n):
-            if self._follow:
-                back = self._sent - self.LAG + 1  # frames returned whose held range frame _sent takes
-                lagged = None if back <= 0 else self._after.get(min(back, self._returned))
-            else:
+            if not self._follow:
                 lagged = self.held
+            elif self._returned == 0:
+                lagged = None  # frame 0 (or frames sent before it returned): their own range
+            else:  # the frames returned whose held range this frame takes: 1 .. _sent - LAG + 1
+                lagged = self._after.get(min(max(1, self._sent - self.LAG + 1), self._returned))
             out[k] = OWN_RANGE if lagged is None else (*lagged, *self.knees)
             self._sent += 1
-        for old in [j for j in self._after if j < self._sent - self.LAG - 1]:
+        for old in [j for j in self._after if 1 < j < self._sent - self.LAG - 1]:
             del self._after[old]
         return out
 

@@ -276,3 +276,41 @@ def test_a_gpu_provider_that_is_not_there_is_one_line_not_a_cpu_run(workspace: P
     result = run_cli("fuse", str(ir), str(vis), "--provider", "cuda", cwd=workspace)
     one_line_error(result, "CUDAExecutionProvider", "[ort-gpu]'")
     assert result.returncode == 6 and not (workspace / "fused.png").exists()
+
+
+def test_videos_hold_the_stretch_steady_unless_told_frame(workspace: Path, videos: dict[str, Path]) -> None:
+    # Lossless output, so the frames compare exactly: the default holds the range, so it equals
+    # --stretch frame for the first frame and differs after; --stretch frame is Fuser.fuse of
+    # each pair (up to the colour conversion of OpenCV's decoder here against PyAV's in the CLI); an
+    # image pair refuses --stretch steady in one line.
+    from occo_deploy import Fuser
+
+    for stretch, out in (([], "steady.avi"), (["--stretch", "frame"], "frame.avi")):
+        result = run_cli("fuse", str(videos["ir"]), str(videos["vis"]), "-o", out, "-q", *stretch, cwd=workspace)
+        assert result.returncode == 0, result.stderr
+    steady, frame = _frames(workspace / "steady.avi"), _frames(workspace / "frame.avi")
+    with Fuser(workspace / "export" / "occo.onnx") as fuser:
+        want = [fuser.fuse(i, v) for i, v in zip(_frames(videos["ir"]), _frames(videos["vis"]))]
+    assert len(frame) == len(steady) == len(want) == 20
+    assert max(np.abs(f.astype(int) - w.astype(int)).mean() for f, w in zip(frame, want)) < 0.2
+    assert np.array_equal(steady[0], frame[0])
+    assert any(not np.array_equal(s, f) for s, f in zip(steady[1:], frame[1:]))
+    image = run_cli("fuse", str(PAIRS / "TNO" / "ir" / "07.png"), str(PAIRS / "TNO" / "vi" / "07.png"),
+                    "--stretch", "steady", cwd=workspace)
+    one_line_error(image, "--stretch steady holds the range across frames")
+    assert image.returncode == 2
+
+
+def test_eval_on_two_videos_measures_how_still_each_stretch_holds(workspace: Path, videos: dict[str, Path]) -> None:
+    result = run_cli("eval", str(videos["ir"]), str(videos["vis"]), "--report", "t.json", cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    assert "20 frame pairs" in result.stdout and "steady" in result.stdout
+    assert max(len(line.rstrip()) for line in result.stdout.splitlines()) <= 80
+    report = json.loads((workspace / "t.json").read_text())
+    runs = {r["stretch"]: r for r in report["runs"]}
+    assert report["frames"] == 20 and set(runs) == {"frame", "steady"}
+    assert all(r["steps"] == 19 and len(r["per_step"]) == 19 for r in runs.values())
+    assert runs["frame"]["psnr_vs_frame"] is None and runs["steady"]["psnr_vs_frame"] > 35
+    assert runs["steady"]["mean_shift"] < runs["frame"]["mean_shift"]  # the held range pumps less
+    refused = run_cli("eval", str(videos["ir"]), str(videos["vis"]), "--grid", "g.png", cwd=workspace)
+    one_line_error(refused, "--grid is for image pairs")

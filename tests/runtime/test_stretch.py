@@ -19,19 +19,17 @@ from tests.support import logged
 def test_a_stream_starts_on_its_first_frames_own_range_then_follows_slowly() -> None:
     held = SteadyStretch()
     lag = SteadyStretch.LAG
-    # The first LAG frames: each over its own range, the reference's stretch.
-    assert np.array_equal(held.rows(lag), own_range(lag))
-    held.update([(-6.0, 4.0)] * lag)
-    assert held.held == (-6.0, 4.0)
-    assert held.rows(1)[0].tolist() == pytest.approx([-6.0, 4.0, *held.knees])  # frame LAG: frame 0's range
-    held.update([(-6.0, 6.0)])  # a hot object: the maximum jumps by 20% of the range
+    assert held.priming and np.array_equal(held.rows(1), own_range(1))  # frame 0: its own range
+    held.update([(-6.0, 4.0)])
+    assert held.held == (-6.0, 4.0) and not held.priming
+    # Frames 1 .. LAG: frame 0's range, held.
+    assert held.rows(lag) == pytest.approx(np.tile([-6.0, 4.0, *held.knees], (lag, 1)))
+    held.update([(-6.0, 4.0)] * (lag - 1))
+    held.update([(-6.0, 6.0)])  # frame LAG: a hot object, the maximum jumps by 20% of the range
     lo, hi = held.held
     assert lo == -6.0 and hi == pytest.approx(4.0 + MAX_STEP * 10.0)  # one capped step, not the jump
-    # Frames LAG + 1 .. 2 LAG - 1 still hold frame 1 .. LAG - 1's range; frame 2 LAG gets the step.
+    # Frame 2 LAG holds what frame LAG left.
     assert held.rows(lag)[-1].tolist() == pytest.approx([lo, hi, *held.knees])
-    for _ in range(2000):
-        held.update([(-6.0, 6.0)])
-    assert held.held[1] == pytest.approx(6.0, abs=1e-3)  # it gets there
     fixed = SteadyStretch.fixed(-1.0, 2.0)
     fixed.update([(-9.0, 9.0)])
     assert fixed.rows(1)[0].tolist() == pytest.approx([-1.0, 2.0, *fixed.knees])
@@ -85,11 +83,14 @@ def test_fuse_stream_holds_the_range_only_when_asked(fuser: object) -> None:
     assert all(np.array_equal(a, b) for a, (_, b) in zip(per_frame, fuser.fuse_stream(tagged)))
     holder = SteadyStretch()
     steady = [f for _, f in fuser.fuse_stream(tagged, stretch=holder)]
-    lag = SteadyStretch.LAG
-    assert all(np.array_equal(a, b) for a, b in zip(steady[:lag], per_frame))  # the first: their own range
+    assert np.array_equal(steady[0], per_frame[0])  # the first frame: its own range
     assert holder.frames == 12 and holder.held is not None
     # The clip's range differs between its frames, so holding it changes the later ones.
-    assert any(not np.array_equal(a, b) for a, b in zip(steady[lag:], per_frame[lag:]))
+    assert any(not np.array_equal(a, b) for a, b in zip(steady[1:], per_frame[1:]))
+    # Batches do not change which range a steady stream's frames take (ONNX Runtime's batched
+    # kernels round a few pixels by a grey level otherwise).
+    again = [f for _, f in fuser.fuse_stream(tagged, batch=3, stretch="steady")]
+    assert max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(again, steady)) <= 1
 
 
 def _frame_only(exported: Path, target: Path) -> Path:
