@@ -65,7 +65,8 @@ class CheckFailedError(OccoDeployError):
 
 
 class OutputError(OccoDeployError):
-    """An output could not be written (the encoder failed, the disk is full); nothing partial was kept."""
+    """An output could not be written (the encoder failed, the disk is full). Nothing partial is kept,
+    but a video the disk cut short: fragmented MP4 plays up to its last whole fragment."""
 
     exit_code = 10
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -49,6 +50,27 @@ def atomic_output(path: str | Path, force: bool = False) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+#: errno values that mean the disk (or the process's file-size limit) took no more.
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what it was raised from) says the disk or a size limit is full."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in FULL_ERRNOS:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def keep_partial(tmp: Path, path: Path, force: bool = False) -> None:
+    """Put what ``atomic_output`` wrote so far in place after all: for files that are whole up to where
+    they stop (a fragmented MP4 the disk cut short), what was written is worth more than nothing."""
+    check_writable(path, force)
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    os.replace(tmp, path)
 
 
 def _read_umask() -> int:

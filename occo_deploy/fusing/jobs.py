@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from occo_deploy.errors import InputError, option
-from occo_deploy.files import atomic_output, check_writable
+from occo_deploy.errors import InputError, OutputError, option
+from occo_deploy.files import atomic_output, check_writable, disk_full, keep_partial
 from occo_deploy.fusing.fuser import Fuser
 from occo_deploy.progress import Progress
 from occo_deploy.runtime.frames import check_same_scene
@@ -256,16 +256,24 @@ def fuse_video(fuser: Fuser, ir: Path, vis: Path, output: Path, *, batch: int = 
     expected = vis_info.frame_count or None
     start = time.perf_counter()
     with atomic_output(output, force) as tmp:
-        with ThreadedWriter(tmp, vis_info.fps, (vis_info.width, vis_info.height), output.suffix,
-                            on_encode=lambda s: stats.add("encode", s),
-                            encoding=stamped(encoding, fuser)) as writer, \
-                videos.frames(lambda s: stats.add("decode", s)) as pairs:
-            for _, frame in fuser.fuse_stream(((None, i.image, v.image) for v, i in pairs), batch,
-                                              fuser.stretch or "steady"):
-                writer.write(frame)
-                report.frames += 1
-                if progress:
-                    progress(report.frames, expected)
+        writer = ThreadedWriter(tmp, vis_info.fps, (vis_info.width, vis_info.height), output.suffix,
+                                on_encode=lambda s: stats.add("encode", s), encoding=stamped(encoding, fuser))
+        try:
+            with writer, videos.frames(lambda s: stats.add("decode", s)) as pairs:
+                for _, frame in fuser.fuse_stream(((None, i.image, v.image) for v, i in pairs), batch,
+                                                  fuser.stretch or "steady"):
+                    writer.write(frame)
+                    report.frames += 1
+                    if progress:
+                        progress(report.frames, expected)
+        except OutputError as exc:
+            if not disk_full(exc) or writer.frames_written == 0:
+                raise
+            # A fragmented MP4 plays up to its last whole fragment: keep what fit.
+            keep_partial(tmp, output, force)
+            raise OutputError(f"the disk filled after {writer.frames_written} frame(s) were encoded; the video so far "
+                              f"is in {output} and plays up to its last whole fragment; free space and fuse again "
+                              f"with {option('force', True)}") from exc
         if report.frames == 0:
             raise videos.none_paired(ir, vis)
     report.pairing = videos.as_dict()

@@ -136,7 +136,8 @@ class PyAvEncoder:
         fmt = _FORMATS[suffix.lower()]
         options = dict(_FRAGMENTED) if fmt in ("mp4", "mov") else {}
         try:
-            self._container: Any = av.open(str(path), mode="w", format=fmt, options=options)
+            self._file = _CheckedFile(path)
+            self._container: Any = av.open(self._file, mode="w", format=fmt, options=options)
         except (OSError, av.FFmpegError) as exc:
             raise OutputError(f"cannot open {path} for {codec} video: {exc}") from exc
         for key, value in encoding.metadata.items():
@@ -155,7 +156,9 @@ class PyAvEncoder:
             stream.pix_fmt = "yuv420p"
             # No B-frames: each frame is decodable when it arrives (live, a file still being written)
             # and the fragments need no edit list, so the first frame shows at 0, as in the input.
-            x264: dict[str, object] = {"bf": "0"}
+            # A keyframe each second: fragments (one per keyframe) of a second, so a file still being
+            # written plays up to a second behind, and a disk that fills loses at most the last second.
+            x264: dict[str, object] = {"bf": "0", "g": str(max(1, round(fps)))}
             if encoding.bitrate is not None:
                 stream.bit_rate = _bits(encoding.bitrate)
             else:
@@ -180,13 +183,60 @@ class PyAvEncoder:
         self._pts += 1
         for packet in self._stream.encode(video_frame):
             self._container.mux(packet)
+        self._file.check()
 
     def close(self) -> None:
         try:
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
         finally:
-            self._container.close()
+            try:
+                self._container.close()
+            finally:
+                self._file.close()
+        self._file.check()
+
+
+class _CheckedFile:
+    """The output file as FFmpeg writes it, through Python: FFmpeg's own file I/O drops a failed write
+    (a full disk) and the muxer goes on, so a cut-short video looked whole. Here the first error is
+    kept and raised at the next frame or at close."""
+
+    def __init__(self, path: Path) -> None:
+        self._f = open(path, "wb")  # noqa: SIM115 - closed by close(), after the container
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        if self.error is not None:
+            raise self.error
+        try:
+            return self._f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def flush(self) -> None:
+        try:
+            self._f.flush()
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        try:
+            self._f.close()
+        except OSError as exc:
+            self.error = self.error or exc
 
 
 class OpenCvEncoder:

@@ -217,9 +217,14 @@ class ThreadedWriter:
             except BaseException as exc:  # noqa: BLE001 - re-raised on the producer's thread
                 self._error = exc
 
+    @property
+    def error(self) -> BaseException | None:
+        """The encoder's failure, once one happened (a full disk, say); frames after it are dropped."""
+        return self._error
+
     def write(self, frame: np.ndarray) -> None:
         if self._error is not None:
-            raise OutputError(f"encoding the output video failed: {self._error}")
+            raise OutputError(f"encoding the output video failed: {self._error}") from self._error
         if frame.ndim == 2 or frame.shape[2] == 1:
             # The writer is opened for colour; OpenCV skips gray frames with only a log line.
             frame = cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
@@ -246,7 +251,7 @@ class ThreadedWriter:
         except Exception as exc:  # noqa: BLE001 - PyAV raises its own FFmpegError types: re-raised below
             self._error = self._error or exc
         if self._error is not None:
-            raise OutputError(f"encoding the output video failed: {self._error}")
+            raise OutputError(f"encoding the output video failed: {self._error}") from self._error
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, force: bool = False,

@@ -314,3 +314,35 @@ def test_eval_on_two_videos_measures_how_still_each_stretch_holds(workspace: Pat
     assert runs["steady"]["mean_shift"] < runs["frame"]["mean_shift"]  # the held range pumps less
     refused = run_cli("eval", str(videos["ir"]), str(videos["vis"]), "--grid", "g.png", cwd=workspace)
     one_line_error(refused, "--grid is for image pairs")
+
+
+def _file_size_limit(limit: int) -> None:
+    """In the child: writes beyond ``limit`` bytes fail with EFBIG, as a full disk fails them with ENOSPC."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the error, not the signal that kills by default
+
+
+def test_a_full_disk_keeps_the_video_so_far_playable(workspace: Path, videos: dict[str, Path]) -> None:
+    # A real limit of the operating system, not a mock: the process may write files of at most half
+    # this video's size (the full disk of a recorder fails the same write with ENOSPC).
+    # 60 frames at 10 fps: a keyframe, so a fragment, each second.
+    ir = make_video(workspace / "ir.mp4", sequence_frames("ir") * 3, 10.0)
+    vis = make_video(workspace / "vis.mp4", sequence_frames("vi") * 3, 10.0)
+    whole = run_cli("fuse", str(ir), str(vis), "-o", "whole.mp4", "-q", cwd=workspace)
+    assert whole.returncode == 0, whole.stderr
+    size = (workspace / "whole.mp4").stat().st_size
+    limit = size // 2
+    result = subprocess.run([sys.executable, "-m", "occo_deploy", "fuse", str(ir), str(vis),
+                             "-o", "cut.mp4", "-q"], cwd=workspace, capture_output=True, text=True, timeout=300,
+                            preexec_fn=lambda: _file_size_limit(limit))
+    one_line_error(result, "the disk filled after")
+    assert result.returncode == 10 and "plays up to its last whole fragment" in result.stderr
+    assert "--force" in result.stderr
+    cut = workspace / "cut.mp4"
+    assert cut.is_file() and not list(workspace.glob(".cut.*partial*"))
+    frames = _frames(cut)
+    assert 10 <= len(frames) < 60  # whole seconds of it, decodable
+    whole_frames = _frames(workspace / "whole.mp4")
+    assert all(np.array_equal(a, b) for a, b in zip(frames[:-10], whole_frames))

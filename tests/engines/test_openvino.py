@@ -100,6 +100,17 @@ def test_int8_engine_passes_its_gate_with_static_shapes(
     backend = OpenVinoBackend(result.engine, sidecar, "openvino", 1)
     assert backend.inference_precision == sidecar["inference_precision"]
     backend.close()
+    # The steady stretch runs on it too (the steering passes through quantization): a held stream of
+    # the real sequence stays as close to the FP32 export's held stream as single frames do.
+    from occo_deploy.engines.gate import psnr
+
+    frames = [(k, ir, vis) for k, (ir, vis) in
+              enumerate(zip(sequence_frames("ir", (160, 120)), sequence_frames("vi", (160, 120))))]
+    with Fuser(result.engine) as got, Fuser(exported) as want:
+        assert got.backend.steerable
+        held = [f for _, f in got.fuse_stream(frames, stretch="steady")]
+        wanted = [f for _, f in want.fuse_stream(frames, stretch="steady")]
+    assert min(psnr(a, b) for a, b in zip(held, wanted)) >= 35
 
 
 @pytest.mark.shared
