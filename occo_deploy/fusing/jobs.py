@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from occo_deploy.errors import InputError, OutputError, option
-from occo_deploy.files import atomic_output, check_writable, disk_full, keep_partial
+from occo_deploy.files import atomic_output, check_writable
 from occo_deploy.fusing.fuser import Fuser
 from occo_deploy.progress import Progress
 from occo_deploy.runtime.frames import check_same_scene
 from occo_deploy.video.encode import VideoEncoding
 from occo_deploy.video.media import is_image, pair_folders, read_image, write_image
 from occo_deploy.video.pairing import PairingReport, pair_streams
-from occo_deploy.video.streams import Frame, ThreadedReader, ThreadedWriter, VideoInfo, probe
+from occo_deploy.video.streams import Frame, ThreadedReader, ThreadedWriter, VideoInfo, cut_short, probe
 
 TIMESTAMP_JITTER_MS = 1.0
 T = TypeVar("T")
@@ -267,13 +267,10 @@ def fuse_video(fuser: Fuser, ir: Path, vis: Path, output: Path, *, batch: int = 
                     if progress:
                         progress(report.frames, expected)
         except OutputError as exc:
-            if not disk_full(exc) or writer.frames_written == 0:
+            failure = cut_short(writer, tmp, output, force, exc)
+            if failure is exc:
                 raise
-            # A fragmented MP4 plays up to its last whole fragment: keep what fit.
-            keep_partial(tmp, output, force)
-            raise OutputError(f"the disk filled after {writer.frames_written} frame(s) were encoded; the video so far "
-                              f"is in {output} and plays up to its last whole fragment; free space and fuse again "
-                              f"with {option('force', True)}") from exc
+            raise failure from exc
         if report.frames == 0:
             raise videos.none_paired(ir, vis)
     report.pairing = videos.as_dict()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from occo_deploy import log
-from occo_deploy.errors import InputError, SourceError, Terminated, option
+from occo_deploy.errors import InputError, OutputError, SourceError, Terminated, option
 from occo_deploy.fusing.jobs import stamped
 from occo_deploy.live.fusion import LiveFrame, LiveFusion
 from occo_deploy.live.preview import PreviewServer
@@ -150,6 +150,7 @@ class RealTimeVideo:
         self.stack, self.output, self.force, self.fuser = stack, output, force, fuser
         self.encoding = encoding
         self.writer: ThreadedWriter | None = None
+        self.tmp = output
         self.fps, self.t0 = DEFAULT_OUTPUT_FPS, 0.0
         self.last: np.ndarray | None = None  # the last fused frame written
         self.frames_written = 0
@@ -160,7 +161,7 @@ class RealTimeVideo:
             from occo_deploy.video.streams import ThreadedWriter
 
             self.fps, self.t0 = camera_fps or DEFAULT_OUTPUT_FPS, t_capture
-            tmp = self.stack.enter_context(atomic_output(self.output, self.force))
+            tmp = self.tmp = self.stack.enter_context(atomic_output(self.output, self.force))
             h, w = fused.shape[:2]
             self.writer = self.stack.enter_context(ThreadedWriter(
                 tmp, self.fps, (w, h), self.output.suffix, on_encode=lambda s: self.fuser.stats.add("encode", s),
@@ -179,7 +180,15 @@ class RealTimeVideo:
 
     def _write(self, fused: np.ndarray) -> None:
         assert self.writer is not None
-        self.writer.write(fused)
+        try:
+            self.writer.write(fused)
+        except OutputError as exc:
+            from occo_deploy.video.streams import cut_short
+
+            failure = cut_short(self.writer, self.tmp, self.output, self.force, exc)
+            if failure is exc:
+                raise
+            raise failure from exc
         self.frames_written += 1
         self.last = fused
 

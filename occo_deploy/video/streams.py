@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from occo_deploy.errors import InputError, OutputError
+from occo_deploy.errors import InputError, OutputError, option
+from occo_deploy.files import disk_full, keep_partial
 
 if TYPE_CHECKING:
     from occo_deploy.video.encode import VideoEncoding
@@ -252,6 +253,20 @@ class ThreadedWriter:
             self._error = self._error or exc
         if self._error is not None:
             raise OutputError(f"encoding the output video failed: {self._error}") from self._error
+
+
+def cut_short(writer: ThreadedWriter, tmp: Path, output: Path, force: bool, exc: OutputError) -> OutputError:
+    """What to raise when ``writer`` (into ``tmp``, for ``output``) failed with ``exc``: on a full disk,
+    after putting the video so far in place (fragmented MP4 plays up to its last whole fragment), an
+    error that says where it is; any other failure as it came."""
+    if not disk_full(exc) or writer.frames_written == 0:
+        return exc
+    with contextlib.suppress(Exception):
+        writer.close()  # finishes what can be finished; the error is known
+    keep_partial(tmp, output, force)
+    return OutputError(f"the disk filled after {writer.frames_written} frame(s) were encoded; the video so far is in "
+                       f"{output} and plays up to its last whole fragment; free space and start again with "
+                       f"{option('force', True)}")
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, force: bool = False,

@@ -230,6 +230,31 @@ def test_a_slow_live_run_says_so_at_the_first_frame(workspace: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.shared
+def test_a_live_recording_on_a_full_disk_keeps_what_it_recorded(workspace: Path) -> None:
+    # A real file-size limit (EFBIG, as a full disk's ENOSPC) on a live run recording 6 s of files
+    # played in real time: it stops with one line, and the recording so far is in place and decodes.
+    import resource
+    import signal
+
+    make_video(workspace / "ir.mp4", sequence_frames("ir") * 3, 10.0)
+    make_video(workspace / "vis.mp4", sequence_frames("vi") * 3, 10.0)
+    whole = run_cli("fuse", "ir.mp4", "vis.mp4", "--live", "-o", "whole.mp4", "-q", cwd=workspace)
+    assert whole.returncode == 0, whole.stderr
+    limit = (workspace / "whole.mp4").stat().st_size // 2
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    cut = subprocess.run([sys.executable, "-m", "occo_deploy", "fuse", "ir.mp4", "vis.mp4", "--live", "-o", "cut.mp4",
+                          "-q"], cwd=workspace, capture_output=True, text=True, timeout=120, preexec_fn=limited)
+    one_line_error(cut, "the disk filled after")
+    assert "cut.mp4 and plays up to its last whole fragment" in cut.stderr
+    assert 10 <= len(_frames(workspace / "cut.mp4")) < len(_frames(workspace / "whole.mp4"))
+
+
+@pytest.mark.slow
+@pytest.mark.shared
 def test_ctrl_c_does_not_wait_for_a_long_fuse(workspace: Path) -> None:
     # 1600x1200 on the FP32 export: a fuse takes many seconds on a CPU. Ctrl-C during it ends the run
     # at once (it waited for the fuse to finish: 15 s at camera resolution on a loaded host).
