@@ -73,10 +73,23 @@ def main() -> None:
     import sys
 
     from occo_deploy.cli.archive_cmd import ray_argv
-    from occo_deploy.cli.common import handle_sigterm
+    from occo_deploy.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, handle_sigterm
 
     handle_sigterm()
-    app(args=ray_argv(sys.argv[1:]), prog_name="occo-deploy")
+    try:
+        app(args=ray_argv(sys.argv[1:]), prog_name="occo-deploy")
+    except SystemExit as done:
+        if done.code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+            # Outputs are already cleaned up (removed, or renamed whole). Threads still inside a native
+            # library (a decoder in OpenCV, an inference in ONNX Runtime) would be torn down by the
+            # interpreter's shutdown, which aborts the process in libraries that catch every C++
+            # exception ("FATAL: exception not rethrown", seen once under load); end here instead.
+            import os
+
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(int(done.code))
+        raise
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ here, the writer falls back to ``mp4v`` and says so.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -137,9 +138,22 @@ class PyAvEncoder:
         options = dict(_FRAGMENTED) if fmt in ("mp4", "mov") else {}
         try:
             self._file = _CheckedFile(path)
+        except OSError as exc:
+            raise OutputError(f"cannot open {path} for {codec} video: {exc}") from exc
+        try:
             self._container: Any = av.open(self._file, mode="w", format=fmt, options=options)
         except (OSError, av.FFmpegError) as exc:
+            self._file.close()
             raise OutputError(f"cannot open {path} for {codec} video: {exc}") from exc
+        try:
+            self._set_up(fps, size_wh, codec, encoding)
+        except BaseException:
+            # SIGTERM or Ctrl-C while the encoder opens included: a container left to the garbage
+            # collector would write into its Python file while the interpreter shuts down, and abort.
+            self.abandon()
+            raise
+
+    def _set_up(self, fps: float, size_wh: tuple[int, int], codec: str, encoding: VideoEncoding) -> None:
         for key, value in encoding.metadata.items():
             self._container.metadata[key] = value
         rate = Fraction(fps).limit_denominator(1001)
@@ -195,6 +209,12 @@ class PyAvEncoder:
             finally:
                 self._file.close()
         self._file.check()
+
+    def abandon(self) -> None:
+        """Close without caring whether the file is whole (it is being removed)."""
+        with contextlib.suppress(Exception):
+            self._container.close()
+        self._file.close()
 
 
 class _CheckedFile:

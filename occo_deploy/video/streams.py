@@ -194,12 +194,17 @@ class ThreadedWriter:
         from occo_deploy.video.encode import VideoEncoding, open_encoder
 
         self._encoder = open_encoder(path, fps, size_wh, suffix, encoding or VideoEncoding())
-        self._on_encode = on_encode
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="encode", daemon=True)
-        self._thread.start()
-        self.frames_written = 0
+        try:
+            self._on_encode = on_encode
+            self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+            self._error: BaseException | None = None
+            self.frames_written = 0
+            self._thread = threading.Thread(target=self._run, name="encode", daemon=True)
+            self._thread.start()
+        except BaseException:  # SIGTERM while starting: the encoder is closed here, not by the collector
+            with contextlib.suppress(Exception):
+                self._encoder.close()
+            raise
 
     def _run(self) -> None:
         while True:
