@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,3 +52,39 @@ def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     image = cv2.imread(str(path), flags)
     assert image is not None, f"cannot read {path}"
     return image
+
+
+# -- real RTSP cameras: GStreamer's gst-rtsp-server on the system Python (tests/live/rtsp_server.py) --------
+RTSP_SERVER = Path(__file__).parent / "live" / "rtsp_server.py"
+SYSTEM_PYTHON = "/usr/bin/python3"
+NO_GST_RTSP = ("needs GStreamer's RTSP server for the system Python (apt: gir1.2-gst-rtsp-server-1.0 python3-gi "
+               "gstreamer1.0-plugins-ugly; .ci/run installs them)")
+
+
+def have_gst_rtsp() -> bool:
+    probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
+    try:
+        return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def rtsp_server(port: int, user: str | None = "admin", password: str = "hunter2") -> Iterator[subprocess.Popen[str]]:
+    """A camera: H.264 160x120 at 10 fps on rtsp://127.0.0.1:PORT/cam, behind Basic auth unless ``user`` is None."""
+    args = [SYSTEM_PYTHON, str(RTSP_SERVER), "--port", str(port), "--path", "/cam"]
+    if user:
+        args += ["--user", user, "--password", password]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", proc.stderr
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()

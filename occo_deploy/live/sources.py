@@ -32,8 +32,13 @@ from occo_deploy.urls import mask_credentials
 
 _log = log.get("live")
 
+#: Seconds over which a source's rate is measured.
+RATE_WINDOW_S = 5.0
 #: Seconds between reconnection attempts: doubling from the first, capped at the last.
 BACKOFF_S = (0.25, 2.0)
+#: Seconds between attempts while the camera answers 401: many cameras lock an account after a few
+#: failed logins, so a wrong password is tried at most this often.
+AUTH_RETRY_S = 30.0
 #: How long OpenCV may wait to open a network stream, and for one frame of it (ms).
 OPEN_TIMEOUT_MS = 5000
 READ_TIMEOUT_MS = 3000
@@ -162,6 +167,7 @@ class Source:
         self.down_since: float | None = None
         self.started = time.monotonic()
         self._said: str | None = None  # the cause last logged, so a retry with the same one stays quiet
+        self._arrived: deque[float] = deque(maxlen=2048)  # arrival times, for the rate of the last seconds
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> Source:
@@ -169,12 +175,14 @@ class Source:
         self._thread.start()
         return self
 
-    def close(self) -> None:
+    def close(self, wait_s: float = OPEN_TIMEOUT_MS / 1000 + 2) -> None:
+        """Stop reading; wait up to ``wait_s`` for the reader (it may be inside an open or a read that
+        only the stream's timeout ends: it is a daemon thread, and stops by itself after it)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
         if self._thread is not None:
-            self._thread.join(timeout=OPEN_TIMEOUT_MS / 1000 + 2)
+            self._thread.join(timeout=wait_s)
         if self.state not in ("failed", "ended"):
             self.state = "closed"
 
@@ -216,13 +224,21 @@ class Source:
                     return
                 self._cond.wait(remaining)
 
+    def arrivals(self, since: float) -> list[float]:
+        """Arrival times (monotonic) of the frames that came after ``since``."""
+        with self._cond:
+            return [t for t in self._arrived if t > since]
+
     def figures(self) -> dict[str, Any]:
-        """Counters for reports: state, frames received, reconnections, rate."""
-        elapsed = max(1e-9, time.monotonic() - self.started)
+        """Counters for reports: state, frames received, reconnections, rate (over the last seconds: a
+        camera that died shows 0, not its average since the start)."""
+        now = time.monotonic()
+        window = min(RATE_WINDOW_S, max(1e-9, now - self.started))
         return {"source": self.label, "state": self.state, "status": self.status(), "cause": self.cause,
                 "error": self.error, "received": self.received,
                 "reconnects": self.reconnects, "reconnect_attempts": self.attempts, "fps_nominal": self.fps,
-                "fps_in": self.received / elapsed, "size_wh": list(self.size_wh) if self.size_wh else None}
+                "fps_in": len(self.arrivals(now - window)) / window,
+                "size_wh": list(self.size_wh) if self.size_wh else None}
 
     # -- reader thread -----------------------------------------------------------------------------
     def _open(self) -> Capture | None:
@@ -240,7 +256,9 @@ class Source:
 
     def _push(self, image: np.ndarray) -> None:
         with self._cond:
-            self._frames.append(Captured(self.received, time.monotonic(), image))
+            now = time.monotonic()
+            self._frames.append(Captured(self.received, now, image))
+            self._arrived.append(now)
             self.received += 1
             self.size_wh = (image.shape[1], image.shape[0])
             self._cond.notify_all()
@@ -275,7 +293,11 @@ class Source:
                            f"({last_error}); check the camera or stream, or raise --reconnect-timeout")
                 break
             self.state = "reconnecting"
-            self._stop.wait(backoff)
+            wait = backoff
+            if _refused_login(self.cause):
+                # Not before the next try is due, and not past the time this run gives the source.
+                wait = min(AUTH_RETRY_S, max(0.0, self.reconnect_timeout_s - (now - down_since)) + 0.05)
+            self._stop.wait(wait)
             backoff = min(BACKOFF_S[1], backoff * 2)
             self.attempts += 1
 
@@ -286,8 +308,10 @@ class Source:
             return
         self._said = cause
         since = self.down_since or time.monotonic()
-        _log.warning("%s source %s %s: %s; retrying", self.what, self.label,
-                     "went down" if self._was_live else "is not live", cause,
+        retry = f"retrying every {AUTH_RETRY_S:g} s (cameras lock accounts after failed logins)" \
+            if _refused_login(cause) else "retrying"
+        _log.warning("%s source %s %s: %s; %s", self.what, self.label,
+                     "went down" if self._was_live else "is not live", cause, retry,
                      extra={"fields": {"event": "source_down", "source": self.what, "url": self.label,
                                        "cause": cause, "after_s": round(since - self.started, 2)}})
 
@@ -342,6 +366,10 @@ class Source:
         self.state = "failed"
         with self._cond:
             self._cond.notify_all()
+
+
+def _refused_login(cause: str | None) -> bool:
+    return bool(cause) and str(cause).startswith("401")
 
 
 def open_source(spec: str, what: str, **kw: Any) -> Source:

@@ -9,8 +9,6 @@ import json
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,42 +19,9 @@ from occo_deploy import Fuser
 from occo_deploy.live import open_source
 from occo_deploy.live.job import LiveOptions, run_live
 from tests.conftest import run_cli
+from tests.support import NO_GST_RTSP, free_port, have_gst_rtsp, rtsp_server
 
-SERVER = Path(__file__).with_name("rtsp_server.py")
-SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-def _have_gst_rtsp() -> bool:
-    probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
-    try:
-        return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _have_gst_rtsp(), reason="needs GStreamer's RTSP server for the system Python "
-                                "(apt: gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-ugly; .ci/run "
-                                "installs them)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def rtsp_server(port: int, user: str | None = "admin", password: str = "hunter2") -> Iterator[subprocess.Popen[str]]:
-    args = [SYSTEM_PYTHON, str(SERVER), "--port", str(port), "--path", "/cam"]
-    if user:
-        args += ["--user", user, "--password", password]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", proc.stderr
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
+pytestmark = pytest.mark.skipif(not have_gst_rtsp(), reason=NO_GST_RTSP)
 
 
 def _cause_within(url: str, seconds: float) -> tuple[str | None, float]:
@@ -68,7 +33,7 @@ def _cause_within(url: str, seconds: float) -> tuple[str | None, float]:
 
 
 def test_each_cause_is_named_as_soon_as_the_transport_knows() -> None:
-    port = _free_port()
+    port = free_port()
     with rtsp_server(port):
         base = f"127.0.0.1:{port}"
         cause, took = _cause_within(f"rtsp://admin:wrong@{base}/cam", 5)
@@ -77,7 +42,7 @@ def test_each_cause_is_named_as_soon_as_the_transport_knows() -> None:
         assert cause is not None and "needs a user and password" in cause
         cause, _ = _cause_within(f"rtsp://admin:hunter2@{base}/nope", 5)
         assert cause == "404 not found: no stream at /nope on this server"
-    cause, took = _cause_within(f"rtsp://admin:hunter2@127.0.0.1:{_free_port()}/cam", 5)  # never up
+    cause, took = _cause_within(f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/cam", 5)  # never up
     assert cause is not None and cause.startswith("connection refused") and took < 2.0
     with socket.socket() as mute:  # accepts, never answers
         mute.bind(("127.0.0.1", 0))
@@ -88,7 +53,7 @@ def test_each_cause_is_named_as_soon_as_the_transport_knows() -> None:
 
 @pytest.mark.slow  # 11-18 s of real streams; test_each_cause_... keeps the module in the default tier
 def test_a_camera_with_a_password_fuses_and_the_password_stays_in_the_url(workspace: Path) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"rtsp://admin:hunter2@127.0.0.1:{port}/cam"
     with rtsp_server(port):
         done = run_cli("fuse", url, url, "--live", "--duration", "6", "-o", "live.mp4", "--report", "r.json",
@@ -110,7 +75,7 @@ def test_a_camera_with_a_password_fuses_and_the_password_stays_in_the_url(worksp
 @pytest.mark.slow
 @pytest.mark.shared
 def test_an_outage_is_said_while_it_lasts_and_counted_once(exported: Path, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"rtsp://admin:hunter2@127.0.0.1:{port}/cam"
     seen: list[dict[str, Any]] = []
     server = rtsp_server(port)
