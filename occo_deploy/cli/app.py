@@ -54,6 +54,7 @@ def _register() -> None:
         eval_cmd,
         export_cmd,
         fuse_cmd,
+        serve_cmd,
     )
 
     app.command("export")(export_cmd.export)
@@ -64,6 +65,7 @@ def _register() -> None:
     app.command("archive")(archive_cmd.archive)
     app.command("bench")(bench_cmd.bench)
     app.command("eval")(eval_cmd.evaluate)
+    app.command("serve")(serve_cmd.serve)
 
 
 _register()

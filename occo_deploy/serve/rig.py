@@ -1,0 +1,264 @@
+"""One camera rig inside ``serve``: its two sources, its pairing, its held stretch and its outputs.
+
+The rig never calls the engine: it offers its newest pair (``take``) to the service's engine loop,
+which batches the pairs of all rigs into one call and hands each rig its fused frame back
+(``deliver``). A camera that drops is reconnected for as long as the service runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from occo_deploy import log
+from occo_deploy.live.sources import Source
+from occo_deploy.serve.config import RigConfig
+
+if TYPE_CHECKING:
+    from occo_deploy.fusing.fuser import Fuser
+    from occo_deploy.registration.rig import Rig
+    from occo_deploy.runtime.stretch import SteadyStretch
+    from occo_deploy.serve.metrics import Metrics
+    from occo_deploy.video.streams import ThreadedWriter
+
+_log = log.get("serve")
+
+#: Seconds over which fps in and out are measured.
+RATE_WINDOW_S = 5.0
+#: When the cameras report no frame rate, pair within this (ms).
+DEFAULT_TOLERANCE_MS = 50.0
+JPEG_QUALITY = 80
+
+
+@dataclass
+class Pending:
+    """A pair a rig offers the engine: the frames as the engine takes them, and when the visible one came."""
+
+    rig: RigRunner
+    ir: np.ndarray
+    vis: np.ndarray
+    t_capture: float
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return self.vis.shape[0], self.vis.shape[1]
+
+
+class RigRunner:
+    def __init__(self, config: RigConfig, fuser: Fuser, metrics: Metrics, *, recordings: Path | None,
+                 segment_s: float = 60.0, keep_hours: float = 24.0) -> None:
+        self.config, self.name, self.metrics = config, config.name, metrics
+        self.align: Rig | None = None
+        if config.align is not None:
+            from occo_deploy.registration.rig import Rig
+
+            self.align = Rig.load(config.align)
+        #: The range this rig's frames are stretched over, held across its frames (and reconnections).
+        self.stretch: SteadyStretch | None = fuser.steady("steady")
+        # Cameras reboot: a service retries for as long as it runs (a 401 at most every 30 s).
+        self.ir = Source(config.infrared, "infrared", reconnect_timeout_s=math.inf)
+        self.vis = Source(config.visible, "visible", reconnect_timeout_s=math.inf)
+        self.recorder = Recorder(recordings / config.name, config.name, segment_s, keep_hours) \
+            if config.record and recordings is not None else None
+        self.fused = 0
+        self.dropped = {"busy": 0, "fps_cap": 0, "unpaired": 0}
+        self._last_vis = -1
+        self._last_fused_t = -math.inf
+        self._outputs: deque[float] = deque()
+        self._latency: deque[float] = deque(maxlen=200)
+        self._reconnects = {"infrared": 0, "visible": 0}
+        self.state = "connecting"
+        self.started = time.monotonic()
+        self._preview = threading.Condition()
+        self.preview_jpeg: bytes | None = None
+        self.preview_seq = 0
+        self.closed = False
+
+    def start(self) -> RigRunner:
+        self.ir.start()
+        self.vis.start()
+        self.metrics.set_state(self.name, self.state)
+        _log.info("rig %s: starting (%s + %s)", self.name, self.ir.label, self.vis.label,
+                  extra={"fields": {"event": "rig_started", "rig": self.name}})
+        return self
+
+    # -- the engine loop's side ------------------------------------------------------------------------
+    def take(self) -> Pending | None:
+        """The newest visible frame not offered yet, with its infrared partner, or None: none is new,
+        or its partner has not come yet. Frames passed over are counted as dropped."""
+        self._update_state()
+        vis = self.vis.newest(self._last_vis, timeout=0)
+        if vis is None:
+            return None
+        tolerance = self._tolerance_s()
+        ir = self.ir.nearest(vis.t)
+        if ir is None or abs(ir.t - vis.t) > tolerance:
+            if time.monotonic() - vis.t <= tolerance:
+                return None  # its partner may still come
+            self._drop("unpaired", 1)
+            self._consume(vis.index)
+            return None
+        cap = self.config.fps
+        if cap and vis.t - self._last_fused_t < 1.0 / cap - 1e-3:
+            self._drop("fps_cap", 1)
+            self._consume(vis.index)
+            return None
+        self._consume(vis.index)
+        self._last_fused_t = vis.t
+        ir_image, vis_image = ir.image, vis.image
+        if self.align is not None:
+            ir_image, vis_image = self.align.apply(ir_image, vis_image)
+        return Pending(self, ir_image, vis_image, vis.t)
+
+    def deliver(self, fused: np.ndarray, t_capture: float) -> None:
+        """A fused frame of this rig, from the engine loop: count it, record it, publish it."""
+        now = time.monotonic()
+        self.fused += 1
+        self._outputs.append(now)
+        self._latency.append(now - t_capture)
+        self.metrics.fused.labels(self.name).inc()
+        self.metrics.latency.labels(self.name).observe(now - t_capture)
+        if self.recorder is not None:
+            self.recorder.write(fused, self.vis.fps or self.config.fps or 10.0)
+        import cv2
+
+        ok, data = cv2.imencode(".jpg", fused, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if ok:
+            with self._preview:
+                self.preview_jpeg, self.preview_seq = data.tobytes(), self.preview_seq + 1
+                self._preview.notify_all()
+
+    def next_preview(self, after: int, timeout: float) -> tuple[int, bytes | None]:
+        """The newest preview JPEG after ``after``, waiting up to ``timeout`` s."""
+        with self._preview:
+            self._preview.wait_for(lambda: self.preview_seq > after or self.closed, timeout)
+            return self.preview_seq, self.preview_jpeg
+
+    # -- state -----------------------------------------------------------------------------------------
+    def _consume(self, index: int) -> None:
+        if self._last_vis >= 0 and index - self._last_vis > 1:
+            self._drop("busy", index - self._last_vis - 1)
+        self._last_vis = index
+
+    def _drop(self, reason: str, count: int) -> None:
+        self.dropped[reason] += count
+        self.metrics.dropped.labels(self.name, reason).inc(count)
+
+    def _tolerance_s(self) -> float:
+        rates = [f for f in (self.ir.fps, self.vis.fps) if f]
+        return 0.5 / min(rates) + 1e-3 if rates else DEFAULT_TOLERANCE_MS / 1e3
+
+    def _update_state(self) -> None:
+        for source, camera in ((self.ir, "infrared"), (self.vis, "visible")):
+            if source.reconnects > self._reconnects[camera]:
+                self.metrics.reconnections.labels(self.name, camera).inc(source.reconnects - self._reconnects[camera])
+                self._reconnects[camera] = source.reconnects
+        states = (self.ir.state, self.vis.state)
+        if self.closed:
+            state = "stopped"
+        elif states == ("live", "live"):
+            state = "live"
+        elif "connecting" in states and all(s in ("connecting", "live") for s in states):
+            state = "connecting"  # a first open still under way, none failed yet
+        else:
+            state = "down"
+        if state != self.state:
+            previous, self.state = self.state, state
+            self.metrics.set_state(self.name, state)
+            causes = {s.what: s.cause for s in (self.ir, self.vis) if state == "down" and s.state != "live" and s.cause}
+            said = "; ".join(f"{what}: {cause}" for what, cause in causes.items())
+            _log.info("rig %s: %s%s", self.name, state, f" ({said})" if said else "",
+                      extra={"fields": {"event": "rig_state", "rig": self.name, "state": state, "was": previous,
+                                        "causes": causes}})
+
+    def figures(self) -> dict[str, Any]:
+        now = time.monotonic()
+        while self._outputs and now - self._outputs[0] > RATE_WINDOW_S:
+            self._outputs.popleft()
+        window = min(RATE_WINDOW_S, max(1e-9, now - self.started))
+        fps_in = len(self.vis.arrivals(now - window)) / window
+        fps_out = len(self._outputs) / window
+        self.metrics.fps_in.labels(self.name).set(fps_in)
+        self.metrics.fps_out.labels(self.name).set(fps_out)
+        latency = sorted(self._latency)
+        return {
+            **self.config.public(), "state": self.state, "fused": self.fused, "dropped": dict(self.dropped),
+            "fps_in": round(fps_in, 2), "fps_out": round(fps_out, 2),
+            "latency_ms_p50": round(latency[len(latency) // 2] * 1e3, 1) if latency else None,
+            "cameras": {s.what: {"url": s.label, "state": s.state, "cause": s.cause, "reconnects": s.reconnects,
+                                 "size_wh": list(s.size_wh) if s.size_wh else None} for s in (self.ir, self.vis)},
+            "recording": self.recorder.current_name if self.recorder is not None else None,
+        }
+
+    def close(self, wait_s: float = 1.0) -> None:
+        """Stop the rig: its recording is closed whole; its cameras' readers are given ``wait_s``."""
+        self.closed = True
+        with self._preview:
+            self._preview.notify_all()
+        for source in (self.ir, self.vis):
+            source.close(wait_s)
+        if self.recorder is not None:
+            self.recorder.close()
+        self._update_state()
+        _log.info("rig %s: stopped after %d fused frame(s)", self.name, self.fused,
+                  extra={"fields": {"event": "rig_stopped", "rig": self.name, "fused": self.fused}})
+
+
+class Recorder:
+    """A rig's H.264 recording in segments of ``segment_s`` (fragmented MP4, each playable while it
+    is written), named by their start time (UTC); segments older than ``keep_hours`` are deleted."""
+
+    def __init__(self, folder: Path, name: str, segment_s: float, keep_hours: float) -> None:
+        self.folder, self.name = folder, name
+        self.segment_s, self.keep_s = segment_s, keep_hours * 3600.0
+        self._writer: ThreadedWriter | None = None
+        self._opened = 0.0
+        self.current_name: str | None = None
+        self.segments = 0
+
+    def write(self, frame: np.ndarray, fps: float) -> None:
+        now = time.monotonic()
+        if self._writer is None or now - self._opened >= self.segment_s:
+            self._next(frame, fps, now)
+        assert self._writer is not None
+        self._writer.write(frame)
+
+    def _next(self, frame: np.ndarray, fps: float, now: float) -> None:
+        from occo_deploy.video.streams import ThreadedWriter
+
+        self.close()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
+        path = self.folder / f"{self.name}-{stamp}.mp4"
+        h, w = frame.shape[:2]
+        self._writer = ThreadedWriter(path, fps, (w, h), ".mp4")
+        self._opened, self.current_name = now, path.name
+        self.segments += 1
+        self._expire()
+
+    def _expire(self) -> None:
+        cutoff = time.time() - self.keep_s
+        for old in self.folder.glob(f"{self.name}-*.mp4"):
+            with contextlib.suppress(OSError):
+                if old.name != self.current_name and old.stat().st_mtime < cutoff:
+                    old.unlink()
+                    _log.info("rig %s: recording %s expired", self.name, old.name,
+                              extra={"fields": {"event": "segment_expired", "rig": self.name, "file": old.name}})
+
+    def close(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            try:
+                writer.close()
+            except Exception as exc:  # noqa: BLE001 - a failed segment is said; the service goes on
+                _log.warning("rig %s: recording %s ended with an error: %s", self.name, self.current_name, exc,
+                             extra={"fields": {"event": "segment_failed", "rig": self.name}})
