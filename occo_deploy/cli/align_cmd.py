@@ -75,7 +75,7 @@ def align(
         fit = (f"residual {q['residual_rms_px']:.2f} px rms, {q['residual_max_px']:.2f} px max over "
                f"{q['inliers']} of {q['points']} point pairs")
         if q.get("outliers"):
-            fit += f" (set aside as outliers: line(s) {q['outliers']})"
+            fit += f" (set aside as outliers: line(s) {q['outliers']} of {points})"
     elif "confidence" in q:
         fit = f"edge correlation {q['confidence']:.2f} (refused below {min_confidence:g})"
     else:

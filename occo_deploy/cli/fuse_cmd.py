@@ -210,7 +210,7 @@ def _live(ir: str, vis: str, engine: Path | None, run: RunOptions, frames: Frame
                 line.start()
             try:
                 result = run_live(fuser, ir, vis, output, options=options, preview=server, force=force, encoding=encoding,
-                                  on_figures=(lambda f: line.update(Text(live_line(f)), refresh=True))
+                                  on_figures=(lambda f: line.update(Text(live_line(f, err.width)), refresh=True))
                                   if line else None)
             except LiveRunError as failed:  # the report is written however the run ends
                 if report is not None:
@@ -267,15 +267,16 @@ def _live_summary(result: Any, output: Path | None, quiet: bool) -> None:
     out.print(latency_table(result.latency))
 
 
-def live_line(f: dict[str, Any]) -> str:
-    """The running figures in under 80 columns; a second line per source that is not live, with why."""
+def live_line(f: dict[str, Any], width: int = 80) -> str:
+    """The running figures in under 80 columns; a line per source that is not live, with why, cut at
+    the terminal's ``width``."""
     lat = f["latency_ms"]
     p = f"lat p50 {lat['p50_ms']:.0f} p99 {lat['p99_ms']:.0f} ms" if lat.get("count") else "lat -"
     line = (f"{f['elapsed_s']:5.0f}s in {f['fps_in']['visible']:4.1f}/{f['fps_in']['infrared']:4.1f} "
             f"out {f['fps_out']:4.1f} fps drop {f['dropped']} {p}")
     for what, source in f.get("sources", {}).items():
         if source.get("state") not in ("live", "ended", "closed", None):
-            line += f"\n{what}: {mask_credentials(str(source.get('status', source['state'])))}"[:80]
+            line += f"\n{what}: {mask_credentials(str(source.get('status', source['state'])))}"[:width]
     return line
 
 

@@ -175,7 +175,7 @@ class Source:
         self._thread.start()
         return self
 
-    def close(self, wait_s: float = OPEN_TIMEOUT_MS / 1000 + 2) -> None:
+    def close(self, wait_s: float = 1.0) -> None:
         """Stop reading; wait up to ``wait_s`` for the reader (it may be inside an open or a read that
         only the stream's timeout ends: it is a daemon thread, and stops by itself after it)."""
         self._stop.set()
@@ -191,6 +191,11 @@ class Source:
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+    @property
+    def reading(self) -> bool:
+        """Whether the reader thread still runs (inside an open or a read only its timeout ends)."""
+        return self._thread is not None and self._thread.is_alive()
 
     @property
     def done(self) -> bool:
@@ -345,12 +350,15 @@ class Source:
         """Read until the stream fails (returns why) or, for a recording, ends (state "ended")."""
         start, first = time.monotonic(), None
         while not self._stop.is_set():
+            asked = time.monotonic()
             ok, image = cap.read()
             if not ok or image is None:
                 if self._kind.recorded:
                     self.state = "ended"
                     with self._cond:
                         self._cond.notify_all()
+                if time.monotonic() - asked < 0.9 * READ_TIMEOUT_MS / 1000:
+                    return "the stream ended (the camera or server closed it)"
                 return f"the stream stopped (no frame within {READ_TIMEOUT_MS / 1000:g} s)"
             if self._kind.recorded:
                 # A recording plays at its own rate, as the camera that recorded it delivered it.

@@ -131,7 +131,8 @@ def from_points(ir_pts: np.ndarray, vis_pts: np.ndarray, model: str) -> Fit:
         "residual_max_px": round(float(errors[inliers].max()), 3), "points": len(ir_pts),
         "inliers": int(inliers.sum())}
     if not inliers.all():
-        quality["outliers"] = ", ".join(str(k + 1) for k in np.flatnonzero(~inliers))  # CSV data lines
+        # Lines of the CSV as an editor numbers them: its header is line 1, the first pair line 2.
+        quality["outliers"] = ", ".join(str(k + 2) for k in np.flatnonzero(~inliers))
     return Fit(h, quality)
 
 
@@ -225,7 +226,10 @@ def automatic(ir: np.ndarray, vis: np.ndarray, model: str, start: Fit,
     quality: dict[str, float | int | str] = {"confidence": round(cc, 4), "start": str(start.quality.get("from", "")),
                                              "scale": round(scale, 5)}
     if not cc >= min_confidence:
+        from_fov = start.quality.get("from") == "fields of view"
+        ways = ("control points (--points pairs.csv), the fit from your fields of view alone (--no-refine)"
+                if from_fov else "control points (--points pairs.csv) or the fields of view (--fov IR,VIS)")
         raise InputError(f"automatic alignment found no convincing fit (edge correlation {cc:.2f}, needs "
-                         f"{min_confidence:g}): the cameras may not see the same scene here; give control points "
-                         "(--points pairs.csv) or the fields of view (--fov IR,VIS), or another frame pair")
+                         f"{min_confidence:g}): the cameras may not see the same scene here; give {ways}, or "
+                         "another frame pair")
     return Fit(ir_to_vis, quality)
