@@ -39,8 +39,8 @@ else:  # Python 3.10 (JetPack 6): the same parser, from PyPI
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _VARIABLE = re.compile(r"\$\{([^}]+)\}")
 SERVE_KEYS = {"engine": str, "max_batch": int, "batch_wait_ms": (int, float), "recordings": str,
-              "segment_s": (int, float), "keep_hours": (int, float)}
-RIG_KEYS = {"infrared": str, "visible": str, "align": str, "fps": (int, float), "record": bool}
+              "segment_s": (int, float), "keep_hours": (int, float), "keep_gb": (int, float), "webhook": str}
+RIG_KEYS = {"infrared": str, "visible": str, "align": str, "fps": (int, float), "record": bool, "publish": str}
 REQUIRED_RIG_KEYS = ("infrared", "visible")
 
 
@@ -52,12 +52,15 @@ class RigConfig:
     align: Path | None = None
     fps: float | None = None
     record: bool = False
+    #: An RTSP URL the fused stream is pushed to (MediaMTX, GStreamer's server, a VMS's ingest).
+    publish: str | None = None
 
     def public(self) -> dict[str, Any]:
         """What the API and logs show: the URLs with their passwords masked."""
         return {"name": self.name, "infrared": mask_credentials(self.infrared),
                 "visible": mask_credentials(self.visible), "align": str(self.align) if self.align else None,
-                "fps": self.fps, "record": self.record}
+                "fps": self.fps, "record": self.record,
+                "publish": mask_credentials(self.publish) if self.publish else None}
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,10 @@ class ServeConfig:
     #: Length of a recording's segments, and how long segments are kept.
     segment_s: float = 60.0
     keep_hours: float = 24.0
+    #: Per rig, the most its segments may take (GB); the oldest go first. None: no limit.
+    keep_gb: float | None = None
+    #: A URL that gets a JSON POST when a rig goes down or comes back.
+    webhook: str | None = None
 
 
 class ConfigError(InputError):
@@ -106,7 +113,9 @@ def load(path: str | Path) -> ServeConfig:
     return ServeConfig(path, rigs, engine=_path(serve.get("engine"), base), max_batch=max_batch,
                        batch_wait_ms=float(serve.get("batch_wait_ms", 20.0)),
                        recordings=_path(serve.get("recordings"), base) or base / "recordings",
-                       segment_s=float(serve.get("segment_s", 60.0)), keep_hours=float(serve.get("keep_hours", 24.0)))
+                       segment_s=float(serve.get("segment_s", 60.0)), keep_hours=float(serve.get("keep_hours", 24.0)),
+                       keep_gb=float(serve["keep_gb"]) if "keep_gb" in serve else None,
+                       webhook=_expand(serve["webhook"], where, ("serve",), "webhook") if "webhook" in serve else None)
 
 
 def rig_from(name: str, table: Any, base: Path, where: _Locator | None = None) -> RigConfig:
@@ -126,8 +135,13 @@ def rig_from(name: str, table: Any, base: Path, where: _Locator | None = None) -
     fps = table.get("fps")
     if fps is not None and not (math.isfinite(fps) and fps > 0):
         raise ConfigError(f"{where.key(('rigs', name), 'fps')}: fps must be above 0 (got {fps})")
+    publish = table.get("publish")
+    if publish is not None and not publish.lower().startswith(("rtsp://", "rtsps://")):
+        raise ConfigError(f"{where.key(('rigs', name), 'publish')}: publish takes an rtsp:// URL (an RTSP server "
+                          "such as MediaMTX that takes pushed streams)")
     return RigConfig(name, values["infrared"], values["visible"], align=_path(table.get("align"), base),
-                     fps=float(fps) if fps is not None else None, record=bool(table.get("record", False)))
+                     fps=float(fps) if fps is not None else None, record=bool(table.get("record", False)),
+                     publish=_expand(publish, where, ("rigs", name), "publish") if publish else None)
 
 
 def _check_table(table: Any, keys: dict[str, Any], where: _Locator, at: tuple[str, ...]) -> None:

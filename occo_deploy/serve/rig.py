@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,7 +56,8 @@ class Pending:
 
 class RigRunner:
     def __init__(self, config: RigConfig, fuser: Fuser, metrics: Metrics, *, recordings: Path | None,
-                 segment_s: float = 60.0, keep_hours: float = 24.0) -> None:
+                 segment_s: float = 60.0, keep_hours: float = 24.0, keep_gb: float | None = None,
+                 on_state: Callable[[str, str, str, dict[str, str]], None] | None = None) -> None:
         self.config, self.name, self.metrics = config, config.name, metrics
         self.align: Rig | None = None
         if config.align is not None:
@@ -67,8 +69,14 @@ class RigRunner:
         # Cameras reboot: a service retries for as long as it runs (a 401 at most every 30 s).
         self.ir = Source(config.infrared, "infrared", reconnect_timeout_s=math.inf)
         self.vis = Source(config.visible, "visible", reconnect_timeout_s=math.inf)
-        self.recorder = Recorder(recordings / config.name, config.name, segment_s, keep_hours) \
+        self.recorder = Recorder(recordings / config.name, config.name, segment_s, keep_hours, keep_gb) \
             if config.record and recordings is not None else None
+        self._on_state = on_state
+        self.publisher = None
+        if config.publish:
+            from occo_deploy.serve.publish import Publisher
+
+            self.publisher = Publisher(config.publish, config.name)
         self.fused = 0
         self.dropped = {"busy": 0, "fps_cap": 0, "unpaired": 0}
         self._last_vis = -1
@@ -127,8 +135,11 @@ class RigRunner:
         self._latency.append(now - t_capture)
         self.metrics.fused.labels(self.name).inc()
         self.metrics.latency.labels(self.name).observe(now - t_capture)
+        fps = self.config.fps or self.vis.fps or 10.0
         if self.recorder is not None:
-            self.recorder.write(fused, self.vis.fps or self.config.fps or 10.0)
+            self.recorder.write(fused, fps)
+        if self.publisher is not None:
+            self.publisher.offer(fused, fps)
         import cv2
 
         ok, data = cv2.imencode(".jpg", fused, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
@@ -179,6 +190,8 @@ class RigRunner:
             _log.info("rig %s: %s%s", self.name, state, f" ({said})" if said else "",
                       extra={"fields": {"event": "rig_state", "rig": self.name, "state": state, "was": previous,
                                         "causes": causes}})
+            if self._on_state is not None:
+                self._on_state(self.name, state, previous, {k: str(v) for k, v in causes.items()})
 
     def figures(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -197,6 +210,7 @@ class RigRunner:
             "cameras": {s.what: {"url": s.label, "state": s.state, "cause": s.cause, "reconnects": s.reconnects,
                                  "size_wh": list(s.size_wh) if s.size_wh else None} for s in (self.ir, self.vis)},
             "recording": self.recorder.current_name if self.recorder is not None else None,
+            "publishing": self.publisher.figures() if self.publisher is not None else None,
         }
 
     def close(self, wait_s: float = 1.0) -> None:
@@ -208,6 +222,8 @@ class RigRunner:
             source.close(wait_s)
         if self.recorder is not None:
             self.recorder.close()
+        if self.publisher is not None:
+            self.publisher.close()
         self._update_state()
         _log.info("rig %s: stopped after %d fused frame(s)", self.name, self.fused,
                   extra={"fields": {"event": "rig_stopped", "rig": self.name, "fused": self.fused}})
@@ -215,11 +231,14 @@ class RigRunner:
 
 class Recorder:
     """A rig's H.264 recording in segments of ``segment_s`` (fragmented MP4, each playable while it
-    is written), named by their start time (UTC); segments older than ``keep_hours`` are deleted."""
+    is written), named by their start time (UTC); segments older than ``keep_hours`` are deleted, and
+    the oldest beyond ``keep_gb`` in all."""
 
-    def __init__(self, folder: Path, name: str, segment_s: float, keep_hours: float) -> None:
+    def __init__(self, folder: Path, name: str, segment_s: float, keep_hours: float,
+                 keep_gb: float | None = None) -> None:
         self.folder, self.name = folder, name
         self.segment_s, self.keep_s = segment_s, keep_hours * 3600.0
+        self.keep_bytes = None if keep_gb is None else keep_gb * 1e9
         self._writer: ThreadedWriter | None = None
         self._opened = 0.0
         self.current_name: str | None = None
@@ -247,12 +266,24 @@ class Recorder:
 
     def _expire(self) -> None:
         cutoff = time.time() - self.keep_s
-        for old in self.folder.glob(f"{self.name}-*.mp4"):
+        # Oldest first (names sort by their UTC start time); the segment being written is never deleted.
+        kept = sorted(p for p in self.folder.glob(f"{self.name}-*.mp4") if p.name != self.current_name)
+        sizes = {}
+        for path in kept:
             with contextlib.suppress(OSError):
-                if old.name != self.current_name and old.stat().st_mtime < cutoff:
-                    old.unlink()
-                    _log.info("rig %s: recording %s expired", self.name, old.name,
-                              extra={"fields": {"event": "segment_expired", "rig": self.name, "file": old.name}})
+                sizes[path] = path.stat()
+        total = sum(st.st_size for st in sizes.values())
+        for path, st in sizes.items():
+            too_old = st.st_mtime < cutoff
+            too_much = self.keep_bytes is not None and total > self.keep_bytes
+            if not (too_old or too_much):
+                continue
+            with contextlib.suppress(OSError):
+                path.unlink()
+                total -= st.st_size
+                _log.info("rig %s: recording %s deleted (%s)", self.name, path.name,
+                          "older than keep_hours" if too_old else "beyond keep_gb",
+                          extra={"fields": {"event": "segment_expired", "rig": self.name, "file": path.name}})
 
     def close(self) -> None:
         if self._writer is not None:

@@ -25,6 +25,7 @@ from occo_deploy.fusing.options import RunOptions
 from occo_deploy.serve.config import RigConfig, ServeConfig
 from occo_deploy.serve.metrics import Metrics
 from occo_deploy.serve.rig import Pending, RigRunner
+from occo_deploy.serve.webhook import Webhook
 
 _log = log.get("serve")
 
@@ -49,6 +50,7 @@ class Service:
         self.batches = 0
         self.started = time.monotonic()
         self.error: str | None = None
+        self.webhook = Webhook(config.webhook) if config.webhook else None
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> Service:
@@ -71,6 +73,8 @@ class Service:
             closer.start()
         for closer in closers:
             closer.join(timeout=10)
+        if self.webhook is not None:
+            self.webhook.close()
         self.fuser.close()
 
     @property
@@ -83,11 +87,17 @@ class Service:
         with self._lock:
             if rig.name in self.rigs:
                 raise ConflictError(f"a rig named '{rig.name}' is already served; remove or restart it")
-            runner = RigRunner(rig, self.fuser, self.metrics, recordings=self.config.recordings if rig.record else None,
-                               segment_s=self.config.segment_s, keep_hours=self.config.keep_hours).start()
+            c = self.config
+            runner = RigRunner(rig, self.fuser, self.metrics, recordings=c.recordings if rig.record else None,
+                               segment_s=c.segment_s, keep_hours=c.keep_hours, keep_gb=c.keep_gb,
+                               on_state=self._state_changed).start()
             self.rigs[rig.name] = runner
             self.metrics.rigs.set(len(self.rigs))
             return runner
+
+    def _state_changed(self, rig: str, state: str, was: str, causes: dict[str, str]) -> None:
+        if self.webhook is not None:
+            self.webhook.state_changed(rig, state, was, causes)
 
     def remove(self, name: str) -> None:
         with self._lock:

@@ -19,7 +19,7 @@ import cv2
 import pytest
 
 from tests.conftest import run_cli
-from tests.support import NO_GST_RTSP, free_port, have_gst_rtsp, one_line_error, rtsp_server
+from tests.support import NO_GST_RTSP, free_port, have_gst_rtsp, one_line_error, rtsp_ingest, rtsp_server
 
 TOKEN = "t0ken-for-tests"
 PASSWORD = "hunter2"
@@ -42,7 +42,10 @@ def _call(base: str, method: str, path: str, body: dict[str, Any] | None = None,
 def _until(what: str, check: Any, timeout: float = 60.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = check()
+        try:
+            found = check()
+        except KeyError:  # a rig between its removal and its start again (a restart, a reload)
+            found = None
         if found:
             return found
         time.sleep(0.25)
@@ -61,18 +64,22 @@ def test_four_rigs_on_real_cameras_one_engine_an_api_metrics_and_sigterm(exporte
     from prometheus_client.parser import text_string_to_metric_families
 
     ports = [free_port() for _ in range(4)]
-    api_port = free_port()
+    api_port, ingest_port = free_port(), free_port()
+    # gate-0 records segments and pushes its fused stream to an RTSP server (a VMS's ingest, MediaMTX).
     rigs = "".join(f'''
 [rigs.gate-{k}]
 infrared = "rtsp://admin:${{CAM_PASSWORD}}@127.0.0.1:{port}/cam"
 visible = "rtsp://admin:${{CAM_PASSWORD}}@127.0.0.1:{port}/cam"
 record = {"true" if k == 0 else "false"}
+{f'publish = "rtsp://127.0.0.1:{ingest_port}/gate-0"' if k == 0 else ""}
 ''' for k, port in enumerate(ports))
-    (tmp_path / "rigs.toml").write_text(f"[serve]\nmax_batch = 4\nsegment_s = 2\n{rigs}")
+    hooks, hook_url = _receiver()
+    (tmp_path / "rigs.toml").write_text(f'[serve]\nmax_batch = 4\nsegment_s = 2\nwebhook = "{hook_url}"\n{rigs}')
     env = {**os.environ, "CAM_PASSWORD": PASSWORD, "OCCO_SERVE_TOKEN": TOKEN}
     base = f"http://127.0.0.1:{api_port}"
     with ExitStack() as stack:
         cameras = [stack.enter_context(rtsp_server(port, password=PASSWORD)) for port in ports]
+        ingest = stack.enter_context(rtsp_ingest(ingest_port, "/gate-0"))
         out, err = (tmp_path / "stdout.log").open("w"), (tmp_path / "stderr.log").open("w")
         service = subprocess.Popen([sys.executable, "-m", "occo_deploy", "--log-format", "json", "serve", "rigs.toml",
                                     "--listen", f"0.0.0.0:{api_port}", "--engine", str(exported)],
@@ -85,6 +92,8 @@ record = {"true" if k == 0 else "false"}
             rigs_now = _until("four rigs live and fusing", lambda: (r := _rigs(base)) and all(
                 rig["state"] == "live" and rig["fused"] >= 3 for rig in r.values()) and r)
             assert set(rigs_now) == {f"gate-{k}" for k in range(4)}
+            # gate-0's fused stream reached the RTSP server as H.264 frames.
+            _until("the ingest server receives gate-0", lambda: _rigs(base)["gate-0"]["publishing"]["sent"] >= 10)
             # One engine for all: its calls took frames of several rigs at once.
             status, text = _call(base, "GET", "/metrics")
             assert status == 200
@@ -108,6 +117,7 @@ record = {"true" if k == 0 else "false"}
             # One camera goes away (a reboot): its rig goes down, said once with its cause; the others fuse on.
             cameras[1].kill()
             _until("gate-1 is down", lambda: _rigs(base)["gate-1"]["state"] == "down", timeout=20)
+            _until("the webhook told", lambda: any(h["event"] == "rig_down" and h["rig"] == "gate-1" for h in hooks))
             before = {name: rig["fused"] for name, rig in _rigs(base).items()}
             time.sleep(2.0)
             after = _rigs(base)
@@ -139,6 +149,9 @@ record = {"true" if k == 0 else "false"}
                 service.kill()
             out.close()
             err.close()
+        ingest.kill()
+        received = ingest.communicate()[0]
+    assert "received 11" in received, received  # the server depayloaded at least 11 H.264 frames
     logs = (tmp_path / "stderr.log").read_text() + (tmp_path / "stdout.log").read_text()
     assert code == 0, logs[-3000:]
     assert took <= 3.0, took
@@ -160,6 +173,27 @@ record = {"true" if k == 0 else "false"}
         ok, _ = cap.read()
         cap.release()
         assert ok, segment
+
+
+def _receiver() -> tuple[list[dict[str, Any]], str]:
+    """A webhook receiver on loopback: the JSON bodies posted to it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got: list[dict[str, Any]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # http.server's naming
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return got, f"http://127.0.0.1:{server.server_address[1]}/hook"
 
 
 def _ready(base: str) -> bool:
