@@ -324,6 +324,7 @@ def _file_size_limit(limit: int) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the error, not the signal that kills by default
 
 
+@pytest.mark.slow
 def test_a_full_disk_keeps_the_video_so_far_playable(workspace: Path, videos: dict[str, Path]) -> None:
     # A real limit of the operating system, not a mock: the process may write files of at most half
     # this video's size (the full disk of a recorder fails the same write with ENOSPC).

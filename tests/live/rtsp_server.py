@@ -1,5 +1,6 @@
 """A real RTSP server for the live tests: GStreamer's gst-rtsp-server (Debian's
-gir1.2-gst-rtsp-server-1.0, python3-gi), H.264 at 160x120, optionally behind a user and password.
+gir1.2-gst-rtsp-server-1.0, python3-gi), H.264 at 160x120 (or --width/--height), optionally behind a
+user and password.
 
     /usr/bin/python3 tests/live/rtsp_server.py --port 8554 --path /cam [--user u --password p]
 
@@ -26,6 +27,8 @@ def main() -> int:
     parser.add_argument("--user")
     parser.add_argument("--password")
     parser.add_argument("--fps", type=int, default=10)
+    parser.add_argument("--width", type=int, default=160)
+    parser.add_argument("--height", type=int, default=120)
     args = parser.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
@@ -33,7 +36,8 @@ def main() -> int:
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(
-        f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width=160,height=120,framerate={args.fps}/1 "
+        f"( videotestsrc is-live=true pattern=ball ! "
+        f"video/x-raw,width={args.width},height={args.height},framerate={args.fps}/1 "
         f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps} ! rtph264pay name=pay0 pt=96 )")
     factory.set_shared(True)
     if args.user:

@@ -1,0 +1,171 @@
+"""One service for N rigs against N ``fuse --live`` processes: total fused frames per second and
+peak memory, with real RTSP cameras.
+
+    python benchmarks/serve_scaling.py [--engine export/occo.onnx] [--rigs 1,2,4,8] [--seconds 20]
+
+The cameras are GStreamer's RTSP server (``tests/live/rtsp_server.py``, the system Python's gi): one
+infrared camera at 640x512 and one visible at 1280x720, H.264 at 10 fps, which every rig reads
+(each rig opens and decodes its own two streams, as it would with cameras of its own; two shared
+encoders keep the cameras' own cost constant). For each N, interleaved: ``serve`` with N rigs,
+then N ``fuse --live`` processes, each measured over ``--seconds`` after its first fused frame.
+Fused frames per second in total and per rig, and the peak resident memory (VmHWM) of the one
+process against the sum of the N. Prints the CPU, and the N at which the fused rate per rig falls
+below the cameras' 10 fps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SERVER = ROOT / "tests" / "live" / "rtsp_server.py"
+CAMERA_FPS = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def camera(width: int, height: int) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    proc = subprocess.Popen(["/usr/bin/python3", str(SERVER), "--port", str(port), "--path", "/cam", "--width",
+                             str(width), "--height", str(height), "--fps", str(int(CAMERA_FPS))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise SystemExit(f"the RTSP server did not start: {proc.stderr.read() if proc.stderr else ''}")
+    return proc, f"rtsp://127.0.0.1:{port}/cam"
+
+
+class PeakMemory:
+    """Polls the peak resident memory (VmHWM) of processes until stopped; the sum of their peaks."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.peaks = dict.fromkeys(pids, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            for pid in self.peaks:
+                try:
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            self.peaks[pid] = max(self.peaks[pid], int(line.split()[1]) * 1024)
+                except OSError:
+                    pass
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return sum(self.peaks.values()) / 1e6
+
+
+def run_serve(n: int, ir: str, vis: str, engine: Path, seconds: float, folder: Path) -> tuple[float, float]:
+    rigs = "".join(f'[rigs.r{k}]\ninfrared = "{ir}"\nvisible = "{vis}"\n\n' for k in range(n))
+    (folder / "rigs.toml").write_text(f"[serve]\nmax_batch = {max(1, n)}\n\n{rigs}")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "occo_deploy", "serve", "rigs.toml", "--engine", str(engine),
+                             "--listen", f"127.0.0.1:{port}"], cwd=folder, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    memory = PeakMemory([proc.pid])
+
+    def fused() -> int | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/rigs", timeout=5) as response:
+                rigs_now = json.load(response)["rigs"]
+            return sum(r["fused"] for r in rigs_now) if all(r["fused"] > 0 for r in rigs_now) else None
+        except OSError:
+            return None
+
+    try:
+        deadline = time.monotonic() + 120
+        while (start := fused()) is None:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"serve with {n} rig(s) fused nothing within 120 s")
+            time.sleep(0.5)
+        began = time.monotonic()
+        time.sleep(seconds)
+        end = fused() or start
+        rate = (end - start) / (time.monotonic() - began)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    return rate, memory.stop()
+
+
+def run_live(n: int, ir: str, vis: str, engine: Path, seconds: float, folder: Path) -> tuple[float, float]:
+    procs = []
+    for k in range(n):
+        report = folder / f"live{k}.json"
+        report.unlink(missing_ok=True)
+        procs.append((subprocess.Popen([sys.executable, "-m", "occo_deploy", "fuse", ir, vis, "--live", "--engine",
+                                        str(engine), "--duration", str(seconds), "--report", str(report), "-q",
+                                        "--force"], cwd=folder, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL), report))
+    memory = PeakMemory([p.pid for p, _ in procs])
+    total = 0.0
+    for proc, report in procs:
+        proc.wait(timeout=seconds + 180)
+        if report.is_file():
+            live = json.loads(report.read_text())["live"]
+            total += live["fused"] / max(1e-9, live["elapsed_s"])
+    return total, memory.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engine", type=Path, default=ROOT / "export" / "occo.onnx")
+    parser.add_argument("--rigs", default="1,2,4,8")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+
+    from occo_deploy.runtime.cpu import cpu_description
+
+    print(f"CPU: {cpu_description()}; engine {args.engine}; cameras 640x512 + 1280x720 H.264 at "
+          f"{CAMERA_FPS:g} fps; {args.seconds:g} s per run")
+    cameras = [camera(640, 512), camera(1280, 720)]
+    ir, vis = cameras[0][1], cameras[1][1]
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            for n in (int(x) for x in args.rigs.split(",")):
+                serve_fps, serve_mb = run_serve(n, ir, vis, args.engine, args.seconds, folder)
+                live_fps, live_mb = run_live(n, ir, vis, args.engine, args.seconds, folder)
+                rows.append((n, serve_fps, live_fps, serve_mb, live_mb))
+                print(f"  {n} rig(s): serve {serve_fps:.2f} fps, {serve_mb:.0f} MB; "
+                      f"{n} x fuse --live {live_fps:.2f} fps, {live_mb:.0f} MB", flush=True)
+    finally:
+        for proc, _ in cameras:
+            proc.kill()
+    print("\n| rigs | serve fps (per rig) | fuse --live x N fps (per rig) | fps ratio | serve peak MB | "
+          "N processes' peak MB | memory ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for n, s_fps, l_fps, s_mb, l_mb in rows:
+        print(f"| {n} | {s_fps:.2f} ({s_fps / n:.2f}) | {l_fps:.2f} ({l_fps / n:.2f}) | "
+              f"{s_fps / max(l_fps, 1e-9):.2f}x | {s_mb:.0f} | {l_mb:.0f} | {s_mb / max(l_mb, 1e-9):.2f}x |")
+    below = [n for n, s_fps, *_ in rows if s_fps / n < CAMERA_FPS]
+    print(f"\nserve fuses under the cameras' {CAMERA_FPS:g} fps per rig from "
+          f"{below[0] if below else 'none of the tried'} rig(s) on.")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    sys.exit(main())
