@@ -6,7 +6,9 @@ peak memory, with real RTSP cameras.
 The cameras are GStreamer's RTSP server (``tests/live/rtsp_server.py``, the system Python's gi): one
 infrared camera at 640x512 and one visible at 1280x720, H.264 at 10 fps, which every rig reads
 (each rig opens and decodes its own two streams, as it would with cameras of its own; two shared
-encoders keep the cameras' own cost constant). For each N, interleaved: ``serve`` with N rigs,
+encoders keep the cameras' own cost constant). The two views differ in aspect, so every rig is
+registered with a rig file from the fields of view (``align --fov 50,60 --no-refine``: the engine
+gets 1032x720), as a real rig of these cameras would be. For each N, interleaved: ``serve`` with N rigs,
 then N ``fuse --live`` processes, each measured over ``--seconds`` after its first fused frame.
 Fused frames per second in total and per rig, and the peak resident memory (VmHWM) of the one
 process against the sum of the N. Prints the CPU, and the N at which the fused rate per rig falls
@@ -76,9 +78,21 @@ class PeakMemory:
         return sum(self.peaks.values()) / 1e6
 
 
+def make_rig(folder: Path) -> Path:
+    """The rig file of a 640x512 thermal camera (50 degrees) beside a 1280x720 visible one (60)."""
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(folder / "ir.png"), np.full((512, 640), 100, np.uint8))
+    cv2.imwrite(str(folder / "vis.png"), np.full((720, 1280, 3), 100, np.uint8))
+    subprocess.run([sys.executable, "-m", "occo_deploy", "align", "ir.png", "vis.png", "--fov", "50,60",
+                    "--no-refine", "-o", "rig.json", "--force"], cwd=folder, check=True, capture_output=True)
+    return folder / "rig.json"
+
+
 def run_serve(n: int, ir: str, vis: str, engine: Path, seconds: float, folder: Path) -> tuple[float, float]:
-    rigs = "".join(f'[rigs.r{k}]\ninfrared = "{ir}"\nvisible = "{vis}"\n\n' for k in range(n))
-    (folder / "rigs.toml").write_text(f"[serve]\nmax_batch = {max(1, n)}\n\n{rigs}")
+    rigs = "".join(f'[rigs.r{k}]\ninfrared = "{ir}"\nvisible = "{vis}"\nalign = "rig.json"\n\n' for k in range(n))
+    (folder / "rigs.toml").write_text(rigs)  # serve's own batching: one frame a call on a CPU engine
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "occo_deploy", "serve", "rigs.toml", "--engine", str(engine),
                              "--listen", f"127.0.0.1:{port}"], cwd=folder, stdout=subprocess.DEVNULL,
@@ -116,7 +130,7 @@ def run_live(n: int, ir: str, vis: str, engine: Path, seconds: float, folder: Pa
         report.unlink(missing_ok=True)
         procs.append((subprocess.Popen([sys.executable, "-m", "occo_deploy", "fuse", ir, vis, "--live", "--engine",
                                         str(engine), "--duration", str(seconds), "--report", str(report), "-q",
-                                        "--force"], cwd=folder, stdout=subprocess.DEVNULL,
+                                        "--align", "rig.json", "--force"], cwd=folder, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL), report))
     memory = PeakMemory([p.pid for p, _ in procs])
     total = 0.0
@@ -145,6 +159,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
+            make_rig(folder)
             for n in (int(x) for x in args.rigs.split(",")):
                 serve_fps, serve_mb = run_serve(n, ir, vis, args.engine, args.seconds, folder)
                 live_fps, live_mb = run_live(n, ir, vis, args.engine, args.seconds, folder)

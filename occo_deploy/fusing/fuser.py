@@ -80,6 +80,9 @@ class Fuser:
         if inference_precision is not None:
             options["inference_precision"] = inference_precision  # not the one its gate measured
         spec, self.backend = backends.open_backend(self.engine, self.sidecar, provider, threads, options)
+        #: Whether the engine runs on the CPU (ONNX Runtime's CPU provider, OpenVINO): batching frames
+        #: there buys no speed, only memory (and, on OpenVINO, a compile per batch size).
+        self.on_cpu = bool(spec.cpu)
         self.stats = LatencyStats()
         #: (H, W) of the last infrared frame that had to be resized to the visible size, else None.
         self.ir_resized_from: tuple[int, int] | None = None

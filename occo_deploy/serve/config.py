@@ -2,7 +2,7 @@
 
     [serve]                                   # optional; the command line overrides it
     engine = "engines/occo_int8_openvino.onnx"
-    max_batch = 4                             # frames of all rigs per engine call
+    max_batch = 4                             # frames of all rigs per engine call (default 1 on a CPU, 4 on a GPU)
     batch_wait_ms = 20                        # how long a batch waits for more rigs' frames
     recordings = "recordings"                 # where rigs with record = true write
 
@@ -68,7 +68,8 @@ class ServeConfig:
     path: Path | None
     rigs: dict[str, RigConfig] = field(default_factory=dict)
     engine: Path | None = None
-    max_batch: int = 4
+    #: None: 1 on a CPU engine (batches buy no speed there, only memory), 4 on a GPU.
+    max_batch: int | None = None
     batch_wait_ms: float = 20.0
     recordings: Path = Path("recordings")
     #: Length of a recording's segments, and how long segments are kept.
@@ -107,8 +108,8 @@ def load(path: str | Path) -> ServeConfig:
         raise ConfigError(f"{where.key((), 'rigs')}: 'rigs' must hold tables, [rigs.NAME]")
     rigs = {name: rig_from(name, table, path.parent, where) for name, table in rigs_table.items()}
     base = path.parent
-    max_batch = int(serve.get("max_batch", 4))
-    if max_batch < 1:
+    max_batch = serve.get("max_batch")
+    if max_batch is not None and max_batch < 1:
         raise ConfigError(f"{where.key(('serve',), 'max_batch')}: max_batch must be at least 1")
     return ServeConfig(path, rigs, engine=_path(serve.get("engine"), base), max_batch=max_batch,
                        batch_wait_ms=float(serve.get("batch_wait_ms", 20.0)),

@@ -51,6 +51,10 @@ class Service:
         self.started = time.monotonic()
         self.error: str | None = None
         self.webhook = Webhook(config.webhook) if config.webhook else None
+        #: On a CPU engine one frame a call: a batch of N runs no faster than N calls there, and costs
+        #: N times the activations (8 rigs at 1032x720 on OpenVINO INT8 peaked at 12.4 GB batched,
+        #: benchmarks/README.md "Serving"). On a GPU, batches of 4 ran 1.3x the frames of single calls.
+        self.max_batch = config.max_batch or (1 if self.fuser.on_cpu else 4)
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> Service:
@@ -123,6 +127,7 @@ class Service:
         for name in gone + changed:
             self.remove(name)
         self.config = config
+        self.max_batch = config.max_batch or (1 if self.fuser.on_cpu else 4)
         for name in new + changed:
             self.add(config.rigs[name])
         said = {"added": new, "removed": gone, "restarted": changed,
@@ -140,7 +145,7 @@ class Service:
         with self._lock:
             rigs = list(self.rigs.values())
         return {"engine": self.fuser.info(), "batches": self.batches, "busy_ratio": round(self.busy_ratio(), 3),
-                "max_batch": self.config.max_batch, "batch_wait_ms": self.config.batch_wait_ms,
+                "max_batch": self.max_batch, "batch_wait_ms": self.config.batch_wait_ms,
                 "rigs": [rig.figures() for rig in rigs]}
 
     # -- the engine loop --------------------------------------------------------------------------------
@@ -168,13 +173,13 @@ class Service:
         batch: list[Pending] = []
         waiting = list(order)
         deadline: float | None = None
-        while waiting and len(batch) < self.config.max_batch:
+        while waiting and len(batch) < self.max_batch:
             for rig in list(waiting):
                 pending = rig.take() if not rig.closed else None
                 if pending is not None:
                     batch.append(pending)
                     waiting.remove(rig)
-                    if len(batch) == self.config.max_batch:
+                    if len(batch) == self.max_batch:
                         break
             if not batch:
                 return []
