@@ -77,9 +77,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def rtsp_server(port: int, user: str | None = "admin", password: str = "hunter2") -> Iterator[subprocess.Popen[str]]:
-    """A camera: H.264 160x120 at 10 fps on rtsp://127.0.0.1:PORT/cam, behind Basic auth unless ``user`` is None."""
-    args = [SYSTEM_PYTHON, str(RTSP_SERVER), "--port", str(port), "--path", "/cam"]
+def rtsp_server(port: int, user: str | None = "admin", password: str = "hunter2", width: int = 160
+                ) -> Iterator[subprocess.Popen[str]]:
+    """A camera: H.264 ``width`` x 120 at 10 fps on rtsp://127.0.0.1:PORT/cam, behind Basic auth unless
+    ``user`` is None."""
+    args = [SYSTEM_PYTHON, str(RTSP_SERVER), "--port", str(port), "--path", "/cam", "--width", str(width)]
     if user:
         args += ["--user", user, "--password", password]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

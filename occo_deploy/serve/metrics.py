@@ -24,7 +24,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.fused = Counter("occo_fused_frames", "Fused frames written out", ["rig"], registry=r)
-        self.dropped = Counter("occo_dropped_frames", "Visible frames never fused (engine busy, fps cap, no partner)",
+        self.dropped = Counter("occo_dropped_frames", "Visible frames never fused (engine busy, fps cap, no partner, "
+                               "refused by the engine)",
                                ["rig", "reason"], registry=r)
         self.reconnections = Counter("occo_reconnections", "Times a camera came back after an outage",
                                      ["rig", "camera"], registry=r)
@@ -48,7 +49,7 @@ class Metrics:
             _remove(metric, rig)
         for name in STATES:
             _remove(self.state, rig, name)
-        for reason in ("busy", "fps_cap", "unpaired"):
+        for reason in ("busy", "fps_cap", "unpaired", "failed"):
             _remove(self.dropped, rig, reason)
         for camera in ("infrared", "visible"):
             _remove(self.reconnections, rig, camera)

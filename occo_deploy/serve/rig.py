@@ -78,7 +78,8 @@ class RigRunner:
 
             self.publisher = Publisher(config.publish, config.name)
         self.fused = 0
-        self.dropped = {"busy": 0, "fps_cap": 0, "unpaired": 0}
+        self.dropped = {"busy": 0, "fps_cap": 0, "unpaired": 0, "failed": 0}
+        self._failure: str | None = None
         self._last_vis = -1
         self._last_fused_t = -math.inf
         self._outputs: deque[float] = deque()
@@ -127,8 +128,18 @@ class RigRunner:
             ir_image, vis_image = self.align.apply(ir_image, vis_image)
         return Pending(self, ir_image, vis_image, vis.t)
 
+    def failed(self, cause: str) -> None:
+        """A pair of this rig the engine could not take (cameras that do not share a view, say): counted,
+        and said once per cause, not once per frame."""
+        self._drop("failed", 1)
+        if cause != self._failure:
+            self._failure = cause
+            _log.warning("rig %s: its frames cannot be fused: %s", self.name, cause,
+                         extra={"fields": {"event": "frames_failed", "rig": self.name, "cause": cause}})
+
     def deliver(self, fused: np.ndarray, t_capture: float) -> None:
         """A fused frame of this rig, from the engine loop: count it, record it, publish it."""
+        self._failure = None
         now = time.monotonic()
         self.fused += 1
         self._outputs.append(now)

@@ -194,10 +194,9 @@ class Service:
         try:
             fused = self.fuser.fuse_batch([p.ir for p in group], [p.vis for p in group],
                                           stretch=[p.rig.stretch for p in group])
-        except InputError as exc:  # one rig's frames the engine cannot take (size, aspect): that rig's
+        except InputError as exc:  # frames the engine cannot take (size, aspect): said once per rig and cause
             for pending in group:
-                _log.warning("rig %s: a frame could not be fused: %s", pending.rig.name, exc,
-                             extra={"fields": {"event": "frame_failed", "rig": pending.rig.name}})
+                pending.rig.failed(str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - the engine failed: said, and the service is not ready
             self.error = str(exc)

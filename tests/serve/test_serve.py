@@ -64,7 +64,7 @@ def test_four_rigs_on_real_cameras_one_engine_an_api_metrics_and_sigterm(exporte
     from prometheus_client.parser import text_string_to_metric_families
 
     ports = [free_port() for _ in range(4)]
-    api_port, ingest_port = free_port(), free_port()
+    api_port, ingest_port, wide_port = free_port(), free_port(), free_port()
     # gate-0 records segments and pushes its fused stream to an RTSP server (a VMS's ingest, MediaMTX).
     rigs = "".join(f'''
 [rigs.gate-{k}]
@@ -80,6 +80,7 @@ record = {"true" if k == 0 else "false"}
     with ExitStack() as stack:
         cameras = [stack.enter_context(rtsp_server(port, password=PASSWORD)) for port in ports]
         ingest = stack.enter_context(rtsp_ingest(ingest_port, "/gate-0"))
+        stack.enter_context(rtsp_server(wide_port, password=PASSWORD, width=320))  # another view's aspect
         out, err = (tmp_path / "stdout.log").open("w"), (tmp_path / "stderr.log").open("w")
         service = subprocess.Popen([sys.executable, "-m", "occo_deploy", "--log-format", "json", "serve", "rigs.toml",
                                     "--listen", f"0.0.0.0:{api_port}", "--engine", str(exported)],
@@ -122,6 +123,12 @@ record = {"true" if k == 0 else "false"}
             time.sleep(2.0)
             after = _rigs(base)
             assert all(after[f"gate-{k}"]["fused"] > before[f"gate-{k}"] for k in (0, 2, 3)), after
+            # A rig whose cameras do not share a view (no align): its frames are refused, said once, counted.
+            misfit = {"name": "misfit", "infrared": f"rtsp://admin:{PASSWORD}@127.0.0.1:{ports[0]}/cam",
+                      "visible": f"rtsp://admin:{PASSWORD}@127.0.0.1:{wide_port}/cam"}
+            assert _call(base, "POST", "/rigs", misfit)[0] == 201
+            _until("the misfit's frames are refused", lambda: _rigs(base)["misfit"]["dropped"]["failed"] >= 5)
+            assert _call(base, "DELETE", "/rigs/misfit")[0] == 200
             # Remove and restart through the API.
             assert _call(base, "DELETE", "/rigs/intruder")[0] == 200
             assert _call(base, "GET", "/rigs/intruder")[0] == 404
@@ -164,6 +171,9 @@ record = {"true" if k == 0 else "false"}
     refused = [e for e in events if e.get("event") == "source_down" and "401" in str(e.get("cause"))]
     assert 1 <= len(refused) <= 2 and all("every 30 s" in e["message"] for e in refused), refused
     assert any(e.get("event") == "serve_stopped" for e in events)
+    refusals = [e for e in events if e.get("event") == "frames_failed"]
+    assert len(refusals) == 1 and refusals[0]["rig"] == "misfit", refusals
+    assert "do not share a view" in refusals[0]["cause"]
     reload = next(e for e in events if e.get("event") == "serve_reloaded")
     assert reload["removed"] == ["gate-3"] and reload["restarted"] == ["gate-2"] and "gate-0" in reload["unchanged"]
     segments = sorted((tmp_path / "recordings" / "gate-0").glob("gate-0-*.mp4"))
