@@ -25,7 +25,7 @@ import numpy as np
 
 from occo_deploy.errors import SourceError
 from occo_deploy.live.sources import Source
-from occo_deploy.runtime.stats import LatencyStats, summarize
+from occo_deploy.runtime.stats import LIVE_WINDOW, LatencyStats, summarize
 
 if TYPE_CHECKING:
     from occo_deploy.fusing.fuser import Fuser
@@ -66,7 +66,7 @@ class LiveFusion:
         self.offset_s = offset_ms / 1e3
         self.tolerance_ms = tolerance_ms
         self.duration_s = duration_s
-        self.latency = LatencyStats()
+        self.latency = LatencyStats(window=LIVE_WINDOW)  # a live run may last for days
         self.fused = 0
         self.dropped = 0  # visible frames that arrived while the engine was busy, never fused
         self.unpaired = 0  # visible frames no infrared frame matched within the tolerance

@@ -24,6 +24,7 @@ from occo_deploy.fusing.jobs import stamped
 from occo_deploy.live.fusion import LiveFrame, LiveFusion
 from occo_deploy.live.preview import PreviewServer
 from occo_deploy.live.sources import Source
+from occo_deploy.runtime.stats import LIVE_WINDOW, LatencyStats
 
 if TYPE_CHECKING:
     from occo_deploy.fusing.fuser import Fuser
@@ -90,7 +91,7 @@ def run_live(fuser: Fuser, ir_spec: str, vis_spec: str, output: Path | None = No
     opts = options or LiveOptions()
     if output is not None:
         check_writable(output, force)
-    fuser.stats.reset()
+    fuser.stats = LatencyStats(window=LIVE_WINDOW)  # a live run may last for days: the last calls' timings
     with contextlib.ExitStack() as stack:
         ir = stack.enter_context(Source(ir_spec, "infrared", reconnect_timeout_s=opts.reconnect_timeout_s,
                                         rtsp_transport=opts.rtsp_transport))

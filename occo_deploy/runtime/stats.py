@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,19 +34,29 @@ def summarize(durations_s: list[float] | np.ndarray) -> dict[str, float | int]:
     return out
 
 
-class LatencyStats:
-    """Thread-safe collector of per-stage durations (decode and encode run on their own threads)."""
+#: Samples per stage a service or a live run keeps: the last 10 000 calls (0.4 MB a stage).
+LIVE_WINDOW = 10_000
 
-    def __init__(self) -> None:
+
+class LatencyStats:
+    """Thread-safe collector of per-stage durations (decode and encode run on their own threads).
+
+    A job keeps every sample; a service or a live run that lasts for days keeps the last ``window``
+    of each stage (its percentiles are then those of the last ``window`` calls), so that memory
+    stays flat.
+    """
+
+    def __init__(self, window: int | None = None) -> None:
         self._lock = threading.Lock()
-        self._samples: dict[str, list[float]] = {}
+        self._window = window
+        self._samples: dict[str, deque[float]] = {}
         self.frames = 0
 
     def add(self, stage: str, seconds: float) -> None:
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; stages are {STAGES}")
         with self._lock:
-            self._samples.setdefault(stage, []).append(seconds)
+            self._samples.setdefault(stage, deque(maxlen=self._window)).append(seconds)
 
     @contextmanager
     def time(self, stage: str) -> Iterator[None]:
@@ -71,5 +82,5 @@ class LatencyStats:
     def summary(self) -> dict[str, Any]:
         """``{"frames": n, "stages": {stage: {count, mean_ms, p50_ms, ...}}}`` in pipeline order."""
         with self._lock:
-            stages = {s: summarize(self._samples[s]) for s in STAGES if self._samples.get(s)}
+            stages = {s: summarize(list(self._samples[s])) for s in STAGES if self._samples.get(s)}
             return {"frames": self.frames, "stages": stages}

@@ -22,6 +22,7 @@ from occo_deploy import log
 from occo_deploy.errors import InputError
 from occo_deploy.fusing.fuser import Fuser
 from occo_deploy.fusing.options import RunOptions
+from occo_deploy.runtime.stats import LIVE_WINDOW, LatencyStats
 from occo_deploy.serve.config import RigConfig, ServeConfig
 from occo_deploy.serve.metrics import Metrics
 from occo_deploy.serve.rig import Pending, RigRunner
@@ -40,6 +41,8 @@ class Service:
         self.config = config
         self.metrics = Metrics()
         self.fuser = Fuser(engine, **(run or RunOptions()).kwargs())
+        # A service runs for days: its per-stage timings keep the last calls, not every one.
+        self.fuser.stats = LatencyStats(window=LIVE_WINDOW)
         self.engine = engine
         self.rigs: dict[str, RigRunner] = {}
         self._lock = threading.RLock()

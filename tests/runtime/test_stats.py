@@ -36,3 +36,14 @@ def test_timer_context_records_even_on_error() -> None:
     with pytest.raises(RuntimeError), stats.time("prepare"):
         raise RuntimeError("boom")
     assert stats.summary()["stages"]["prepare"]["count"] == 1
+
+
+def test_a_window_keeps_the_last_calls_so_a_service_stays_flat() -> None:
+    stats = LatencyStats(window=100)
+    for k in range(1000):
+        stats.add("infer", 1.0 if k < 900 else 0.001)  # slow at first, then fast
+        stats.count_frames(1)
+    summary = stats.summary()
+    assert summary["frames"] == 1000 and summary["stages"]["infer"]["count"] == 100
+    assert summary["stages"]["infer"]["max_ms"] == pytest.approx(1.0)  # the last 100 only
+    assert LatencyStats().summary()["frames"] == 0
