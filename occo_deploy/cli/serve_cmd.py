@@ -11,7 +11,7 @@ import typer
 
 from occo_deploy.cli.common import one_line_errors
 from occo_deploy.cli.options import Engine, InferencePrecision, Provider, Threads
-from occo_deploy.errors import InputError, Terminated
+from occo_deploy.errors import EngineError, InputError, Terminated
 
 TOKEN_VARIABLE = "OCCO_SERVE_TOKEN"
 
@@ -65,7 +65,7 @@ def serve(
             if service.error:
                 break
         if service.error:
-            raise InputError(f"the engine failed: {service.error}")
+            raise EngineError(f"the engine failed: {service.error}; check the engine with occo-deploy check")
     except Terminated:
         stopped = "SIGTERM"
     except KeyboardInterrupt:
