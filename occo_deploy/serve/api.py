@@ -176,7 +176,8 @@ def _handler(api: ApiServer) -> type[BaseHTTPRequestHandler]:
                 name = body.pop("name", None)
                 if not isinstance(name, str):
                     raise InputError('the rig needs a "name" (letters, digits, - and _)')
-                rig = rig_from(name, body, service.config.path.parent if service.config.path else _cwd())
+                base = service.config.path.parent if service.config.path else _cwd()
+                rig = rig_from(name, body, base, expand=False)
                 runner = service.add(rig)
                 self._json(HTTPStatus.CREATED, runner.figures())
             elif len(parts) == 2 and parts[0] == "rigs" and method in ("GET", "DELETE"):

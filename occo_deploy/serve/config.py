@@ -119,9 +119,18 @@ def load(path: str | Path) -> ServeConfig:
                        webhook=_expand(serve["webhook"], where, ("serve",), "webhook") if "webhook" in serve else None)
 
 
-def rig_from(name: str, table: Any, base: Path, where: _Locator | None = None) -> RigConfig:
-    """One rig from its table (a file's ``[rigs.NAME]`` or an API request's JSON), validated."""
+def rig_from(name: str, table: Any, base: Path, where: _Locator | None = None, expand: bool = True) -> RigConfig:
+    """One rig from its table (a file's ``[rigs.NAME]`` or an API request's JSON), validated.
+
+    ``expand=False`` (a rig from the API): ``${...}`` is refused rather than filled in from the
+    service's environment, which would let a caller send its secrets to a host of the caller's choice.
+    """
     where = where or _Locator(None, "")
+    if not expand:
+        for key, value in table.items() if isinstance(table, dict) else ():
+            if isinstance(value, str) and _VARIABLE.search(value):
+                raise ConfigError(f"rig '{name}': '{key}' names ${{...}}: variables are filled in from the rigs "
+                                  "file only; give the value itself, or add the rig to the file and reload (SIGHUP)")
     if not NAME.match(name):
         raise ConfigError(f"{where.table(('rigs', name))}: rig name {name!r}: use letters, digits, '-' and '_' "
                           "(it names metrics, folders and URLs)")

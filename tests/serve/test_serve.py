@@ -113,6 +113,10 @@ record = {"true" if k == 0 else "false"}
             assert status == 201 and "nope" not in json.dumps(body)
             assert _call(base, "POST", "/rigs", wrong)[0] == 409
             assert _call(base, "POST", "/rigs", {"name": "bad name", "infrared": "x", "visible": "y"})[0] == 400
+            # The service's environment is not for callers to read: no ${...} through the API.
+            status, body = _call(base, "POST", "/rigs", {"name": "probe", "infrared": "rtsp://u:${CAM_PASSWORD}@h/x",
+                                                          "visible": "camera:0"})
+            assert status == 400 and "rigs file only" in body["error"] and PASSWORD not in json.dumps(body)
             _until("the wrong password is named", lambda: "401" in str(
                 _rigs(base)["intruder"]["cameras"]["visible"]["cause"]), timeout=20)
             # One camera goes away (a reboot): its rig goes down, said once with its cause; the others fuse on.
