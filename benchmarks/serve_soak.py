@@ -50,6 +50,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", type=Path, default=ROOT / "export" / "occo.onnx")
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--restart-every", type=float, default=60.0,
+                        help="seconds between r2's camera reboots; 0: never (to tell memory growth apart)")
     args = parser.parse_args()
 
     import cv2
@@ -76,7 +78,7 @@ def main() -> int:
         stalls: dict[str, float] = {"r0": 0.0, "r1": 0.0}
         start = time.monotonic()
         end = start + args.minutes * 60
-        next_restart = start + 60
+        next_restart = start + args.restart_every if args.restart_every > 0 else float("inf")
         memory_at_1min = None
         restarts = 0
         final: dict[str, dict[str, object]] = {}
@@ -107,7 +109,7 @@ def main() -> int:
                     time.sleep(5)
                     cams[ports[2]] = camera(ports[2])
                     restarts += 1
-                    next_restart += 60
+                    next_restart += args.restart_every
             memory_end = rss_mb(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
