@@ -200,6 +200,8 @@ class PyAvEncoder:
         self._file.check()
 
     def close(self) -> None:
+        if self._container is None:
+            return  # closed already
         try:
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
@@ -208,13 +210,18 @@ class PyAvEncoder:
                 self._container.close()
             finally:
                 self._file.close()
+                # Closed once: a second close (after a failure) is a no-op, and the encoder's
+                # objects go now rather than with this one.
+                self._stream = self._container = None
         self._file.check()
 
     def abandon(self) -> None:
         """Close without caring whether the file is whole (it is being removed)."""
         with contextlib.suppress(Exception):
-            self._container.close()
+            if self._container is not None:
+                self._container.close()
         self._file.close()
+        self._stream = self._container = None
 
 
 class _CheckedFile:
