@@ -24,16 +24,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from occo_deploy.errors import SourceError
-from occo_deploy.live.sources import Source
+from occo_deploy.live.sources import RATE_WINDOW_S, Source, pairing_tolerance_s
 from occo_deploy.runtime.stats import LIVE_WINDOW, LatencyStats, summarize
 
 if TYPE_CHECKING:
     from occo_deploy.fusing.fuser import Fuser
-
-#: Pairing tolerance when the streams report no frame rate (ms).
-DEFAULT_TOLERANCE_MS = 50.0
-#: Window of the rates shown while running (s).
-RATE_WINDOW_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -87,9 +82,7 @@ class LiveFusion:
     def tolerance_s(self) -> float:
         if self.tolerance_ms is not None:
             return self.tolerance_ms / 1e3
-        rates = [f for f in (self.ir.fps, self.vis.fps) if f]
-        # Half the longer frame period: every visible frame can find its nearest infrared partner.
-        return 0.5 / min(rates) + 1e-3 if rates else DEFAULT_TOLERANCE_MS / 1e3
+        return pairing_tolerance_s(self.ir, self.vis)
 
     def _fuse(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
         """``fuser.fuse`` on a thread of its own, waited for in short steps: Ctrl-C (or SIGTERM) reaches

@@ -32,8 +32,10 @@ from occo_deploy.urls import mask_credentials
 
 _log = log.get("live")
 
-#: Seconds over which a source's rate is measured.
+#: Seconds over which rates (a source's frames in, a run's or a rig's frames out) are measured.
 RATE_WINDOW_S = 5.0
+#: Pairing tolerance when the streams report no frame rate (ms).
+DEFAULT_TOLERANCE_MS = 50.0
 #: Seconds between reconnection attempts: doubling from the first, capped at the last.
 BACKOFF_S = (0.25, 2.0)
 #: Seconds between attempts while the camera answers 401: many cameras lock an account after a few
@@ -374,6 +376,13 @@ class Source:
         self.state = "failed"
         with self._cond:
             self._cond.notify_all()
+
+
+def pairing_tolerance_s(ir: Source, vis: Source) -> float:
+    """How far apart in arrival a visible frame and its infrared partner may be: half the longer
+    frame period, so every visible frame can find its nearest infrared partner."""
+    rates = [f for f in (ir.fps, vis.fps) if f]
+    return 0.5 / min(rates) + 1e-3 if rates else DEFAULT_TOLERANCE_MS / 1e3
 
 
 def _refused_login(cause: str | None) -> bool:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from occo_deploy import log
-from occo_deploy.live.sources import Source
+from occo_deploy.live.sources import RATE_WINDOW_S, Source, pairing_tolerance_s
 from occo_deploy.serve.config import RigConfig
 
 if TYPE_CHECKING:
@@ -33,10 +33,6 @@ if TYPE_CHECKING:
 
 _log = log.get("serve")
 
-#: Seconds over which fps in and out are measured.
-RATE_WINDOW_S = 5.0
-#: When the cameras report no frame rate, pair within this (ms).
-DEFAULT_TOLERANCE_MS = 50.0
 JPEG_QUALITY = 80
 
 
@@ -108,7 +104,7 @@ class RigRunner:
         vis = self.vis.newest(self._last_vis, timeout=0)
         if vis is None:
             return None
-        tolerance = self._tolerance_s()
+        tolerance = pairing_tolerance_s(self.ir, self.vis)
         ir = self.ir.nearest(vis.t)
         if ir is None or abs(ir.t - vis.t) > tolerance:
             if time.monotonic() - vis.t <= tolerance:
@@ -176,10 +172,6 @@ class RigRunner:
     def _drop(self, reason: str, count: int) -> None:
         self.dropped[reason] += count
         self.metrics.dropped.labels(self.name, reason).inc(count)
-
-    def _tolerance_s(self) -> float:
-        rates = [f for f in (self.ir.fps, self.vis.fps) if f]
-        return 0.5 / min(rates) + 1e-3 if rates else DEFAULT_TOLERANCE_MS / 1e3
 
     def _update_state(self) -> None:
         for source, camera in ((self.ir, "infrared"), (self.vis, "visible")):
