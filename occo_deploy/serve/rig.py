@@ -84,8 +84,9 @@ class RigRunner:
         self.state = "connecting"
         self.started = time.monotonic()
         self._preview = threading.Condition()
-        self.preview_jpeg: bytes | None = None
-        self.preview_seq = 0
+        self._newest: np.ndarray | None = None  # the newest fused frame, for the previews
+        self._seq = 0  # fused frames published; the JPEG of the newest is made when a viewer asks
+        self._jpeg: tuple[int, bytes] = (0, b"")
         self.closed = False
 
     def start(self) -> RigRunner:
@@ -149,19 +150,27 @@ class RigRunner:
             self.recorder.write(fused, fps)
         if self.publisher is not None:
             self.publisher.offer(fused, fps)
-        import cv2
-
-        ok, data = cv2.imencode(".jpg", fused, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        if ok:
-            with self._preview:
-                self.preview_jpeg, self.preview_seq = data.tobytes(), self.preview_seq + 1
-                self._preview.notify_all()
+        with self._preview:  # handed over only: the engine loop encodes nothing for viewers
+            self._newest, self._seq = fused, self._seq + 1
+            self._preview.notify_all()
 
     def next_preview(self, after: int, timeout: float) -> tuple[int, bytes | None]:
-        """The newest preview JPEG after ``after``, waiting up to ``timeout`` s."""
+        """The newest fused frame after ``after`` as JPEG, waiting up to ``timeout`` s; encoded on the
+        viewer's thread, once per frame whatever the number of viewers."""
+        import cv2
+
         with self._preview:
-            self._preview.wait_for(lambda: self.preview_seq > after or self.closed, timeout)
-            return self.preview_seq, self.preview_jpeg
+            self._preview.wait_for(lambda: self._seq > after or self.closed, timeout)
+            seq, frame = self._seq, self._newest
+            if frame is None or self._jpeg[0] == seq:
+                return seq, self._jpeg[1] or None
+        ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if not ok:
+            return seq, None
+        with self._preview:
+            if seq >= self._jpeg[0]:
+                self._jpeg = (seq, data.tobytes())
+        return seq, data.tobytes()
 
     # -- state -----------------------------------------------------------------------------------------
     def _consume(self, index: int) -> None:
