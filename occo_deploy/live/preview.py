@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -166,6 +167,35 @@ class PreviewServer:
         return self._closed
 
 
+def stream_mjpeg(handler: BaseHTTPRequestHandler, next_jpeg: Callable[[int], tuple[int, bytes] | None],
+                 closed: Callable[[], bool]) -> None:
+    """Answer ``handler``'s request with an MJPEG stream (multipart/x-mixed-replace) until ``closed()``
+    or the viewer leaves. ``next_jpeg(seen)``: the newest frame's (id, JPEG) newer than ``seen``, or
+    None after waiting a while (so that ``closed`` is asked again)."""
+    handler.send_response(HTTPStatus.OK)
+    handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+    handler.send_header("Cache-Control", "no-store")
+    handler.send_header("Connection", "close")  # no length: the stream ends with the connection
+    handler.end_headers()
+    handler.close_connection = True
+    seen = 0
+    try:
+        # Each part is followed at once by the next part's boundary and headers: a browser shows a
+        # part only once the next one has begun, so a boundary sent before each part instead kept the
+        # page one frame behind, and blank until the second frame.
+        part = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n\r\n".encode()
+        handler.wfile.write(part)
+        while not closed():
+            jpeg = next_jpeg(seen)
+            if jpeg is None:
+                continue
+            seen, data = jpeg
+            handler.wfile.write(data + b"\r\n" + part)
+            handler.wfile.flush()
+    except (BrokenPipeError, ConnectionResetError, TimeoutError):
+        return  # the viewer left; fusion never noticed
+
+
 def _handler(preview: PreviewServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "occo-deploy-preview"
@@ -200,26 +230,7 @@ def _handler(preview: PreviewServer) -> type[BaseHTTPRequestHandler]:
                 self.send_error(HTTPStatus.NOT_FOUND, "the preview has /, /stream.mjpg, /frame.jpg and /stats.json")
 
         def _stream(self) -> None:
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            seen = 0
-            try:
-                # Each part is followed at once by the next part's boundary and headers: a browser shows
-                # a part only once the next one has begun, so a boundary sent before each part instead
-                # kept the page one frame behind, and blank until the second frame.
-                part = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n\r\n".encode()
-                self.wfile.write(part)
-                while not preview.closed:
-                    jpeg = preview.jpeg_after(seen, timeout=1.0)
-                    if jpeg is None:
-                        continue
-                    seen, data = jpeg
-                    self.wfile.write(data + b"\r\n" + part)
-                    self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError, TimeoutError):
-                return  # the viewer left; fusion never noticed
+            stream_mjpeg(self, lambda seen: preview.jpeg_after(seen, timeout=1.0), lambda: preview.closed)
 
         def _not_allowed(self) -> None:
             self.send_error(HTTPStatus.METHOD_NOT_ALLOWED, "the preview only answers GET")

@@ -30,13 +30,13 @@ from typing import Any
 
 from occo_deploy import log
 from occo_deploy.errors import InputError
+from occo_deploy.live.preview import stream_mjpeg
 from occo_deploy.serve.config import ConfigError, rig_from
 from occo_deploy.serve.service import ConflictError, NotFoundError, Service
 from occo_deploy.urls import mask_all
 
 _log = log.get("serve")
 
-BOUNDARY = "occoframe"
 ROUTES = {
     "GET /": "this list",
     "GET /rigs": "every rig: state, cameras, counters, rates",
@@ -225,22 +225,12 @@ def _handler(api: ApiServer) -> type[BaseHTTPRequestHandler]:
 
         def _mjpeg(self, name: str) -> None:
             rig = self._rig(name)
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            part = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n\r\n".encode()
-            self.wfile.write(part)
-            seen = 0
-            while not rig.closed and not api.closing:
-                seen_now, jpeg = rig.next_preview(seen, timeout=1.0)
-                if jpeg is None or seen_now == seen:
-                    continue
-                seen = seen_now
-                self.wfile.write(jpeg + b"\r\n" + part)
-                self.wfile.flush()
-            self.close_connection = True
+
+            def newer(seen: int) -> tuple[int, bytes] | None:
+                frame_id, jpeg = rig.next_preview(seen, timeout=1.0)
+                return (frame_id, jpeg) if jpeg is not None and frame_id != seen else None
+
+            stream_mjpeg(self, newer, lambda: rig.closed or api.closing)
 
         def do_GET(self) -> None:  # http.server's naming
             self._route("GET")

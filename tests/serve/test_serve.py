@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import pytest
 
 from tests.conftest import run_cli
@@ -37,6 +38,14 @@ def _call(base: str, method: str, path: str, body: dict[str, Any] | None = None,
             return response.status, json.loads(raw) if "json" in kind else raw.decode()
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
+
+
+def _bytes(url: str, limit: int | None = None) -> bytes:
+    """The body of a GET (its first ``limit`` bytes: a stream does not end), with the token."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        return response.read(limit) if limit else response.read()
 
 
 def _until(what: str, check: Any, timeout: float = 60.0) -> Any:
@@ -106,6 +115,11 @@ record = {"true" if k == 0 else "false"}
             assert batch["occo_engine_batch_frames_sum"] > batch["occo_engine_batch_frames_count"]  # > 1 per call
             live = [s for s in families["occo_rig_state"].samples if s.labels["state"] == "live" and s.value == 1]
             assert len(live) == 4
+            # Each rig's preview: its newest fused frame, and an MJPEG stream of them.
+            frame = cv2.imdecode(np.frombuffer(_bytes(base + "/rigs/gate-3/frame.jpg"), np.uint8), cv2.IMREAD_COLOR)
+            assert frame is not None and frame.shape == (120, 160, 3)
+            stream = _bytes(base + "/rigs/gate-3/preview.mjpg", limit=20_000)
+            assert stream.startswith(b"--occoframe\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8")
             # A rig added with a wrong password: said once per camera, tried at most every 30 s.
             wrong = {"name": "intruder", "infrared": f"rtsp://admin:nope@127.0.0.1:{ports[0]}/cam",
                      "visible": f"rtsp://admin:nope@127.0.0.1:{ports[0]}/cam"}
