@@ -61,16 +61,19 @@ setInterval(refresh, 500); refresh();
 """
 
 
-def parse_address(text: str) -> tuple[str, int]:
-    """``PORT`` or ``HOST:PORT`` (HOST defaults to 127.0.0.1: not reachable from other machines)."""
+def parse_address(text: str, option: str = "--preview", default_host: str | None = "127.0.0.1") -> tuple[str, int]:
+    """``PORT`` or ``HOST:PORT`` (HOST defaults to 127.0.0.1: not reachable from other machines);
+    ``HOST:PORT`` only when there is no ``default_host``. An IPv6 host may come in brackets."""
     host, _, port = text.rpartition(":")
     try:
         number = int(port)
     except ValueError:
         number = -1
-    if not 0 <= number <= 65535:
-        raise InputError(f"--preview {text!r} is not PORT or HOST:PORT (e.g. 8080 or 0.0.0.0:8080)")
-    return host or "127.0.0.1", number
+    if not 0 <= number <= 65535 or not (host or default_host):
+        forms, example = ("PORT or HOST:PORT", "8080 or 0.0.0.0:8080") if default_host else \
+            ("HOST:PORT", "127.0.0.1:8090")
+        raise InputError(f"{option} {text!r} is not {forms} (e.g. {example})")
+    return host.strip("[]") or str(default_host), number
 
 
 class PreviewServer:

@@ -26,11 +26,12 @@ import json
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from occo_deploy import log
 from occo_deploy.errors import InputError
-from occo_deploy.live.preview import stream_mjpeg
+from occo_deploy.live.preview import parse_address, stream_mjpeg
 from occo_deploy.serve.config import ConfigError, rig_from
 from occo_deploy.serve.service import ConflictError, NotFoundError, Service
 from occo_deploy.urls import mask_all
@@ -69,14 +70,8 @@ def check_guarded(host: str, token: str | None) -> None:
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    try:
-        number = int(port)
-    except ValueError:
-        number = -1
-    if not 0 <= number <= 65535 or not host:
-        raise InputError(f"--listen {text!r} is not HOST:PORT (e.g. 127.0.0.1:8090)")
-    return host.strip("[]"), number
+    """``--listen HOST:PORT``: the preview's address rule, with the host required."""
+    return parse_address(text, "--listen", default_host=None)
 
 
 class ApiServer:
@@ -176,7 +171,7 @@ def _handler(api: ApiServer) -> type[BaseHTTPRequestHandler]:
                 name = body.pop("name", None)
                 if not isinstance(name, str):
                     raise InputError('the rig needs a "name" (letters, digits, - and _)')
-                base = service.config.path.parent if service.config.path else _cwd()
+                base = service.config.path.parent if service.config.path else Path.cwd()
                 rig = rig_from(name, body, base, expand=False)
                 runner = service.add(rig)
                 self._json(HTTPStatus.CREATED, runner.figures())
@@ -243,8 +238,3 @@ def _handler(api: ApiServer) -> type[BaseHTTPRequestHandler]:
 
     return Handler
 
-
-def _cwd() -> Any:
-    from pathlib import Path
-
-    return Path.cwd()

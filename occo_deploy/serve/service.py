@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +228,3 @@ class NotFoundError(InputError):
 class ConflictError(InputError):
     """An API request adds a rig whose name is taken."""
 
-
-#: For the HTTP layer: a callable that runs a service operation and maps errors to statuses.
-Operation = Callable[[], Any]
