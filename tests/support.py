@@ -56,7 +56,6 @@ def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
 
 # -- real RTSP cameras: GStreamer's gst-rtsp-server on the system Python (tests/live/rtsp_server.py) --------
 RTSP_SERVER = Path(__file__).parent / "live" / "rtsp_server.py"
-RTSP_INGEST = Path(__file__).parent / "live" / "rtsp_record_server.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
 NO_GST_RTSP = ("needs GStreamer's RTSP server for the system Python (apt: gir1.2-gst-rtsp-server-1.0 python3-gi "
                "gstreamer1.0-plugins-ugly; .ci/run installs them)")
@@ -97,7 +96,7 @@ def rtsp_server(port: int, user: str | None = "admin", password: str = "hunter2"
 def rtsp_ingest(port: int, path: str) -> Iterator[subprocess.Popen[str]]:
     """An RTSP server that takes a stream pushed to rtsp://127.0.0.1:PORT/PATH and counts its H.264
     frames on stdout ("received N"); the caller kills it and reads the count."""
-    proc = subprocess.Popen([SYSTEM_PYTHON, str(RTSP_INGEST), "--port", str(port), "--path", path],
+    proc = subprocess.Popen([SYSTEM_PYTHON, str(RTSP_SERVER), "--port", str(port), "--path", path, "--record"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", proc.stderr
