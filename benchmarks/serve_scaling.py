@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,24 +31,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SERVER = ROOT / "tests" / "live" / "rtsp_server.py"
 CAMERA_FPS = 10.0
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support import free_port, start_camera  # noqa: E402  (the tests' cameras: tests/live/rtsp_server.py)
 
 
 def camera(width: int, height: int) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
-    proc = subprocess.Popen(["/usr/bin/python3", str(SERVER), "--port", str(port), "--path", "/cam", "--width",
-                             str(width), "--height", str(height), "--fps", str(int(CAMERA_FPS))],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    if proc.stdout.readline().strip() != "ready":
-        raise SystemExit(f"the RTSP server did not start: {proc.stderr.read() if proc.stderr else ''}")
+    proc = start_camera(port, user=None, width=width, height=height, fps=int(CAMERA_FPS))
     return proc, f"rtsp://127.0.0.1:{port}/cam"
 
 
@@ -174,7 +163,8 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|")
     for n, s_fps, l_fps, s_mb, l_mb in rows:
         print(f"| {n} | {s_fps:.2f} ({s_fps / n:.2f}) | {l_fps:.2f} ({l_fps / n:.2f}) | "
-              f"{s_fps / max(l_fps, 1e-9):.2f}x | {s_mb:.0f} | {l_mb:.0f} | {s_mb / max(l_mb, 1e-9):.2f}x |")
+              f"{f'{s_fps / l_fps:.2f}x' if l_fps else '- (nothing fused)'} | {s_mb:.0f} | {l_mb:.0f} | "
+              f"{s_mb / max(l_mb, 1e-9):.2f}x |")
     below = [n for n, s_fps, *_ in rows if s_fps / n < CAMERA_FPS]
     print(f"\nserve fuses under the cameras' {CAMERA_FPS:g} fps per rig from "
           f"{below[0] if below else 'none of the tried'} rig(s) on.")

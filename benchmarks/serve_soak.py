@@ -26,17 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from serve_scaling import free_port  # noqa: E402
-
-SERVER = ROOT / "tests" / "live" / "rtsp_server.py"
-
-
-def camera(port: int, password: str = "hunter2") -> subprocess.Popen[str]:
-    proc = subprocess.Popen(["/usr/bin/python3", str(SERVER), "--port", str(port), "--path", "/cam", "--user",
-                             "admin", "--password", password], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    return proc
+from tests.support import free_port  # noqa: E402
+from tests.support import start_camera as camera  # noqa: E402  (the tests' cameras, Basic auth)
 
 
 def rss_mb(pid: int) -> float:

@@ -75,17 +75,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextlib.contextmanager
-def rtsp_server(port: int, user: str | None = "admin", password: str = "hunter2", width: int = 160
-                ) -> Iterator[subprocess.Popen[str]]:
-    """A camera: H.264 ``width`` x 120 at 10 fps on rtsp://127.0.0.1:PORT/cam, behind Basic auth unless
-    ``user`` is None."""
-    args = [SYSTEM_PYTHON, str(RTSP_SERVER), "--port", str(port), "--path", "/cam", "--width", str(width)]
+def start_camera(port: int, user: str | None = "admin", password: str = "hunter2", width: int = 160,
+                 height: int = 120, fps: int = 10) -> subprocess.Popen[str]:
+    """A camera, started and serving: H.264 ``width`` x ``height`` at ``fps`` on rtsp://127.0.0.1:PORT/cam,
+    behind Basic auth unless ``user`` is None. The caller kills it (the benchmarks restart cameras)."""
+    args = [SYSTEM_PYTHON, str(RTSP_SERVER), "--port", str(port), "--path", "/cam", "--width", str(width),
+            "--height", str(height), "--fps", str(fps)]
     if user:
         args += ["--user", user, "--password", password]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if proc.stdout is None or proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        raise RuntimeError(f"the RTSP server on port {port} did not start: {proc.communicate()[1]}")
+    return proc
+
+
+@contextlib.contextmanager
+def rtsp_server(port: int, user: str | None = "admin", password: str = "hunter2", width: int = 160
+                ) -> Iterator[subprocess.Popen[str]]:
+    """A camera (``start_camera``) for the length of the block."""
+    proc = start_camera(port, user, password, width)
     try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", proc.stderr
         yield proc
     finally:
         proc.kill()
