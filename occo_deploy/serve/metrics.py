@@ -27,6 +27,8 @@ class Metrics:
         self.dropped = Counter("occo_dropped_frames", "Visible frames never fused (engine busy, fps cap, no partner, "
                                "refused by the engine)",
                                ["rig", "reason"], registry=r)
+        self.recording_dropped = Counter("occo_recording_dropped_frames", "Fused frames the recording skipped: its "
+                                         "encoder or disk was behind", ["rig"], registry=r)
         self.reconnections = Counter("occo_reconnections", "Times a camera came back after an outage",
                                      ["rig", "camera"], registry=r)
         self.latency = Histogram("occo_capture_to_output_seconds", "From a visible frame's arrival to its fused "
@@ -45,7 +47,7 @@ class Metrics:
 
     def forget(self, rig: str) -> None:
         """A removed rig's series go (its counters would otherwise stay frozen in every scrape)."""
-        for metric in (self.fused, self.latency, self.fps_in, self.fps_out):
+        for metric in (self.fused, self.latency, self.fps_in, self.fps_out, self.recording_dropped):
             _remove(metric, rig)
         for name in STATES:
             _remove(self.state, rig, name)

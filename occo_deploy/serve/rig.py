@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import queue
 import threading
 import time
 from collections import deque
@@ -29,11 +30,13 @@ if TYPE_CHECKING:
     from occo_deploy.registration.rig import Rig
     from occo_deploy.runtime.stretch import SteadyStretch
     from occo_deploy.serve.metrics import Metrics
-    from occo_deploy.video.streams import ThreadedWriter
+    from occo_deploy.video.encode import Encoder
 
 _log = log.get("serve")
 
 JPEG_QUALITY = 80
+#: Fused frames a recording may be behind before it drops them (a few seconds at camera rates).
+RECORD_QUEUE = 30
 
 
 @dataclass
@@ -146,8 +149,8 @@ class RigRunner:
         self.metrics.fused.labels(self.name).inc()
         self.metrics.latency.labels(self.name).observe(now - t_capture)
         fps = self.config.fps or self.vis.fps or 10.0
-        if self.recorder is not None:
-            self.recorder.write(fused, fps)
+        if self.recorder is not None and not self.recorder.write(fused, fps):
+            self.metrics.recording_dropped.labels(self.name).inc()
         if self.publisher is not None:
             self.publisher.offer(fused, fps)
         with self._preview:  # handed over only: the engine loop encodes nothing for viewers
@@ -223,7 +226,8 @@ class RigRunner:
             "latency_ms_p50": round(latency[len(latency) // 2] * 1e3, 1) if latency else None,
             "cameras": {s.what: {"url": s.label, "state": s.state, "cause": s.cause, "reconnects": s.reconnects,
                                  "size_wh": list(s.size_wh) if s.size_wh else None} for s in (self.ir, self.vis)},
-            "recording": self.recorder.current_name if self.recorder is not None else None,
+            "recording": {"file": self.recorder.current_name, "segments": self.recorder.segments,
+                          "dropped": self.recorder.dropped} if self.recorder is not None else None,
             "publishing": self.publisher.figures() if self.publisher is not None else None,
         }
 
@@ -232,10 +236,10 @@ class RigRunner:
         self.closed = True
         with self._preview:
             self._preview.notify_all()
+        if self.recorder is not None:  # first: the engine loop has stopped, so its last frames are in
+            self.recorder.close()
         for source in (self.ir, self.vis):
             source.close(wait_s)
-        if self.recorder is not None:
-            self.recorder.close()
         if self.publisher is not None:
             self.publisher.close()
         self._update_state()
@@ -246,37 +250,102 @@ class RigRunner:
 class Recorder:
     """A rig's H.264 recording in segments of ``segment_s`` (fragmented MP4, each playable while it
     is written), named by their start time (UTC); segments older than ``keep_hours`` are deleted, and
-    the oldest beyond ``keep_gb`` in all."""
+    the oldest beyond ``keep_gb`` in all.
+
+    One thread per rig encodes, rotates and deletes: the engine loop only hands a frame over and never
+    waits for an encoder, a flush or a file system. A frame that finds the queue full is dropped and
+    counted (``dropped``): the recording then skips it, the live outputs do not wait.
+    """
 
     def __init__(self, folder: Path, name: str, segment_s: float, keep_hours: float,
-                 keep_gb: float | None = None) -> None:
+                 keep_gb: float | None = None, depth: int = RECORD_QUEUE) -> None:
         self.folder, self.name = folder, name
         self.segment_s, self.keep_s = segment_s, keep_hours * 3600.0
         self.keep_bytes = None if keep_gb is None else keep_gb * 1e9
-        self._writer: ThreadedWriter | None = None
-        self._opened = 0.0
         self.current_name: str | None = None
         self.segments = 0
+        self.dropped = 0
+        self._failure: str | None = None
+        self._queue: queue.Queue[tuple[np.ndarray, float] | None] = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run, name=f"record-{name}", daemon=True)
+        self._thread.start()
 
-    def write(self, frame: np.ndarray, fps: float) -> None:
-        now = time.monotonic()
-        if self._writer is None or now - self._opened >= self.segment_s:
-            self._next(frame, fps, now)
-        assert self._writer is not None
-        self._writer.write(frame)
+    def write(self, frame: np.ndarray, fps: float) -> bool:
+        """Hand a fused frame over; False (and counted) when the encoder is behind by a full queue."""
+        try:
+            self._queue.put_nowait((frame, fps))
+        except queue.Full:
+            self.dropped += 1
+            return False
+        return True
 
-    def _next(self, frame: np.ndarray, fps: float, now: float) -> None:
-        from occo_deploy.video.streams import ThreadedWriter
+    def close(self, wait_s: float = 2.0) -> None:
+        """Encode what was handed over and finish the segment whole; waits at most ``wait_s``."""
+        end = time.monotonic() + wait_s
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=wait_s)
+        self._thread.join(timeout=max(0.0, end - time.monotonic()))
+        if self._thread.is_alive():
+            _log.warning("rig %s: recording %s still closing after %g s", self.name, self.current_name, wait_s,
+                         extra={"fields": {"event": "segment_slow", "rig": self.name}})
 
-        self.close()
-        self.folder.mkdir(parents=True, exist_ok=True)
+    # -- the recording thread ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        encoder: Encoder | None = None
+        opened = -math.inf
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            frame, fps = item
+            now = time.monotonic()
+            if now - opened >= self.segment_s:
+                self._finish(encoder)
+                encoder, opened = self._open(frame, fps), now  # a failed open is tried again next segment
+            if encoder is None:
+                continue
+            try:
+                encoder.write(frame)
+            except Exception as exc:  # noqa: BLE001 - a full disk, say: this segment ends, the next tries again
+                self._said("write", f"writing {self.current_name} failed: {exc}")
+                self._finish(encoder)
+                encoder = None
+        self._finish(encoder)
+
+    def _open(self, frame: np.ndarray, fps: float) -> Encoder | None:
+        from occo_deploy.video.encode import VideoEncoding, open_encoder
+
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
         path = self.folder / f"{self.name}-{stamp}.mp4"
         h, w = frame.shape[:2]
-        self._writer = ThreadedWriter(path, fps, (w, h), ".mp4")
-        self._opened, self.current_name = now, path.name
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            encoder = open_encoder(path, fps, (w, h), ".mp4", VideoEncoding())
+        except Exception as exc:  # noqa: BLE001 - OSError or OutputError: said once, tried next segment
+            self._said("open", f"cannot start a segment in {self.folder}: {exc}")
+            return None
+        self.current_name = path.name
         self.segments += 1
         self._expire()
+        return encoder
+
+    def _finish(self, encoder: Encoder | None) -> None:
+        if encoder is None:
+            return
+        try:
+            encoder.close()
+        except Exception as exc:  # noqa: BLE001 - the segment so far stays (fragmented MP4); the next tries
+            self._said("close", f"recording {self.current_name} ended with an error: {exc}")
+        else:
+            self._failure = None
+
+    def _said(self, step: str, cause: str) -> None:
+        """A failure, said once per step (open, write, close) until a segment ends well again: a full
+        disk would otherwise be said at every segment."""
+        if step != self._failure:
+            _log.warning("rig %s: %s", self.name, cause,
+                         extra={"fields": {"event": "segment_failed", "rig": self.name, "cause": cause}})
+        self._failure = step
 
     def _expire(self) -> None:
         cutoff = time.time() - self.keep_s
@@ -298,12 +367,3 @@ class Recorder:
                 _log.info("rig %s: recording %s deleted (%s)", self.name, path.name,
                           "older than keep_hours" if too_old else "beyond keep_gb",
                           extra={"fields": {"event": "segment_expired", "rig": self.name, "file": path.name}})
-
-    def close(self) -> None:
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            try:
-                writer.close()
-            except Exception as exc:  # noqa: BLE001 - a failed segment is said; the service goes on
-                _log.warning("rig %s: recording %s ended with an error: %s", self.name, self.current_name, exc,
-                             extra={"fields": {"event": "segment_failed", "rig": self.name}})
