@@ -307,7 +307,7 @@ class Recorder:
             try:
                 encoder.write(frame)
             except Exception as exc:  # noqa: BLE001 - a full disk, say: this segment ends, the next tries again
-                self._said("write", f"writing {self.current_name} failed: {exc}")
+                self._failed(f"writing {self.current_name} failed: {exc}")
                 self._finish(encoder)
                 encoder = None
         self._finish(encoder)
@@ -322,7 +322,7 @@ class Recorder:
             self.folder.mkdir(parents=True, exist_ok=True)
             encoder = open_encoder(path, fps, (w, h), ".mp4", VideoEncoding())
         except Exception as exc:  # noqa: BLE001 - OSError or OutputError: said once, tried next segment
-            self._said("open", f"cannot start a segment in {self.folder}: {exc}")
+            self._failed(f"cannot start a segment in {self.folder}: {exc}")
             return None
         self.current_name = path.name
         self.segments += 1
@@ -335,17 +335,19 @@ class Recorder:
         try:
             encoder.close()
         except Exception as exc:  # noqa: BLE001 - the segment so far stays (fragmented MP4); the next tries
-            self._said("close", f"recording {self.current_name} ended with an error: {exc}")
+            self._failed(f"recording {self.current_name} ended with an error: {exc}")
         else:
+            if self._failure is not None:
+                _log.info("rig %s: recording again (%s ended whole)", self.name, self.current_name,
+                          extra={"fields": {"event": "segment_recovered", "rig": self.name}})
             self._failure = None
 
-    def _said(self, step: str, cause: str) -> None:
-        """A failure, said once per step (open, write, close) until a segment ends well again: a full
-        disk would otherwise be said at every segment."""
-        if step != self._failure:
-            _log.warning("rig %s: %s", self.name, cause,
+    def _failed(self, cause: str) -> None:
+        """A failure, said once until a segment ends whole again: a full disk fails every segment."""
+        if self._failure is None:
+            _log.warning("rig %s: %s; each new segment tries again", self.name, cause,
                          extra={"fields": {"event": "segment_failed", "rig": self.name, "cause": cause}})
-        self._failure = step
+        self._failure = cause
 
     def _expire(self) -> None:
         cutoff = time.time() - self.keep_s
