@@ -13,6 +13,12 @@ then N ``fuse --live`` processes, each measured over ``--seconds`` after its fir
 Fused frames per second in total and per rig, and the peak resident memory (VmHWM) of the one
 process against the sum of the N. Prints the CPU, and the N at which the fused rate per rig falls
 below the cameras' 10 fps.
+
+    python benchmarks/serve_scaling.py --decoder-threads 1,0 [--rigs 4] [--repeats 2]
+
+compares ``serve`` with itself instead: the camera decoders' threads (``[serve] decoder_threads``;
+0 is FFmpeg's own, one per core for every stream), interleaved, with the CPU seconds the process
+spent per fused frame.
 """
 
 from __future__ import annotations
@@ -79,9 +85,18 @@ def make_rig(folder: Path) -> Path:
     return folder / "rig.json"
 
 
-def run_serve(n: int, ir: str, vis: str, engine: Path, seconds: float, folder: Path) -> tuple[float, float]:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_serve(n: int, ir: str, vis: str, engine: Path, seconds: float, folder: Path,
+              decoder_threads: int | None = None) -> tuple[float, float, float]:
+    """Fused frames per second, peak MB and CPU seconds per fused frame of ``serve`` with ``n`` rigs."""
     rigs = "".join(f'[rigs.r{k}]\ninfrared = "{ir}"\nvisible = "{vis}"\nalign = "rig.json"\n\n' for k in range(n))
-    (folder / "rigs.toml").write_text(rigs)  # serve's own batching: one frame a call on a CPU engine
+    serve = "" if decoder_threads is None else f"[serve]\ndecoder_threads = {decoder_threads}\n\n"
+    (folder / "rigs.toml").write_text(serve + rigs)  # serve's own batching: one frame a call on a CPU engine
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "occo_deploy", "serve", "rigs.toml", "--engine", str(engine),
                              "--listen", f"127.0.0.1:{port}"], cwd=folder, stdout=subprocess.DEVNULL,
@@ -102,14 +117,15 @@ def run_serve(n: int, ir: str, vis: str, engine: Path, seconds: float, folder: P
             if time.monotonic() > deadline:
                 raise SystemExit(f"serve with {n} rig(s) fused nothing within 120 s")
             time.sleep(0.5)
-        began = time.monotonic()
+        began, cpu = time.monotonic(), cpu_seconds(proc.pid)
         time.sleep(seconds)
         end = fused() or start
         rate = (end - start) / (time.monotonic() - began)
+        per_frame = (cpu_seconds(proc.pid) - cpu) / max(1, end - start)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-    return rate, memory.stop()
+    return rate, memory.stop(), per_frame
 
 
 def run_live(n: int, ir: str, vis: str, engine: Path, seconds: float, folder: Path) -> tuple[float, float]:
@@ -136,6 +152,9 @@ def main() -> int:
     parser.add_argument("--engine", type=Path, default=ROOT / "export" / "occo.onnx")
     parser.add_argument("--rigs", default="1,2,4,8")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--decoder-threads", default=None,
+                        help="A,B: compare serve with these decoder threads per stream (0: FFmpeg's own) instead")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds of --decoder-threads")
     args = parser.parse_args()
 
     from occo_deploy.runtime.cpu import cpu_description
@@ -144,13 +163,19 @@ def main() -> int:
           f"{CAMERA_FPS:g} fps; {args.seconds:g} s per run")
     cameras = [camera(640, 512), camera(1280, 720)]
     ir, vis = cameras[0][1], cameras[1][1]
+    if args.decoder_threads:
+        try:
+            return compare_threads(args, ir, vis)
+        finally:
+            for proc, _ in cameras:
+                proc.kill()
     rows = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             make_rig(folder)
             for n in (int(x) for x in args.rigs.split(",")):
-                serve_fps, serve_mb = run_serve(n, ir, vis, args.engine, args.seconds, folder)
+                serve_fps, serve_mb, _ = run_serve(n, ir, vis, args.engine, args.seconds, folder)
                 live_fps, live_mb = run_live(n, ir, vis, args.engine, args.seconds, folder)
                 rows.append((n, serve_fps, live_fps, serve_mb, live_mb))
                 print(f"  {n} rig(s): serve {serve_fps:.2f} fps, {serve_mb:.0f} MB; "
@@ -168,6 +193,29 @@ def main() -> int:
     below = [n for n, s_fps, *_ in rows if s_fps / n < CAMERA_FPS]
     print(f"\nserve fuses under the cameras' {CAMERA_FPS:g} fps per rig from "
           f"{below[0] if below else 'none of the tried'} rig(s) on.")
+    return 0
+
+
+def compare_threads(args: argparse.Namespace, ir: str, vis: str) -> int:
+    """serve against serve: the decoders' threads per stream, interleaved ``--repeats`` times per N."""
+    settings = [int(x) for x in args.decoder_threads.split(",")]
+    print(f"decoder threads per stream: {settings} (0: FFmpeg's own, {os.cpu_count()} here); "
+          f"{args.repeats} interleaved rounds")
+    print("\n| rigs | decoder threads | fused fps (per rig) | CPU ms per fused frame | peak MB |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        make_rig(folder)
+        for n in (int(x) for x in args.rigs.split(",")):
+            runs: dict[int, list[tuple[float, float, float]]] = {t: [] for t in settings}
+            for _ in range(args.repeats):
+                for threads in settings:
+                    runs[threads].append(run_serve(n, ir, vis, args.engine, args.seconds, folder, threads))
+            for threads, results in runs.items():
+                fps = sum(r[0] for r in results) / len(results)
+                cpu = sum(r[2] for r in results) / len(results)
+                print(f"| {n} | {threads or 'own'} | {fps:.2f} ({fps / n:.2f}) | {cpu * 1e3:.0f} | "
+                      f"{max(r[1] for r in results):.0f} |", flush=True)
     return 0
 
 

@@ -100,15 +100,23 @@ def _stream(source: Source) -> Capture | None:
         # Read by OpenCV's FFmpeg backend when it opens a capture; process-wide, hence set per open.
         os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{source.rtsp_transport}"
     capture: Capture = open_capture(source.target, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
-                                                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS])
+                                                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS,
+                                                    *_threads(source)])
     return capture
 
 
 def _file(source: Source) -> Capture | None:
     from occo_deploy.video.streams import open_capture
 
-    capture: Capture = open_capture(str(source.target))
+    capture: Capture = open_capture(str(source.target), _threads(source) or None)
     return capture
+
+
+def _threads(source: Source) -> list[int]:
+    """The decoder's thread count as an open parameter; none: FFmpeg's own (one per core, per stream)."""
+    import cv2
+
+    return [cv2.CAP_PROP_N_THREADS, source.decoder_threads] if source.decoder_threads else []
 
 
 def _camera_number(spec: str) -> int | None:
@@ -140,7 +148,7 @@ class Source:
     """One live stream, read on a background thread; use as a context manager or call ``close``."""
 
     def __init__(self, spec: str, what: str, *, keep: int = 4, reconnect_timeout_s: float = 10.0,
-                 rtsp_transport: str = "tcp") -> None:
+                 rtsp_transport: str = "tcp", decoder_threads: int | None = None) -> None:
         self.spec, self.what = spec, what
         #: The source as messages, reports and pages show it: its password masked.
         self.label = mask_credentials(spec)
@@ -149,6 +157,9 @@ class Source:
         self.kind = self._kind.name
         self.reconnect_timeout_s = reconnect_timeout_s
         self.rtsp_transport = rtsp_transport
+        #: Threads of this stream's decoder; None: FFmpeg's default, one per core. A service with many
+        #: streams gives each one: its streams are already decoded in parallel, one thread each.
+        self.decoder_threads = decoder_threads
         self._frames: deque[Captured] = deque(maxlen=keep)
         self._cond = threading.Condition()
         self._stop = threading.Event()

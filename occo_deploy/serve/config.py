@@ -5,6 +5,7 @@
     max_batch = 4                             # frames of all rigs per engine call (default 1 on a CPU, 4 on a GPU)
     batch_wait_ms = 20                        # how long a batch waits for more rigs' frames
     recordings = "recordings"                 # where rigs with record = true write
+    decoder_threads = 1                       # per camera stream; 0: FFmpeg's own (one per core each)
 
     [rigs.gate]
     infrared = "rtsp://admin:${CAM_PASSWORD}@10.0.0.5/thermal"   # ${NAME}: from the environment
@@ -39,7 +40,8 @@ else:  # Python 3.10 (JetPack 6): the same parser, from PyPI
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _VARIABLE = re.compile(r"\$\{([^}]+)\}")
 SERVE_KEYS = {"engine": str, "max_batch": int, "batch_wait_ms": (int, float), "recordings": str,
-              "segment_s": (int, float), "keep_hours": (int, float), "keep_gb": (int, float), "webhook": str}
+              "segment_s": (int, float), "keep_hours": (int, float), "keep_gb": (int, float), "webhook": str,
+              "decoder_threads": int}
 RIG_KEYS = {"infrared": str, "visible": str, "align": str, "fps": (int, float), "record": bool, "publish": str}
 REQUIRED_RIG_KEYS = ("infrared", "visible")
 
@@ -79,6 +81,9 @@ class ServeConfig:
     keep_gb: float | None = None
     #: A URL that gets a JSON POST when a rig goes down or comes back.
     webhook: str | None = None
+    #: Threads per camera stream's decoder: the streams are decoded in parallel already, one reader
+    #: thread each, and the engine takes the cores; 0: FFmpeg's own, one per core for every stream.
+    decoder_threads: int = 1
 
 
 class ConfigError(InputError):
@@ -111,12 +116,17 @@ def load(path: str | Path) -> ServeConfig:
     max_batch = serve.get("max_batch")
     if max_batch is not None and max_batch < 1:
         raise ConfigError(f"{where.key(('serve',), 'max_batch')}: max_batch must be at least 1")
+    decoder_threads = serve.get("decoder_threads", 1)
+    if decoder_threads < 0:
+        raise ConfigError(f"{where.key(('serve',), 'decoder_threads')}: decoder_threads must be 0 (FFmpeg's own "
+                          "choice) or more")
     return ServeConfig(path, rigs, engine=_path(serve.get("engine"), base), max_batch=max_batch,
                        batch_wait_ms=float(serve.get("batch_wait_ms", 20.0)),
                        recordings=_path(serve.get("recordings"), base) or base / "recordings",
                        segment_s=float(serve.get("segment_s", 60.0)), keep_hours=float(serve.get("keep_hours", 24.0)),
                        keep_gb=float(serve["keep_gb"]) if "keep_gb" in serve else None,
-                       webhook=_expand(serve["webhook"], where, ("serve",), "webhook") if "webhook" in serve else None)
+                       webhook=_expand(serve["webhook"], where, ("serve",), "webhook") if "webhook" in serve else None,
+                       decoder_threads=decoder_threads)
 
 
 def rig_from(name: str, table: Any, base: Path, where: _Locator | None = None, expand: bool = True) -> RigConfig:

@@ -56,6 +56,7 @@ class Pending:
 class RigRunner:
     def __init__(self, config: RigConfig, fuser: Fuser, metrics: Metrics, *, recordings: Path | None,
                  segment_s: float = 60.0, keep_hours: float = 24.0, keep_gb: float | None = None,
+                 decoder_threads: int = 1,
                  on_state: Callable[[str, str, str, dict[str, str]], None] | None = None) -> None:
         self.config, self.name, self.metrics = config, config.name, metrics
         self.align: Rig | None = None
@@ -66,8 +67,9 @@ class RigRunner:
         #: The range this rig's frames are stretched over, held across its frames (and reconnections).
         self.stretch: SteadyStretch | None = fuser.steady("steady")
         # Cameras reboot: a service retries for as long as it runs (a 401 at most every 30 s).
-        self.ir = Source(config.infrared, "infrared", reconnect_timeout_s=math.inf)
-        self.vis = Source(config.visible, "visible", reconnect_timeout_s=math.inf)
+        threads = decoder_threads or None
+        self.ir = Source(config.infrared, "infrared", reconnect_timeout_s=math.inf, decoder_threads=threads)
+        self.vis = Source(config.visible, "visible", reconnect_timeout_s=math.inf, decoder_threads=threads)
         self.recorder = Recorder(recordings / config.name, config.name, segment_s, keep_hours, keep_gb) \
             if config.record and recordings is not None else None
         self._on_state = on_state

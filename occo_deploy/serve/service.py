@@ -96,7 +96,7 @@ class Service:
             c = self.config
             runner = RigRunner(rig, self.fuser, self.metrics, recordings=c.recordings if rig.record else None,
                                segment_s=c.segment_s, keep_hours=c.keep_hours, keep_gb=c.keep_gb,
-                               on_state=self._state_changed).start()
+                               decoder_threads=c.decoder_threads, on_state=self._state_changed).start()
             self.rigs[rig.name] = runner
             self.metrics.rigs.set(len(self.rigs))
             return runner

@@ -441,3 +441,19 @@ def _get_or_none(url: str) -> int | None:
         return _get(url)[0]
     except OSError:
         return None
+
+
+def test_a_stream_is_decoded_with_the_threads_it_is_given(tmp_path: Path) -> None:
+    # serve gives each camera's decoder one thread (its streams decode in parallel already); FFmpeg's
+    # own choice is one per core for every stream.
+    from occo_deploy.live.sources import Source
+
+    video = make_video(tmp_path / "vis.mp4", sequence_frames("vi")[:3], 10.0)
+    plain = cv2.VideoCapture(str(video))
+    own = plain.get(cv2.CAP_PROP_N_THREADS)
+    plain.release()
+    for threads, expected in ((1, 1.0), (None, own)):
+        source = Source(str(video), "visible", decoder_threads=threads)
+        capture = source._kind.open(source)
+        assert capture is not None and capture.get(cv2.CAP_PROP_N_THREADS) == expected
+        capture.release()

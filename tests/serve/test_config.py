@@ -55,6 +55,7 @@ visible = "camera:1"
     ('[rigs.gate]\ninfrared = "rtsp://u:${NOPE_NOT_SET}@h/x"\nvisible = "camera:1"\n',
      "rigs.toml:2 (rigs.gate.infrared): the environment has no NOPE_NOT_SET"),
     ('[serve]\nmax_batch = 0\n', "rigs.toml:2 (serve.max_batch): max_batch must be at least 1"),
+    ('[serve]\ndecoder_threads = -1\n', "rigs.toml:2 (serve.decoder_threads): decoder_threads must be 0"),
     ('[rigs."a b"]\ninfrared = "camera:0"\nvisible = "camera:1"\n', "rig name 'a b'"),
     ('[cameras]\n', "rigs.toml:1 (cameras): unknown table or key 'cameras'"),
     ('[rigs.gate\n', "not valid TOML"),
