@@ -156,6 +156,7 @@ def main() -> int:
                         help="A,B: compare serve with these decoder threads per stream (0: FFmpeg's own) instead")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds of --decoder-threads")
     args = parser.parse_args()
+    args.engine = args.engine.resolve()  # serve runs in a folder of its own
 
     from occo_deploy.runtime.cpu import cpu_description
 
