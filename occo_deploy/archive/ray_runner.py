@@ -82,7 +82,7 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
-def _init(ray: Any, address: str | None) -> bool:
+def connect(ray: Any, address: str | None) -> bool:
     """Connect (or start a local instance); True when this call started it. Ray's own logging stays quiet."""
     if ray.is_initialized():
         return False
@@ -122,7 +122,7 @@ def run_on_ray(tasks: list[list[Item]], settings: RunSettings, opts: RayOptions)
     """Tasks run on a pool of Ray Data actors; the engine is described here, before any actor opens it."""
     ray = require("ray", "ray", "archive --ray")
     ray_data = require("ray.data", "ray", "archive --ray")
-    started = _init(ray, opts.address)
+    started = connect(ray, opts.address)
     resources = {k: v for k, v in ray.cluster_resources().items() if not k.startswith("node:")}
     nodes = len([n for n in ray.nodes() if n.get("Alive")])
     workers, threads, gpus = _pool_size(resources, opts, nodes)

@@ -42,6 +42,10 @@ Engine = Annotated[Path | None, typer.Option(
 Provider = Annotated[str | None, typer.Option("--provider", metavar="NAME", help=_providers_help())]
 Backend = Annotated[str, typer.Option("--backend", metavar="NAME", help=_backends_help())]
 Threads = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for inference [default: all].")]
+#: archive and serve: ``--ray`` alone is a local Ray instance (the CLI fills in ``local``, see
+#: ``archive_cmd.ray_argv``); with ADDRESS (host:port), that cluster.
+Ray = Annotated[str | None, typer.Option(
+    "--ray", metavar="[ADDRESS]", help="Run on Ray: alone, a local instance; with ADDRESS (host:port), that cluster.")]
 Batch = Annotated[int, typer.Option("--batch", min=1, help="Frames (image pairs) per inference call.")]
 InFlight = Annotated[int | None, typer.Option(
     "--in-flight", min=1, help="Batches in flight [default: 2 for TensorRT plans, else 1].")]

@@ -6,12 +6,16 @@ import os
 import signal
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from occo_deploy.cli.common import one_line_errors
-from occo_deploy.cli.options import Engine, InferencePrecision, Provider, Threads
+from occo_deploy.cli.options import Engine, InferencePrecision, Provider, Ray, Threads
 from occo_deploy.errors import EngineError, InputError, Terminated
+
+if TYPE_CHECKING:
+    from occo_deploy.serve.service import Serving
 
 TOKEN_VARIABLE = "OCCO_SERVE_TOKEN"
 
@@ -25,6 +29,7 @@ def serve(
     provider: Provider = None,
     threads: Threads = None,
     inference_precision: InferencePrecision = None,
+    ray: Ray = None,
 ) -> None:
     """Fuse many camera rigs with one engine: batched, reconnecting, watched (API, /metrics), recorded."""
     from occo_deploy import log
@@ -40,14 +45,21 @@ def serve(
     token = _token(token_file)
     check_guarded(host, token)  # before the engine loads: a refusal is at once
     run = RunOptions(provider=provider, threads=threads, inference_precision=inference_precision)
-    service = Service(config, engine or config.engine or default_engine(), run)
+    chosen = (engine or config.engine or default_engine()).resolve()
+    service: Serving
+    if ray is not None:
+        from occo_deploy.serve.cluster import ClusterService
+
+        service = ClusterService(config, chosen, run, None if ray == "local" else ray)
+    else:
+        service = Service(config, chosen, run)
     try:
         api = ApiServer(service, host, port, token)
     except OSError as exc:
-        service.fuser.close()
+        service.stop()
         raise InputError(f"cannot listen on {listen}: {exc.strerror}; pick another --listen") from exc
     except BaseException:
-        service.fuser.close()
+        service.stop()
         raise
     reload = threading.Event()
     if hasattr(signal, "SIGHUP"):
@@ -83,13 +95,11 @@ def serve(
     os._exit(0)
 
 
-def _reload(service: object, rigs: Path) -> None:
+def _reload(service: Serving, rigs: Path) -> None:
     """SIGHUP: serve the file as it is now; a file that does not load leaves the rigs as they were."""
     from occo_deploy import log
     from occo_deploy.serve.config import ConfigError, load
-    from occo_deploy.serve.service import Service
 
-    assert isinstance(service, Service)
     try:
         service.reload(load(rigs))
     except ConfigError as exc:

@@ -33,7 +33,7 @@ from occo_deploy import log
 from occo_deploy.errors import InputError
 from occo_deploy.live.preview import parse_address, stream_mjpeg
 from occo_deploy.serve.config import ConfigError, rig_from
-from occo_deploy.serve.service import ConflictError, NotFoundError, Service
+from occo_deploy.serve.service import ConflictError, NotFoundError, Serving
 from occo_deploy.urls import mask_all
 
 _log = log.get("serve")
@@ -77,7 +77,7 @@ def parse_listen(text: str) -> tuple[str, int]:
 class ApiServer:
     """The HTTP side of a ``Service``, on a thread of its own per request."""
 
-    def __init__(self, service: Service, host: str, port: int, token: str | None) -> None:
+    def __init__(self, service: Serving, host: str, port: int, token: str | None) -> None:
         check_guarded(host, token)
         self.service, self.token = service, token
         self._server = ThreadingHTTPServer((host, port), _handler(self))

@@ -41,7 +41,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _VARIABLE = re.compile(r"\$\{([^}]+)\}")
 SERVE_KEYS = {"engine": str, "max_batch": int, "batch_wait_ms": (int, float), "recordings": str,
               "segment_s": (int, float), "keep_hours": (int, float), "keep_gb": (int, float), "webhook": str,
-              "decoder_threads": int}
+              "decoder_threads": int, "rigs_per_engine": int}
 RIG_KEYS = {"infrared": str, "visible": str, "align": str, "fps": (int, float), "record": bool, "publish": str}
 REQUIRED_RIG_KEYS = ("infrared", "visible")
 
@@ -84,6 +84,8 @@ class ServeConfig:
     #: Threads per camera stream's decoder: the streams are decoded in parallel already, one reader
     #: thread each, and the engine takes the cores; 0: FFmpeg's own, one per core for every stream.
     decoder_threads: int = 1
+    #: serve --ray: the most rigs one engine worker takes; beyond the cluster's room rigs wait.
+    rigs_per_engine: int = 8
 
 
 class ConfigError(InputError):
@@ -116,6 +118,9 @@ def load(path: str | Path) -> ServeConfig:
     max_batch = serve.get("max_batch")
     if max_batch is not None and max_batch < 1:
         raise ConfigError(f"{where.key(('serve',), 'max_batch')}: max_batch must be at least 1")
+    rigs_per_engine = serve.get("rigs_per_engine", 8)
+    if rigs_per_engine < 1:
+        raise ConfigError(f"{where.key(('serve',), 'rigs_per_engine')}: rigs_per_engine must be at least 1")
     decoder_threads = serve.get("decoder_threads", 1)
     if decoder_threads < 0:
         raise ConfigError(f"{where.key(('serve',), 'decoder_threads')}: decoder_threads must be 0 (FFmpeg's own "
@@ -126,7 +131,7 @@ def load(path: str | Path) -> ServeConfig:
                        segment_s=float(serve.get("segment_s", 60.0)), keep_hours=float(serve.get("keep_hours", 24.0)),
                        keep_gb=float(serve["keep_gb"]) if "keep_gb" in serve else None,
                        webhook=_expand(serve["webhook"], where, ("serve",), "webhook") if "webhook" in serve else None,
-                       decoder_threads=decoder_threads)
+                       decoder_threads=decoder_threads, rigs_per_engine=rigs_per_engine)
 
 
 def rig_from(name: str, table: Any, base: Path, where: _Locator | None = None, expand: bool = True) -> RigConfig:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from occo_deploy import log
 from occo_deploy.errors import InputError
@@ -33,6 +34,51 @@ _log = log.get("serve")
 POLL_S = 0.003
 #: The window of the engine's busy share (s).
 BUSY_WINDOW_S = 5.0
+
+
+class ServedRig(Protocol):
+    """A rig as the API sees it, on this machine (``RigRunner``) or on a cluster's worker."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def figures(self) -> dict[str, Any]: ...
+
+    def next_preview(self, after: int, timeout: float) -> tuple[int, bytes | None]: ...
+
+
+class Exposition(Protocol):
+    def exposition(self) -> bytes: ...
+
+
+class Serving(Protocol):
+    """What the API and the CLI drive: ``Service`` on one machine, ``cluster.ClusterService`` on Ray."""
+
+    config: ServeConfig
+    error: str | None
+
+    @property
+    def rigs(self) -> Mapping[str, ServedRig]: ...
+
+    @property
+    def metrics(self) -> Exposition: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    def start(self) -> Serving: ...
+
+    def stop(self) -> None: ...
+
+    def add(self, rig: RigConfig) -> ServedRig: ...
+
+    def remove(self, name: str) -> None: ...
+
+    def restart(self, name: str) -> ServedRig: ...
+
+    def reload(self, config: ServeConfig) -> dict[str, list[str]]: ...
+
+    def status(self) -> dict[str, Any]: ...
 
 
 class Service:

@@ -38,8 +38,10 @@ DEFAULT_CODEC = {".mp4": "h264", ".mov": "h264", ".mkv": "h264", ".avi": "ffv1"}
 #: libx264's own default constant quality (lower is better, 0 lossless, 51 worst).
 DEFAULT_CRF = 23
 _FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
-#: Fragmented MP4: a file being written (or cut short) plays up to its last fragment.
-_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+#: Fragmented MP4: a file being written (or cut short) plays up to its last fragment. Each fragment
+#: goes to the file as it closes (flush_packets, and an unbuffered file below): a process killed
+#: outright (a node that loses power) leaves every fragment but the one being filled.
+_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,10 @@ def _bits(text: str) -> int:
 
 
 class Encoder(Protocol):
-    """What a writer thread drives: ``write`` BGR frames in order, then ``close``."""
+    """What a writer thread drives: ``write`` BGR frames in order, then ``close``. ``at`` (seconds from
+    the first frame) stamps a frame by when it was taken, for a stream whose frames come unevenly."""
 
-    def write(self, frame: np.ndarray) -> None: ...
+    def write(self, frame: np.ndarray, at: float | None = None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -185,16 +188,29 @@ class PyAvEncoder:
         self._stream = stream
         self._size = (w, h)
         self._pts = 0
+        self._rate = float(rate)
+        self._gop = max(1, round(fps))
+        self._last_key = -self._gop
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, at: float | None = None) -> None:
         import av
+        from av.video.frame import PictureType
 
         if (frame.shape[1], frame.shape[0]) != self._size:
             frame = cv2.copyMakeBorder(frame, 0, self._size[1] - frame.shape[0], 0, self._size[0] - frame.shape[1],
                                        cv2.BORDER_REPLICATE)
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24")
-        video_frame.pts = self._pts
-        self._pts += 1
+        # Frames in order at the stream's rate, or stamped by ``at`` (a gap stays a gap: the file
+        # plays in real time however unevenly the frames came), never two at one time.
+        pts = self._pts if at is None else max(self._pts, round(at * self._rate))
+        if at is not None and pts - self._last_key >= self._gop:
+            # A keyframe (so a fragment) each second of the stream's time, not each ``fps`` frames:
+            # frames that come slowly would otherwise make fragments of many seconds.
+            video_frame.pict_type = PictureType.I
+        if video_frame.pict_type == PictureType.I:
+            self._last_key = pts
+        video_frame.pts = pts
+        self._pts = pts + 1
         for packet in self._stream.encode(video_frame):
             self._container.mux(packet)
         self._file.check()
@@ -230,7 +246,8 @@ class _CheckedFile:
     kept and raised at the next frame or at close."""
 
     def __init__(self, path: Path) -> None:
-        self._f = open(path, "wb")  # noqa: SIM115 - closed by close(), after the container
+        # Unbuffered: FFmpeg's own buffer holds the bytes until a fragment is whole, then writes it here.
+        self._f = open(path, "wb", buffering=0)  # noqa: SIM115 - closed by close(), after the container
         self.error: OSError | None = None
 
     def write(self, data: bytes) -> int:
@@ -274,8 +291,8 @@ class OpenCvEncoder:
         if not self._writer.isOpened():
             raise OutputError(f"OpenCV cannot write {suffix} video (mp4v) at {path.parent}")
 
-    def write(self, frame: np.ndarray) -> None:
-        self._writer.write(frame)
+    def write(self, frame: np.ndarray, at: float | None = None) -> None:
+        self._writer.write(frame)  # mp4v through OpenCV: a constant rate only, ``at`` is not kept
 
     def close(self) -> None:
         self._writer.release()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import time
@@ -79,3 +80,24 @@ def test_a_disk_that_fails_every_segment_is_said_once_and_each_segment_tries_aga
     segments = sorted(tmp_path.glob("gate-*.mp4"))
     assert int(result.stdout) == len(segments) >= 3  # it went on opening segments
     assert all(segment.stat().st_size == 20_000 for segment in segments)  # each one met the limit
+
+
+def test_a_recording_plays_in_real_time_however_slowly_its_frames_came(tmp_path: Path) -> None:
+    # Cameras at 10 fps, an engine fusing 2 a second: the segment is stamped by when each frame was
+    # taken (a VMS plays it in real time), with a keyframe, so a fragment, each second of it.
+    import av
+
+    frames = [vis for _, vis in clip_pairs(4)]
+    recorder = Recorder(tmp_path, "gate", segment_s=60, keep_hours=24)
+    t0 = time.monotonic()
+    for k in range(20):
+        assert recorder.write(frames[k % 4], 10.0, t0 + 0.5 * k)
+    recorder.close()
+    (segment,) = tmp_path.glob("gate-*.mp4")
+    with av.open(str(segment)) as container:
+        stream = container.streams.video[0]
+        decoded = [(float(f.pts * stream.time_base), f.key_frame) for f in container.decode(stream)]
+    times = [t for t, _ in decoded]
+    assert len(decoded) == 20 and abs(times[-1] - 9.5) < 0.01 and abs(times[1] - 0.5) < 0.01
+    keys = [t for t, key in decoded if key]
+    assert len(keys) >= 9 and all(b - a <= 1.01 for a, b in itertools.pairwise(keys))
