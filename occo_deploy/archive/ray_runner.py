@@ -21,7 +21,9 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +93,10 @@ def connect(ray: Any, address: str | None) -> bool:
     # it makes the core print a line saying so ("logging.cc:303: Set ray log level from environment
     # variable ...") as it starts: the start writes to /dev/null instead of the terminal.
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    # ray.init puts in a SIGTERM handler of its own that exits 15 at once: the caller's (the CLI's
+    # drain, its cleanup of partial outputs) is put back.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
     try:
         with _native_stderr_silenced():
             ray.init(address=address or "local", include_dashboard=False, logging_level=logging.ERROR,
@@ -98,6 +104,9 @@ def connect(ray: Any, address: str | None) -> bool:
     except ConnectionError as exc:
         raise InputError(f"cannot connect to the Ray cluster at {address}: {str(exc).splitlines()[0][:200]}; "
                          "start it with: ray start --head") from exc
+    finally:
+        if main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return True
 
 

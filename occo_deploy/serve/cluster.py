@@ -145,6 +145,9 @@ class ClusterService:
         self.waiting: dict[str, RigConfig] = {}
         self.configs: dict[str, RigConfig] = {}
         self._states: dict[str, str] = {}
+        #: Nodes whose worker was lost: never given a worker again (Ray still lists a node that lost
+        #: power as alive for some seconds; a machine that comes back joins under a new node id).
+        self._gone: set[str] = set()
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="serve-cluster", daemon=True)
@@ -339,7 +342,7 @@ class ClusterService:
             count = max(1, int(resources.get(ENGINE_RESOURCE, 1)))
             gpus = float(resources.get("GPU", 0)) / count
             with self._lock:
-                if any(w.node_id == node_id for w in self.workers.values()):
+                if node_id in self._gone or any(w.node_id == node_id for w in self.workers.values()):
                     continue
             for k in range(count):
                 name = f"{ip}/{node_id[:6]}/{k}"
@@ -400,6 +403,7 @@ class ClusterService:
         with self._lock:
             if self.workers.pop(worker.name, None) is None:
                 return
+            self._gone.add(worker.node_id)
             rigs = sorted(worker.rigs)
             for rig in rigs:
                 self.placed.pop(rig, None)

@@ -113,8 +113,10 @@ def load(path: str | Path) -> ServeConfig:
     rigs_table = data.get("rigs", {})
     if not isinstance(rigs_table, dict):
         raise ConfigError(f"{where.key((), 'rigs')}: 'rigs' must hold tables, [rigs.NAME]")
-    rigs = {name: rig_from(name, table, path.parent, where) for name, table in rigs_table.items()}
-    base = path.parent
+    # Absolute: the paths are opened by processes whose working folder is not this one (serve --ray's
+    # engine workers), and by threads long after the file was read.
+    base = path.absolute().parent
+    rigs = {name: rig_from(name, table, base, where) for name, table in rigs_table.items()}
     max_batch = serve.get("max_batch")
     if max_batch is not None and max_batch < 1:
         raise ConfigError(f"{where.key(('serve',), 'max_batch')}: max_batch must be at least 1")

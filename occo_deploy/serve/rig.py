@@ -151,7 +151,7 @@ class RigRunner:
         self.metrics.fused.labels(self.name).inc()
         self.metrics.latency.labels(self.name).observe(now - t_capture)
         fps = self.config.fps or self.vis.fps or 10.0
-        if self.recorder is not None and not self.recorder.write(fused, fps):
+        if self.recorder is not None and not self.recorder.write(fused, fps, t_capture):
             self.metrics.recording_dropped.labels(self.name).inc()
         if self.publisher is not None:
             self.publisher.offer(fused, fps)
@@ -268,14 +268,16 @@ class Recorder:
         self.segments = 0
         self.dropped = 0
         self._failure: str | None = None
-        self._queue: queue.Queue[tuple[np.ndarray, float] | None] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[tuple[np.ndarray, float, float] | None] = queue.Queue(maxsize=depth)
         self._thread = threading.Thread(target=self._run, name=f"record-{name}", daemon=True)
         self._thread.start()
 
-    def write(self, frame: np.ndarray, fps: float) -> bool:
-        """Hand a fused frame over; False (and counted) when the encoder is behind by a full queue."""
+    def write(self, frame: np.ndarray, fps: float, t: float | None = None) -> bool:
+        """Hand a fused frame over, taken at ``t`` (monotonic s; default now): the recording is stamped
+        by it, so it plays in real time however slowly the engine fused. False (and counted) when the
+        encoder is behind by a full queue."""
         try:
-            self._queue.put_nowait((frame, fps))
+            self._queue.put_nowait((frame, fps, time.monotonic() if t is None else t))
         except queue.Full:
             self.dropped += 1
             return False
@@ -294,20 +296,19 @@ class Recorder:
     # -- the recording thread ----------------------------------------------------------------------------
     def _run(self) -> None:
         encoder: Encoder | None = None
-        opened = -math.inf
+        opened = -math.inf  # when the segment's first frame was taken
         while True:
             item = self._queue.get()
             if item is None:
                 break
-            frame, fps = item
-            now = time.monotonic()
-            if now - opened >= self.segment_s:
+            frame, fps, taken = item
+            if taken - opened >= self.segment_s:
                 self._finish(encoder)
-                encoder, opened = self._open(frame, fps), now  # a failed open is tried again next segment
+                encoder, opened = self._open(frame, fps), taken  # a failed open is tried again next segment
             if encoder is None:
                 continue
             try:
-                encoder.write(frame)
+                encoder.write(frame, at=taken - opened)
             except Exception as exc:  # noqa: BLE001 - a full disk, say: this segment ends, the next tries again
                 self._failed(f"writing {self.current_name} failed: {exc}")
                 self._finish(encoder)
