@@ -5,7 +5,7 @@
     max_batch = 4                             # frames of all rigs per engine call (default 1 on a CPU, 4 on a GPU)
     batch_wait_ms = 20                        # how long a batch waits for more rigs' frames
     recordings = "recordings"                 # where rigs with record = true write
-    decoder_threads = 1                       # per camera stream; 0: FFmpeg's own (one per core each)
+    decoder_threads = 0                       # per camera stream; 0: FFmpeg's own (one per core each)
 
     [rigs.gate]
     infrared = "rtsp://admin:${CAM_PASSWORD}@10.0.0.5/thermal"   # ${NAME}: from the environment
@@ -81,9 +81,10 @@ class ServeConfig:
     keep_gb: float | None = None
     #: A URL that gets a JSON POST when a rig goes down or comes back.
     webhook: str | None = None
-    #: Threads per camera stream's decoder: the streams are decoded in parallel already, one reader
-    #: thread each, and the engine takes the cores; 0: FFmpeg's own, one per core for every stream.
-    decoder_threads: int = 1
+    #: Threads per camera stream's decoder; 0: FFmpeg's own, one per core for every stream. On 2
+    #: cores, 4 rigs fused 10% fewer frames with 1 than with FFmpeg's own (benchmarks/README.md,
+    #: "Serving: decoder threads"); on many cores with many rigs, 1 or 2 bounds the thread count.
+    decoder_threads: int = 0
     #: serve --ray: the most rigs one engine worker takes; beyond the cluster's room rigs wait.
     rigs_per_engine: int = 8
 
@@ -123,7 +124,7 @@ def load(path: str | Path) -> ServeConfig:
     rigs_per_engine = serve.get("rigs_per_engine", 8)
     if rigs_per_engine < 1:
         raise ConfigError(f"{where.key(('serve',), 'rigs_per_engine')}: rigs_per_engine must be at least 1")
-    decoder_threads = serve.get("decoder_threads", 1)
+    decoder_threads = serve.get("decoder_threads", 0)
     if decoder_threads < 0:
         raise ConfigError(f"{where.key(('serve',), 'decoder_threads')}: decoder_threads must be 0 (FFmpeg's own "
                           "choice) or more")

@@ -56,7 +56,7 @@ class Pending:
 class RigRunner:
     def __init__(self, config: RigConfig, fuser: Fuser, metrics: Metrics, *, recordings: Path | None,
                  segment_s: float = 60.0, keep_hours: float = 24.0, keep_gb: float | None = None,
-                 decoder_threads: int = 1,
+                 decoder_threads: int = 0,
                  on_state: Callable[[str, str, str, dict[str, str]], None] | None = None) -> None:
         self.config, self.name, self.metrics = config, config.name, metrics
         self.align: Rig | None = None

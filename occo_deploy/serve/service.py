@@ -95,6 +95,7 @@ class Service:
         self._loop = threading.Thread(target=self._run, name="serve-engine", daemon=True)
         self._turn = 0
         self._busy: deque[tuple[float, float]] = deque()
+        self._calling: float | None = None  # when the engine call in flight began
         self.batches = 0
         self.started = time.monotonic()
         self.error: str | None = None
@@ -238,7 +239,7 @@ class Service:
         return batch
 
     def _fuse(self, group: list[Pending]) -> None:
-        began = time.monotonic()
+        began = self._calling = time.monotonic()
         try:
             fused = self.fuser.fuse_batch([p.ir for p in group], [p.vis for p in group],
                                           stretch=[p.rig.stretch for p in group])
@@ -251,6 +252,8 @@ class Service:
             _log.error("the engine failed: %s", exc, extra={"fields": {"event": "engine_failed"}})
             self._stop.set()
             return
+        finally:
+            self._calling = None
         ended = time.monotonic()
         self._busy.append((began, ended))
         self.batches += 1
@@ -264,7 +267,11 @@ class Service:
         while self._busy and self._busy[0][1] < now - BUSY_WINDOW_S:
             self._busy.popleft()
         window = min(BUSY_WINDOW_S, max(1e-9, now - self.started))
-        return min(1.0, sum(end - max(start, now - window) for start, end in self._busy) / window)
+        spans = list(self._busy)
+        calling = self._calling
+        if calling is not None:  # a call of seconds (a CPU engine, large frames) counts while it runs
+            spans.append((calling, now))
+        return min(1.0, sum(end - max(start, now - window) for start, end in spans) / window)
 
 
 class NotFoundError(InputError):

@@ -444,8 +444,7 @@ def _get_or_none(url: str) -> int | None:
 
 
 def test_a_stream_is_decoded_with_the_threads_it_is_given(tmp_path: Path) -> None:
-    # serve gives each camera's decoder one thread (its streams decode in parallel already); FFmpeg's
-    # own choice is one per core for every stream.
+    # serve's decoder_threads: a given count per stream, or FFmpeg's own choice (one per core).
     from occo_deploy.live.sources import Source
 
     video = make_video(tmp_path / "vis.mp4", sequence_frames("vi")[:3], 10.0)
