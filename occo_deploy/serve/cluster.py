@@ -227,7 +227,11 @@ class ClusterService:
             if worker is not None:
                 worker.rigs.discard(name)
         if worker is not None:
-            self.ray.get(worker.actor.remove.remote(name), timeout=30)
+            try:
+                self.ray.get(worker.actor.remove.remote(name), timeout=30)
+            except Exception as exc:  # noqa: BLE001 - its worker is gone or stuck: the poll gives it up
+                _log.warning("rig %s: its worker %s did not confirm the removal: %s", name, worker.name,
+                             _first_line(exc), extra={"fields": {"event": "remove_unconfirmed", "rig": name}})
         self._place_waiting()
 
     def restart(self, name: str) -> RemoteRig:
@@ -308,12 +312,14 @@ class ClusterService:
             self.waiting_gauge.set(len(self.waiting))
         try:
             self.ray.get(worker.actor.add.remote(rig), timeout=30)
-        except InputError:  # the rig itself (its align file on that node, say): not served, said to the caller
+        except InputError as exc:  # the rig itself (its align file on that node, say): not served, said to the caller
             with self._lock:
                 worker.rigs.discard(rig.name)
                 self.placed.pop(rig.name, None)
                 self.configs.pop(rig.name, None)
-            raise
+            # Ray's error is also an InputError, its text the worker's traceback: the cause is the one line.
+            cause = getattr(exc, "cause", None)
+            raise (cause if isinstance(cause, InputError) else exc) from None
         except Exception:  # noqa: BLE001 - the worker died meanwhile: the poll re-places its rigs
             return False
         _log.info("rig %s: placed on engine worker %s", rig.name, worker.name,

@@ -295,6 +295,8 @@ class Recorder:
 
     # -- the recording thread ----------------------------------------------------------------------------
     def _run(self) -> None:
+        from occo_deploy.video.encode import as_bgr
+
         encoder: Encoder | None = None
         opened = -math.inf  # when the segment's first frame was taken
         while True:
@@ -308,7 +310,7 @@ class Recorder:
             if encoder is None:
                 continue
             try:
-                encoder.write(frame, at=taken - opened)
+                encoder.write(as_bgr(frame), at=taken - opened)
             except Exception as exc:  # noqa: BLE001 - a full disk, say: this segment ends, the next tries again
                 self._failed(f"writing {self.current_name} failed: {exc}")
                 self._finish(encoder)

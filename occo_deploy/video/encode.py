@@ -93,6 +93,14 @@ def _bits(text: str) -> int:
     return int(value)
 
 
+def as_bgr(frame: np.ndarray) -> np.ndarray:
+    """A fused frame as the encoders take it: grey ones (a grey visible camera's) made BGR. OpenCV's
+    writer skips grey frames with only a log line, and PyAV's is told BGR."""
+    if frame.ndim == 2 or frame.shape[2] == 1:
+        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
+    return frame
+
+
 class Encoder(Protocol):
     """What a writer thread drives: ``write`` BGR frames in order, then ``close``. ``at`` (seconds from
     the first frame) stamps a frame by when it was taken, for a stream whose frames come unevenly."""

@@ -231,10 +231,9 @@ class ThreadedWriter:
     def write(self, frame: np.ndarray) -> None:
         if self._error is not None:
             raise OutputError(f"encoding the output video failed: {self._error}") from self._error
-        if frame.ndim == 2 or frame.shape[2] == 1:
-            # The writer is opened for colour; OpenCV skips gray frames with only a log line.
-            frame = cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
-        self._queue.put(frame)
+        from occo_deploy.video.encode import as_bgr
+
+        self._queue.put(as_bgr(frame))
 
     def __enter__(self) -> ThreadedWriter:
         return self

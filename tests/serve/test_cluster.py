@@ -102,6 +102,12 @@ def test_a_lost_node_s_rigs_fuse_again_on_the_other(exported: Path, tmp_path: Pa
         assert status == 200
         workers = {w["name"]: w for w in body["workers"]}
         assert len(workers) == 2 and sorted(len(w["rigs"]) for w in workers.values()) == [2, 2]
+        # A rig its worker cannot start (its align file is not there) is refused in one line, not served.
+        status, body = _call(base, "POST", "/rigs", {"name": "bad", "align": "missing.json",
+                                                     "infrared": f"rtsp://127.0.0.1:{ports[0]}/cam",
+                                                     "visible": f"rtsp://127.0.0.1:{ports[0]}/cam"}, token=None)
+        assert status == 400 and body["error"].startswith("rig file not found"), body
+        assert "\n" not in body["error"] and "bad" not in _rigs(base)
         # The worker on the node about to die: the one not on the head's node (the head runs serve).
         by_node: dict[str, list[str]] = {}
         for worker in workers.values():

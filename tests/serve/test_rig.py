@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from occo_deploy.demo import clip_pairs
@@ -101,3 +102,18 @@ def test_a_recording_plays_in_real_time_however_slowly_its_frames_came(tmp_path:
     assert len(decoded) == 20 and abs(times[-1] - 9.5) < 0.01 and abs(times[1] - 0.5) < 0.01
     keys = [t for t, key in decoded if key]
     assert len(keys) >= 9 and all(b - a <= 1.01 for a, b in itertools.pairwise(keys))
+
+
+def test_a_grey_rig_is_recorded(tmp_path: Path) -> None:
+    # A grey visible camera fuses to grey frames; the recording takes them as they come.
+    grey = cv2.cvtColor(clip_pairs(1)[0][1], cv2.COLOR_BGR2GRAY)
+    recorder = Recorder(tmp_path, "gate", segment_s=60, keep_hours=24)
+    for _ in range(5):
+        assert recorder.write(grey, 10.0)
+    recorder.close()
+    (segment,) = tmp_path.glob("gate-*.mp4")
+    cap = cv2.VideoCapture(str(segment))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok and frame.shape == (*grey.shape, 3)
+    assert np.abs(frame[..., 1].astype(int) - grey).mean() < 4  # H.264 at crf 23
