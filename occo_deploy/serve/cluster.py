@@ -291,8 +291,11 @@ class ClusterService:
 
     # -- placement ------------------------------------------------------------------------------------
     def _no_room(self) -> str:
-        return (f"no engine worker has room: {len(self.workers)} worker(s) x rigs_per_engine = "
-                f"{self.config.rigs_per_engine}; add a node or raise rigs_per_engine")
+        ready = [w for w in self.workers.values() if w.ready]
+        loading = len(self.workers) - len(ready)
+        return (f"no engine worker has room: {len(ready)} worker(s) x rigs_per_engine = "
+                f"{self.config.rigs_per_engine}" + (f", {loading} more loading its engine" if loading else "")
+                + "; add a node or raise rigs_per_engine")
 
     def _place(self, rig: RigConfig) -> bool:
         """Onto the worker with the fewest rigs among those with room; else the rig waits."""
@@ -447,7 +450,8 @@ class ClusterService:
             causes = {k: c.get("cause") for k, c in (figures.get("cameras") or {}).items()
                       if state == "down" and c.get("cause")}
             said = "; ".join(f"{k}: {v}" for k, v in causes.items())
-            _log.info("rig %s: %s on %s%s", name, state, figures.get("worker"), f" ({said})" if said else "",
+            where = f" on {figures['worker']}" if figures.get("worker") else ""
+            _log.info("rig %s: %s%s%s", name, state, where, f" ({said})" if said else "",
                       extra={"fields": {"event": "rig_state", "rig": name, "state": state, "was": was,
                                         "worker": figures.get("worker"), "causes": causes}})
 

@@ -151,6 +151,19 @@ def test_a_lost_node_s_rigs_fuse_again_on_the_other(exported: Path, tmp_path: Pa
         assert status == 200
         _until("the waiting rig is placed", lambda: _rigs(base)["late"]["state"] not in ("waiting",), timeout=15)
 
+        # A node that joins gets a worker of its own, and the next rig goes to it, the least loaded.
+        stack.enter_context(ray_node("--address", address))
+        _until("a worker on the new node", lambda: len([w for w in _call(base, "GET", "/rigs", token=None)[1]["workers"]
+                                                        if w["node"] not in (head_node, lost_node)]) == 1, timeout=90)
+        # The old worker is full again (the late rig took the freed place): the new rig goes to the new
+        # worker, at once if its engine is loaded, else as soon as it is.
+        camera = f"rtsp://admin:{PASSWORD}@127.0.0.1:{ports[1]}/cam"
+        status, body = _call(base, "POST", "/rigs", {"name": "later", "infrared": camera, "visible": camera},
+                             token=None)
+        assert status == 201
+        _until("the new rig fuses on the new node", lambda: _rigs(base)["later"].get("node") not in (head_node, None)
+               and _rigs(base)["later"].get("fused", 0) > 0, timeout=90)
+
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=30) == 0
     events = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
