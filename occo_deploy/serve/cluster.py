@@ -137,6 +137,9 @@ class ClusterService:
         from occo_deploy.archive.ray_runner import connect
 
         self.ray = require("ray", "ray", "serve --ray")
+        # Ray's driver prints the cluster's notices (a node marked dead) on stdout itself, prefixed
+        # "(raylet)": in a service's log they come without terminal colour codes.
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
         self.address = address or "a local Ray instance"
         self._started_ray = connect(self.ray, address)
         self.config, self.engine, self.run = config, engine, run or RunOptions()
