@@ -11,7 +11,7 @@ files``: the same decoding, no network). Each run is measured over ``--seconds``
 first fused frame. Printed per engine and N: fused fps in total and per rig, the engine's busy share,
 and the streams the engine carries at the cameras' rate (the largest N whose rigs each get at least
 95% of 10 fps), the way serving systems publish it: streams per CPU socket or per GPU, at a stated
-resolution and rate. Names the CPU (and the GPU when one is used).
+resolution and rate. Names the CPU; on a GPU machine, say which GPU beside the table.
 """
 
 from __future__ import annotations
