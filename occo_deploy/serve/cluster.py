@@ -27,7 +27,7 @@ from occo_deploy import log
 from occo_deploy.errors import InputError, require
 from occo_deploy.fusing.options import RunOptions
 from occo_deploy.serve.config import RigConfig, ServeConfig
-from occo_deploy.serve.service import ConflictError, NotFoundError
+from occo_deploy.serve.service import ConflictError, NotFoundError, reload_rigs
 
 _log = log.get("serve")
 
@@ -246,19 +246,7 @@ class ClusterService:
     def reload(self, config: ServeConfig) -> dict[str, list[str]]:
         with self._lock:
             current = dict(self.configs)
-        gone = [n for n in current if n not in config.rigs]
-        new = [n for n in config.rigs if n not in current]
-        changed = [n for n in config.rigs if n in current and config.rigs[n] != current[n]]
-        for name in gone + changed:
-            self.remove(name)
-        self.config = config
-        for name in new + changed:
-            self.add(config.rigs[name])
-        said = {"added": new, "removed": gone, "restarted": changed,
-                "unchanged": [n for n in config.rigs if n in current and n not in changed]}
-        _log.info("reloaded %s: %d added, %d removed, %d restarted, %d unchanged", config.path, len(new), len(gone),
-                  len(changed), len(said["unchanged"]), extra={"fields": {"event": "serve_reloaded", **said}})
-        return said
+        return reload_rigs(self, current, config)
 
     def worker_of(self, rig: str) -> _Worker | None:
         with self._lock:

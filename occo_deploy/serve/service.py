@@ -100,10 +100,14 @@ class Service:
         self.started = time.monotonic()
         self.error: str | None = None
         self.webhook = Webhook(config.webhook) if config.webhook else None
-        #: On a CPU engine one frame a call: a batch of N runs no faster than N calls there, and costs
-        #: N times the activations (8 rigs at 1032x720 on OpenVINO INT8 peaked at 12.4 GB batched,
-        #: benchmarks/README.md "Serving"). On a GPU, batches of 4 ran 1.3x the frames of single calls.
-        self.max_batch = config.max_batch or (1 if self.fuser.on_cpu else 4)
+
+    @property
+    def max_batch(self) -> int:
+        """The config's, else on a CPU engine one frame a call: a batch of N runs no faster than N
+        calls there, and costs N times the activations (8 rigs at 1032x720 on OpenVINO INT8 peaked at
+        12.4 GB batched, benchmarks/README.md "Serving"). On a GPU, batches of 4 ran 1.3x the frames
+        of single calls."""
+        return self.config.max_batch or (1 if self.fuser.on_cpu else 4)
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> Service:
@@ -166,24 +170,9 @@ class Service:
         return self.add(config)
 
     def reload(self, config: ServeConfig) -> dict[str, list[str]]:
-        """Serve ``config``'s rigs: new ones start, removed ones stop, changed ones restart, unchanged
-        ones are not touched (their cameras stay connected)."""
         with self._lock:
             current = {name: rig.config for name, rig in self.rigs.items()}
-        gone = [n for n in current if n not in config.rigs]
-        new = [n for n in config.rigs if n not in current]
-        changed = [n for n in config.rigs if n in current and config.rigs[n] != current[n]]
-        for name in gone + changed:
-            self.remove(name)
-        self.config = config
-        self.max_batch = config.max_batch or (1 if self.fuser.on_cpu else 4)
-        for name in new + changed:
-            self.add(config.rigs[name])
-        said = {"added": new, "removed": gone, "restarted": changed,
-                "unchanged": [n for n in config.rigs if n in current and n not in changed]}
-        _log.info("reloaded %s: %d added, %d removed, %d restarted, %d unchanged", config.path, len(new), len(gone),
-                  len(changed), len(said["unchanged"]), extra={"fields": {"event": "serve_reloaded", **said}})
-        return said
+        return reload_rigs(self, current, config)
 
     def _known(self, name: str) -> str:
         if name not in self.rigs:
@@ -272,6 +261,25 @@ class Service:
         if calling is not None:  # a call of seconds (a CPU engine, large frames) counts while it runs
             spans.append((calling, now))
         return min(1.0, sum(end - max(start, now - window) for start, end in spans) / window)
+
+
+def reload_rigs(service: Serving, current: Mapping[str, RigConfig], config: ServeConfig) -> dict[str, list[str]]:
+    """Serve ``config``'s rigs, ``current`` being those served: new ones start, removed ones stop,
+    changed ones restart, unchanged ones are not touched (their cameras stay connected). One
+    machine's ``Service`` and the cluster's head both reload this way."""
+    gone = [n for n in current if n not in config.rigs]
+    new = [n for n in config.rigs if n not in current]
+    changed = [n for n in config.rigs if n in current and config.rigs[n] != current[n]]
+    for name in gone + changed:
+        service.remove(name)
+    service.config = config
+    for name in new + changed:
+        service.add(config.rigs[name])
+    said = {"added": new, "removed": gone, "restarted": changed,
+            "unchanged": [n for n in config.rigs if n in current and n not in changed]}
+    _log.info("reloaded %s: %d added, %d removed, %d restarted, %d unchanged", config.path, len(new), len(gone),
+              len(changed), len(said["unchanged"]), extra={"fields": {"event": "serve_reloaded", **said}})
+    return said
 
 
 class NotFoundError(InputError):
