@@ -17,21 +17,16 @@ resolution and rate. Names the CPU; on a GPU machine, say which GPU beside the t
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from serve_scaling import CAMERA_FPS, PeakMemory, camera, cpu_seconds, make_rig  # noqa: E402
+from serve_scaling import CAMERA_FPS, camera, make_rig, run_serve  # noqa: E402
 
 #: A rig carries the cameras' rate when it gets at least this share of it.
 AT_RATE = 0.95
@@ -58,60 +53,6 @@ def clip_files(folder: Path, seconds: float) -> tuple[str, str]:
     return paths[0], paths[1]
 
 
-def run(n: int, sources: list[tuple[str, str]], engine: Path, seconds: float, folder: Path,
-        extra: list[str]) -> dict[str, float]:
-    """``serve`` with ``n`` rigs: fused fps, the engine's busy share, peak MB, CPU s per fused frame."""
-    rigs = "".join(f'[rigs.r{k}]\ninfrared = "{ir}"\nvisible = "{vis}"\nalign = "rig.json"\n\n'
-                   for k, (ir, vis) in enumerate(sources[:n]))
-    (folder / "rigs.toml").write_text(rigs)
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "occo_deploy", "serve", "rigs.toml", "--engine", str(engine),
-                             "--listen", f"127.0.0.1:{port}", *extra], cwd=folder, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    memory = PeakMemory([proc.pid])
-
-    def state() -> dict[str, object] | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/rigs", timeout=5) as response:
-                body: dict[str, object] = json.load(response)
-            return body
-        except OSError:
-            return None
-
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            body = state()
-            rigs_now = body["rigs"] if body else []
-            if isinstance(rigs_now, list) and rigs_now and all(r["fused"] > 0 for r in rigs_now):
-                break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit(f"serve with {n} rig(s) of {engine} fused nothing within 180 s")
-            time.sleep(0.5)
-        start = sum(r["fused"] for r in rigs_now)
-        began, cpu = time.monotonic(), cpu_seconds(proc.pid)
-        time.sleep(seconds)
-        body = state() or {}
-        rigs_end = body.get("rigs", [])
-        assert isinstance(rigs_end, list)
-        end = sum(r["fused"] for r in rigs_end)
-        elapsed = time.monotonic() - began
-        busy = body.get("busy_ratio") or 0.0
-        result = {"fps": (end - start) / elapsed, "busy": float(busy) if isinstance(busy, (int, float)) else 0.0,
-                  "cpu_ms": (cpu_seconds(proc.pid) - cpu) / max(1, end - start) * 1e3}
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-    result["mb"] = memory.stop()
-    return result
-
-
-def _free_port() -> int:
-    from tests.support import free_port
-
-    return free_port()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engines", default=str(ROOT / "export" / "occo.onnx"),
@@ -130,6 +71,7 @@ def main() -> int:
     extra = ["--provider", args.provider] if args.provider else []
     cameras = []
     rows: list[tuple[str, int, dict[str, float]]] = []
+    carried: dict[str, int] = {}  # engine -> the most rigs it carried at the cameras' rate
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         make_rig(folder)
@@ -137,39 +79,35 @@ def main() -> int:
             # Every rig reads and decodes both streams itself; two shared encoders keep the cameras'
             # own cost (on this machine's cores) the same for any N.
             cameras = [camera(640, 512), camera(1280, 720)]
-            sources = [(cameras[0][1], cameras[1][1])] * max(counts)
+            ir, vis = cameras[0][1], cameras[1][1]
         else:
             ir, vis = clip_files(folder, seconds=args.seconds + 200)
-            sources = [(ir, vis)] * max(counts)
         try:
             for engine in (Path(e).resolve() for e in args.engines.split(",")):  # serve runs in a folder of its own
-                carried = 0
+                carried[engine.name] = 0
                 for n in counts:
-                    result = run(n, sources, engine, args.seconds, folder, extra)
+                    result = run_serve(n, ir, vis, engine, args.seconds, folder, extra=extra)
                     at_rate = result["fps"] / n >= AT_RATE * CAMERA_FPS
-                    carried = n if at_rate else carried
+                    if at_rate:
+                        carried[engine.name] = n
                     rows.append((engine.name, n, result))
                     print(f"  {engine.name}, {n} rig(s): {result['fps']:.2f} fps ({result['fps'] / n:.2f} per rig), "
                           f"busy {result['busy']:.2f}, {result['mb']:.0f} MB", flush=True)
                     if not at_rate:
                         break  # more rigs only share the same engine further
-                rows.append((engine.name, -1, {"carried": carried}))
         finally:
             for proc, _ in cameras:
                 proc.kill()
     print("\n| engine | rigs | fused fps (per rig) | engine busy | CPU ms per frame | peak MB |")
     print("|---|---|---|---|---|---|")
     for name, n, result in rows:
-        if n < 0:
-            continue
         print(f"| {name} | {n} | {result['fps']:.2f} ({result['fps'] / n:.2f}) | {result['busy']:.2f} | "
               f"{result['cpu_ms']:.0f} | {result['mb']:.0f} |")
     print(f"\nStreams carried at {CAMERA_FPS:g} fps (each rig at least {AT_RATE:.0%} of it), 1032x720 fused:")
-    for name, n, result in rows:
-        if n < 0:
-            best = max((r["fps"] for e, k, r in rows if e == name and k > 0), default=0.0)
-            print(f"  {name}: {int(result['carried'])} rig(s); its best total {best:.2f} fused fps is "
-                  f"{best / CAMERA_FPS:.2f} camera-rate stream(s)")
+    for name, most in carried.items():
+        best = max(r["fps"] for e, _, r in rows if e == name)
+        print(f"  {name}: {most} rig(s); its best total {best:.2f} fused fps is "
+              f"{best / CAMERA_FPS:.2f} camera-rate stream(s)")
     return 0
 
 

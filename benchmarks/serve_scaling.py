@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,40 +93,47 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_serve(n: int, ir: str, vis: str, engine: Path, seconds: float, folder: Path,
-              decoder_threads: int | None = None) -> tuple[float, float, float]:
-    """Fused frames per second, peak MB and CPU seconds per fused frame of ``serve`` with ``n`` rigs."""
+              decoder_threads: int | None = None, extra: Sequence[str] = ()) -> dict[str, float]:
+    """``serve`` with ``n`` rigs (``extra``: more of its options), measured over ``seconds`` after every
+    rig's first fused frame: fused frames per second (``fps``), the engine's busy share at the end
+    (``busy``), CPU ms per fused frame (``cpu_ms``) and the peak resident MB (``mb``)."""
     rigs = "".join(f'[rigs.r{k}]\ninfrared = "{ir}"\nvisible = "{vis}"\nalign = "rig.json"\n\n' for k in range(n))
     serve = "" if decoder_threads is None else f"[serve]\ndecoder_threads = {decoder_threads}\n\n"
     (folder / "rigs.toml").write_text(serve + rigs)  # serve's own batching: one frame a call on a CPU engine
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "occo_deploy", "serve", "rigs.toml", "--engine", str(engine),
-                             "--listen", f"127.0.0.1:{port}"], cwd=folder, stdout=subprocess.DEVNULL,
+                             "--listen", f"127.0.0.1:{port}", *extra], cwd=folder, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     memory = PeakMemory([proc.pid])
 
-    def fused() -> int | None:
+    def state() -> tuple[int | None, float]:
+        """Fused frames of all rigs (None until every rig fused one) and the engine's busy share."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/rigs", timeout=5) as response:
-                rigs_now = json.load(response)["rigs"]
-            return sum(r["fused"] for r in rigs_now) if all(r["fused"] > 0 for r in rigs_now) else None
+                body = json.load(response)
         except OSError:
-            return None
+            return None, 0.0
+        rigs_now = body["rigs"]
+        fused = sum(r["fused"] for r in rigs_now) if rigs_now and all(r["fused"] > 0 for r in rigs_now) else None
+        return fused, float(body.get("busy_ratio") or 0.0)
 
     try:
-        deadline = time.monotonic() + 120
-        while (start := fused()) is None:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"serve with {n} rig(s) fused nothing within 120 s")
+        deadline = time.monotonic() + 180
+        while (start := state()[0]) is None:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"serve with {n} rig(s) of {engine.name} fused nothing within 180 s")
             time.sleep(0.5)
         began, cpu = time.monotonic(), cpu_seconds(proc.pid)
         time.sleep(seconds)
-        end = fused() or start
-        rate = (end - start) / (time.monotonic() - began)
-        per_frame = (cpu_seconds(proc.pid) - cpu) / max(1, end - start)
+        fused, busy = state()
+        end = fused or start
+        result = {"fps": (end - start) / (time.monotonic() - began), "busy": busy,
+                  "cpu_ms": (cpu_seconds(proc.pid) - cpu) / max(1, end - start) * 1e3}
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    return rate, memory.stop(), per_frame
+        proc.wait(timeout=60)
+    result["mb"] = memory.stop()
+    return result
 
 
 def run_live(n: int, ir: str, vis: str, engine: Path, seconds: float, folder: Path) -> tuple[float, float]:
@@ -176,7 +184,8 @@ def main() -> int:
             folder = Path(tmp)
             make_rig(folder)
             for n in (int(x) for x in args.rigs.split(",")):
-                serve_fps, serve_mb, _ = run_serve(n, ir, vis, args.engine, args.seconds, folder)
+                served = run_serve(n, ir, vis, args.engine, args.seconds, folder)
+                serve_fps, serve_mb = served["fps"], served["mb"]
                 live_fps, live_mb = run_live(n, ir, vis, args.engine, args.seconds, folder)
                 rows.append((n, serve_fps, live_fps, serve_mb, live_mb))
                 print(f"  {n} rig(s): serve {serve_fps:.2f} fps, {serve_mb:.0f} MB; "
@@ -208,15 +217,15 @@ def compare_threads(args: argparse.Namespace, ir: str, vis: str) -> int:
         folder = Path(tmp)
         make_rig(folder)
         for n in (int(x) for x in args.rigs.split(",")):
-            runs: dict[int, list[tuple[float, float, float]]] = {t: [] for t in settings}
+            runs: dict[int, list[dict[str, float]]] = {t: [] for t in settings}
             for _ in range(args.repeats):
                 for threads in settings:
                     runs[threads].append(run_serve(n, ir, vis, args.engine, args.seconds, folder, threads))
             for threads, results in runs.items():
-                fps = sum(r[0] for r in results) / len(results)
-                cpu = sum(r[2] for r in results) / len(results)
-                print(f"| {n} | {threads or 'own'} | {fps:.2f} ({fps / n:.2f}) | {cpu * 1e3:.0f} | "
-                      f"{max(r[1] for r in results):.0f} |", flush=True)
+                fps = sum(r["fps"] for r in results) / len(results)
+                cpu_ms = sum(r["cpu_ms"] for r in results) / len(results)
+                print(f"| {n} | {threads or 'own'} | {fps:.2f} ({fps / n:.2f}) | {cpu_ms:.0f} | "
+                      f"{max(r['mb'] for r in results):.0f} |", flush=True)
     return 0
 
 
