@@ -234,7 +234,7 @@ class ClusterService:
                 self.ray.get(worker.actor.remove.remote(name), timeout=30)
             except Exception as exc:  # noqa: BLE001 - its worker is gone or stuck: the poll gives it up
                 _log.warning("rig %s: its worker %s did not confirm the removal: %s", name, worker.name,
-                             _first_line(exc), extra={"fields": {"event": "remove_unconfirmed", "rig": name}})
+                             _last_line(exc), extra={"fields": {"event": "remove_unconfirmed", "rig": name}})
         self._place_waiting()
 
     def restart(self, name: str) -> RemoteRig:
@@ -361,7 +361,7 @@ class ClusterService:
         try:
             self.ray.get(worker.actor.ping.remote(), timeout=STARTING_S)
         except Exception as exc:  # the engine failed to load there: the whole service stops
-            raise InputError(f"engine worker {worker.name} did not start: {_first_line(exc)}; check that "
+            raise InputError(f"engine worker {worker.name} did not start: {_last_line(exc)}; check that "
                              f"{self.engine} exists on every node at the same path") from exc
         worker.ready, worker.last_answer = True, time.monotonic()
 
@@ -370,7 +370,7 @@ class ClusterService:
             try:
                 self._poll_once()
             except Exception as exc:  # noqa: BLE001 - the poll must go on; said, not fatal
-                _log.warning("cluster poll failed: %s", _first_line(exc),
+                _log.warning("cluster poll failed: %s", _last_line(exc),
                              extra={"fields": {"event": "poll_failed"}})
 
     def _poll_once(self) -> None:
@@ -489,6 +489,8 @@ class _WorkerMetrics:
         return list(merged.values())
 
 
-def _first_line(exc: BaseException) -> str:
+def _last_line(exc: BaseException) -> str:
+    """One line for an error a Ray call brought back: its text ends with the worker's own exception
+    (an actor that died in ``__init__`` keeps only that text, not the exception), hence the last line."""
     text = str(exc).strip().splitlines()
     return (text[-1] if text else type(exc).__name__)[:300]
