@@ -157,8 +157,8 @@ class Source:
         self.kind = self._kind.name
         self.reconnect_timeout_s = reconnect_timeout_s
         self.rtsp_transport = rtsp_transport
-        #: Threads of this stream's decoder; None: FFmpeg's default, one per core. A service with many
-        #: streams gives each one: its streams are already decoded in parallel, one thread each.
+        #: Threads of this stream's decoder; None: FFmpeg's default, one per core (serve's
+        #: ``decoder_threads`` bounds it for machines of many cores and many streams).
         self.decoder_threads = decoder_threads
         self._frames: deque[Captured] = deque(maxlen=keep)
         self._cond = threading.Condition()

@@ -13,6 +13,9 @@ from typing import Any
 
 #: The states a rig reports, one gauge each (1 for the current one), as kube-state-metrics does.
 STATES = ("connecting", "live", "down", "stopped")
+#: Why a visible frame was never fused: the engine took a newer one, the rig's fps cap, no infrared
+#: partner, refused by the engine.
+DROP_REASONS = ("busy", "fps_cap", "unpaired", "failed")
 #: Capture-to-output latency buckets (s): a CPU engine takes a second or more, a GPU some ms.
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -51,7 +54,7 @@ class Metrics:
             _remove(metric, rig)
         for name in STATES:
             _remove(self.state, rig, name)
-        for reason in ("busy", "fps_cap", "unpaired", "failed"):
+        for reason in DROP_REASONS:
             _remove(self.dropped, rig, reason)
         for camera in ("infrared", "visible"):
             _remove(self.reconnections, rig, camera)

@@ -24,6 +24,7 @@ import numpy as np
 from occo_deploy import log
 from occo_deploy.live.sources import RATE_WINDOW_S, Source, pairing_tolerance_s
 from occo_deploy.serve.config import RigConfig
+from occo_deploy.serve.metrics import DROP_REASONS
 
 if TYPE_CHECKING:
     from occo_deploy.fusing.fuser import Fuser
@@ -79,7 +80,7 @@ class RigRunner:
 
             self.publisher = Publisher(config.publish, config.name)
         self.fused = 0
-        self.dropped = {"busy": 0, "fps_cap": 0, "unpaired": 0, "failed": 0}
+        self.dropped = dict.fromkeys(DROP_REASONS, 0)
         self._failure: str | None = None
         self._last_vis = -1
         self._last_fused_t = -math.inf
