@@ -326,7 +326,7 @@ class Recorder:
         h, w = frame.shape[:2]
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            encoder = open_encoder(path, fps, (w, h), ".mp4", VideoEncoding())
+            encoder = open_encoder(path, fps, (w, h), ".mp4", VideoEncoding(live=True))
         except Exception as exc:  # noqa: BLE001 - OSError or OutputError: said once, tried next segment
             self._failed(f"cannot start a segment in {self.folder}: {exc}")
             return None

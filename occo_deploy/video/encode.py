@@ -37,6 +37,9 @@ CODECS: Mapping[str, tuple[str, ...]] = {
 DEFAULT_CODEC = {".mp4": "h264", ".mov": "h264", ".mkv": "h264", ".avi": "ffv1"}
 #: libx264's own default constant quality (lower is better, 0 lossless, 51 worst).
 DEFAULT_CRF = 23
+#: The live encoding's (``VideoEncoding.live``) default: its short lookahead spends fewer bits at the
+#: same CRF, and 21 brings back the default's size and PSNR (benchmarks/video_encoders.py).
+LIVE_CRF = 21
 _FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
 #: Fragmented MP4: a file being written (or cut short) plays up to its last fragment. Each fragment
 #: goes to the file as it closes (flush_packets, and an unbuffered file below): a process killed
@@ -53,6 +56,12 @@ class VideoEncoding:
     crf: int | None = None
     bitrate: str | None = None  # "4M", "800k": a target bitrate instead of a constant quality
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: A recording a power loss may cut: libx264 holds 3 frames instead of a second's worth plus one
+    #: (its lookahead, capped at the keyframe interval), so the loss is the fragment being filled and
+    #: little more, even at the few frames a second a CPU engine fuses. Same size and quality class
+    #: as the default at ``LIVE_CRF``; ``tune=zerolatency`` holds none but turns off the lookahead's
+    #: bit allocation, which still scenes need most.
+    live: bool = False
 
     def __post_init__(self) -> None:
         if self.codec is not None and self.codec not in CODECS:
@@ -184,10 +193,13 @@ class PyAvEncoder:
             # A keyframe each second: fragments (one per keyframe) of a second, so a file still being
             # written plays up to a second behind, and a disk that fills loses at most the last second.
             x264: dict[str, object] = {"bf": "0", "g": str(max(1, round(fps)))}
+            if encoding.live:
+                x264.update({"rc-lookahead": "2", "sync-lookahead": "0"})
             if encoding.bitrate is not None:
                 stream.bit_rate = _bits(encoding.bitrate)
             else:
-                x264["crf"] = str(DEFAULT_CRF if encoding.crf is None else encoding.crf)
+                default_crf = LIVE_CRF if encoding.live else DEFAULT_CRF
+                x264["crf"] = str(default_crf if encoding.crf is None else encoding.crf)
             stream.options = x264
         else:
             stream = self._container.add_stream("ffv1", rate=rate)

@@ -61,6 +61,44 @@ def test_a_cut_short_mp4_still_plays_what_was_written(tmp_path: Path) -> None:
     assert 0 < len(frames) < 60
 
 
+_WRITE_THEN_HANG = """
+import sys, time
+import numpy as np
+from pathlib import Path
+from occo_deploy.video.encode import VideoEncoding, open_encoder
+live, count = sys.argv[2] == "live", int(sys.argv[3])
+y, x = np.mgrid[0:120, 0:160]
+encoder = open_encoder(Path(sys.argv[1]), 10.0, (160, 120), ".mp4", VideoEncoding(live=live))
+for k in range(count):
+    encoder.write(np.dstack([(x + 4 * k) % 256, (y + 2 * k) % 256, (x + k) % 256]).astype(np.uint8), at=k / 10)
+print("written", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_a_process_killed_outright_keeps_what_the_encoder_let_go(tmp_path: Path, live: bool) -> None:
+    # A node that loses power: no close, no flush. Fragments (a second each, at 10 fps) reach the file
+    # as they close; the live encoding (serve's recordings) holds 3 frames beyond the fragment being
+    # filled, the default a second's worth more (libx264's lookahead).
+    import subprocess
+    import sys
+
+    path = tmp_path / "cut.mp4"
+    proc = subprocess.Popen([sys.executable, "-c", _WRITE_THEN_HANG, str(path), "live" if live else "file", "35"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "written"
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    _, frames, times, _ = _decoded(path)
+    # 35 frames written: the fragments of frames 0-9 and 10-19 closed when frames 10 and 20 came out of
+    # the encoder; live lets frame 30 go too (3 held: 32-34), the default only up to frame 23.
+    assert len(frames) == (30 if live else 20), times
+    assert np.allclose(times, [k / 10 for k in range(len(frames))], atol=1e-3)
+
+
 def test_ffv1_is_lossless_and_keeps_an_odd_size(tmp_path: Path) -> None:
     clip = _clip(8, (121, 161))
     write_video(tmp_path / "f.mkv", clip, 10.0, encoding=VideoEncoding(codec="ffv1"))
