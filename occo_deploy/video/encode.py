@@ -43,7 +43,8 @@ LIVE_CRF = 21
 _FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
 #: Fragmented MP4: a file being written (or cut short) plays up to its last fragment. Each fragment
 #: goes to the file as it closes (flush_packets, and an unbuffered file below): a process killed
-#: outright (a node that loses power) leaves every fragment but the one being filled.
+#: outright (a node that loses power) leaves every fragment but the one being filled and the frames
+#: the encoder still holds (``VideoEncoding.live`` holds fewer).
 _FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 
 
