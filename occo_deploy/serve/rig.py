@@ -173,10 +173,11 @@ class RigRunner:
         ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             return seq, None
+        jpeg = data.tobytes()
         with self._preview:
             if seq >= self._jpeg[0]:
-                self._jpeg = (seq, data.tobytes())
-        return seq, data.tobytes()
+                self._jpeg = (seq, jpeg)
+        return seq, jpeg
 
     # -- state -----------------------------------------------------------------------------------------
     def _consume(self, index: int) -> None:

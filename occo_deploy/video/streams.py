@@ -11,16 +11,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from occo_deploy.errors import InputError, OutputError, option
 from occo_deploy.files import disk_full, keep_partial
-
-if TYPE_CHECKING:
-    from occo_deploy.video.encode import VideoEncoding
+from occo_deploy.video.encode import VideoEncoding, as_bgr, open_encoder
 
 DEFAULT_FPS = 30.0  # for streams that report no frame rate
 
@@ -191,8 +188,6 @@ class ThreadedWriter:
     def __init__(self, path: Path, fps: float, size_wh: tuple[int, int], suffix: str,
                  on_encode: Callable[[float], None] | None = None, depth: int = 8,
                  encoding: VideoEncoding | None = None) -> None:
-        from occo_deploy.video.encode import VideoEncoding, open_encoder
-
         self._encoder = open_encoder(path, fps, size_wh, suffix, encoding or VideoEncoding())
         try:
             self._on_encode = on_encode
@@ -231,8 +226,6 @@ class ThreadedWriter:
     def write(self, frame: np.ndarray) -> None:
         if self._error is not None:
             raise OutputError(f"encoding the output video failed: {self._error}") from self._error
-        from occo_deploy.video.encode import as_bgr
-
         self._queue.put(as_bgr(frame))
 
     def __enter__(self) -> ThreadedWriter:
