@@ -16,6 +16,7 @@ where they were, playable up to their last fragment. Rigs for which no worker ha
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import threading
@@ -413,8 +414,6 @@ class ClusterService:
                    ", ".join(rigs) or "(none)",
                    extra={"fields": {"event": "worker_lost", "worker": worker.name, "node": worker.node_id,
                                      "why": why, "rigs": rigs}})
-        import contextlib
-
         with contextlib.suppress(Exception):
             self.ray.kill(worker.actor)  # a worker that stopped answering might still fuse: never twice
         for rig in rigs:
