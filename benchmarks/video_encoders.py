@@ -20,6 +20,7 @@ from its lookahead, and lasts seconds when frames come at the rate a CPU engine 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -64,12 +65,13 @@ def held(frames: list[np.ndarray], path: Path, suffix: str, encoding: VideoEncod
 def psnr(path: Path, frames: list[np.ndarray]) -> float:
     """Mean PSNR of the decoded video against the frames written (inf where lossless)."""
     import av
-    import cv2
     import numpy as np
+
+    from occo_deploy.engines.gate import psnr as image_psnr
 
     with av.open(str(path)) as container:
         decoded = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
-    return float(np.mean([cv2.PSNR(a, b[:a.shape[0], :a.shape[1]]) for a, b in zip(frames, decoded, strict=True)]))
+    return float(np.mean([image_psnr(a, b[:a.shape[0], :a.shape[1]]) for a, b in zip(frames, decoded, strict=True)]))
 
 
 def main() -> int:
@@ -120,7 +122,7 @@ def main() -> int:
                   "|---|---|---|---|---|---|---|")
             for label, *_ in CODECS:
                 ms, size_b = (statistics.median(v) for v in zip(*runs[label]))
-                db = "lossless" if quality[label] > 100 else f"{quality[label]:.2f}"
+                db = "lossless" if math.isinf(quality[label]) else f"{quality[label]:.2f}"
                 print(f"| {label} | {ms:.1f} | {ms / base_ms:.2f}x | {size_b / args.frames / 1000:.1f} | "
                       f"{size_b / base_size:.2f}x | {db} | {kept.get(label, '-')} |")
     return 0
